@@ -1,0 +1,214 @@
+"""The pure core of ingestion: merge new alerts into an object's stored history.
+
+Given what the store holds of an object (:class:`ObjectHistory`) and the new alerts
+of that object, :func:`plan_object_write` returns exactly the writes that bring the
+store up to date (:class:`ObjectWrite`): new or replaced documents and changed
+derived fields, nothing else.  Re-ingesting alerts therefore writes nothing, and the
+result does not depend on the order alerts arrive in.
+
+Precedence for a detection seen several times (same ``candid``): the version that was
+an alert's own ``candidate`` (``has_stamp``) always wins; a ``prv_candidates`` copy
+never overwrites it; among ``prv_candidates`` copies the one carried by the earliest
+alert (smallest ``parent_candid``) is kept, so the outcome is order-independent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nightjar.alerts import MJD_OFFSET, ParsedAlert
+from nightjar.correction import CORRECTION_FIELDS, correct_light_curve
+from nightjar.magstats import object_statistics
+from nightjar.sky import hpx_index
+
+#: Derived per-detection fields; recomputed from the whole history on every update.
+DERIVED_FIELDS = ("corrected", "dubious", "stellar", *CORRECTION_FIELDS)
+#: Raw detection fields the correction and statistics read.
+PHOTOMETRY_FIELDS = ("candid", "oid", "mjd", "fid", "ra", "dec", "magpsf", "sigmapsf",
+                     "isdiffpos", "distnr", "magnr", "sigmagnr", "chinr", "sharpnr",
+                     "sgscore1", "distpsnr1", "rfid")
+#: What the store must return of each stored detection (a projection, to keep reads small).
+HISTORY_FIELDS = ("_id", "hpx", "has_stamp", "parent_candid", *PHOTOMETRY_FIELDS,
+                  *DERIVED_FIELDS)
+#: Fields kept on a non-detection (upper limit).
+NON_DETECTION_FIELDS = ("fid", "pid", "jd", "diffmaglim", "field", "rcid", "programid")
+#: Sentinel ZTF writes in forced-photometry fluxes that could not be measured.
+FP_NO_FLUX = -99999.0
+
+Doc = dict[str, Any]
+
+
+@dataclass
+class ObjectHistory:
+    """What the store holds of one object (detections as :data:`HISTORY_FIELDS` projections)."""
+
+    oid: str
+    object_doc: Doc | None = None
+    detections: dict[int, Doc] = field(default_factory=dict)
+    non_detections: dict[str, Doc] = field(default_factory=dict)
+    forced_ids: set[str] = field(default_factory=set)
+
+    @property
+    def hpx(self) -> int | None:
+        return None if self.object_doc is None else self.object_doc["hpx"]
+
+
+@dataclass
+class ObjectWrite:
+    """The writes that bring one object up to date; empty when nothing changed."""
+
+    oid: str
+    hpx: int
+    moved_from_hpx: int | None = None  #: old anchor when an earlier detection moved it
+    moved_ids: dict[str, list[Any]] = field(default_factory=dict)  #: collection -> _ids
+    object_doc: Doc | None = None  #: full replacement, or None when unchanged
+    detections: list[Doc] = field(default_factory=list)  #: full new/replacement documents
+    detection_updates: list[tuple[int, Doc]] = field(default_factory=list)  #: candid, $set
+    non_detections: list[Doc] = field(default_factory=list)
+    forced_photometry: list[Doc] = field(default_factory=list)
+    new_detections: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.moved_from_hpx is not None or self.object_doc or self.detections
+                    or self.detection_updates or self.non_detections or self.forced_photometry)
+
+
+def non_detection_id(oid: str, fid: int, mjd: float) -> str:
+    """Stable identity of an upper limit: object, band and epoch (ALeRCE's key)."""
+    return f"{oid}_{fid}_{mjd:.8f}"
+
+
+def forced_photometry_id(oid: str, pid: int) -> str:
+    return f"{oid}_{pid}"
+
+
+def _detection(oid: str, raw: Mapping[str, Any], parent: int | None) -> Doc:
+    doc = dict(raw)
+    doc.update(_id=raw["candid"], oid=oid, mjd=raw["jd"] - MJD_OFFSET,
+               has_stamp=parent is None, parent_candid=parent)
+    return doc
+
+
+def _forced(oid: str, raw: Mapping[str, Any]) -> Doc:
+    """A forced-photometry point, with an apparent magnitude where the flux allows one."""
+    doc = dict(raw)
+    doc.update(_id=forced_photometry_id(oid, raw["pid"]), oid=oid,
+               mjd=raw["jd"] - MJD_OFFSET, forced=True, mag=None, e_mag=None)
+    flux, err, zp = raw.get("forcediffimflux"), raw.get("forcediffimfluxunc"), raw.get("magzpsci")
+    if flux is not None and flux > 0 and flux != FP_NO_FLUX and zp is not None:
+        doc["mag"] = zp - 2.5 * math.log10(flux)
+        if err is not None and err > 0:
+            doc["e_mag"] = 1.0857362047581294 * err / flux  # 2.5 / ln 10
+    return doc
+
+
+def _wins(new: Doc, old: Doc) -> bool:
+    """Whether detection version ``new`` replaces ``old`` (same candid)."""
+    if old["has_stamp"]:
+        return False
+    if new["has_stamp"]:
+        return True
+    return bool(new["parent_candid"] < old["parent_candid"])
+
+
+def collect(oid: str, alerts: Iterable[ParsedAlert]) -> tuple[dict[int, Doc], dict[str, Doc],
+                                                              dict[str, Doc]]:
+    """Detections, non-detections and forced photometry carried by a set of alerts of one object.
+
+    Each candid appears once, chosen by the precedence rule of this module.
+    """
+    dets: dict[int, Doc] = {}
+    nds: dict[str, Doc] = {}
+    fps: dict[str, Doc] = {}
+
+    def offer(doc: Doc) -> None:
+        cur = dets.get(doc["_id"])
+        if cur is None or _wins(doc, cur):
+            dets[doc["_id"]] = doc
+
+    for alert in alerts:
+        offer(_detection(oid, alert.candidate, None))
+        for prv in alert.prv_candidates:
+            if prv.get("candid") is not None:
+                offer(_detection(oid, prv, alert.candid))
+            else:
+                mjd = prv["jd"] - MJD_OFFSET
+                nd_id = non_detection_id(oid, prv["fid"], mjd)
+                nds.setdefault(nd_id, {"_id": nd_id, "oid": oid, "mjd": mjd,
+                                       **{k: prv.get(k) for k in NON_DETECTION_FIELDS}})
+        for fp in alert.fp_hists:
+            if fp.get("pid") is not None and fp.get("jd") is not None:
+                doc = _forced(oid, fp)
+                fps.setdefault(doc["_id"], doc)
+    return dets, nds, fps
+
+
+def anchor_hpx(detections: Iterable[Mapping[str, Any]]) -> int:
+    """HEALPix anchor of an object: the pixel of its earliest detection (by mjd, candid)."""
+    first = min(detections, key=lambda d: (d["mjd"], d["candid"]))
+    return hpx_index(first["ra"], first["dec"])
+
+
+def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectWrite:
+    """Merge new alerts of one object with its stored history; return the needed writes.
+
+    Parameters
+    ----------
+    history : ObjectHistory
+        What the store holds of the object (empty for a new object).
+    alerts : sequence of ParsedAlert
+        New alerts of this object, in any order, duplicates allowed.
+    """
+    oid = history.oid
+    new_dets, new_nds, new_fps = collect(oid, alerts)
+    merged: dict[int, Doc] = dict(history.detections)
+    replaced: set[int] = set()
+    for candid, doc in new_dets.items():
+        old = merged.get(candid)
+        if old is None or _wins(doc, old):
+            merged[candid] = doc
+            replaced.add(candid)
+    non_detections = {**new_nds, **history.non_detections}
+
+    corrected = correct_light_curve(merged.values())
+    hpx = anchor_hpx(corrected)
+    write = ObjectWrite(oid=oid, hpx=hpx)
+    if history.hpx is not None and history.hpx != hpx:
+        write.moved_from_hpx = history.hpx
+        write.moved_ids = {
+            "detections": sorted(c for c in history.detections if c not in replaced),
+            "non_detections": sorted(history.non_detections),
+            "forced_photometry": sorted(history.forced_ids),
+        }
+    for det in corrected:
+        candid = det["candid"]
+        if candid in replaced:
+            det["hpx"] = hpx
+            write.detections.append(det)
+            write.new_detections += candid not in history.detections
+        else:
+            stored = history.detections[candid]
+            changed = {k: det[k] for k in DERIVED_FIELDS if stored.get(k) != det[k]}
+            if changed:
+                write.detection_updates.append((candid, changed))
+    write.non_detections = [{**nd, "hpx": hpx} for nd_id, nd in new_nds.items()
+                            if nd_id not in history.non_detections]
+    write.forced_photometry = [{**fp, "hpx": hpx} for fp_id, fp in new_fps.items()
+                               if fp_id not in history.forced_ids]
+    object_doc = {"_id": oid, "hpx": hpx,
+                  **object_statistics(oid, corrected, list(non_detections.values()))}
+    if object_doc != history.object_doc:
+        write.object_doc = object_doc
+    return write
+
+
+def group_by_object(alerts: Iterable[ParsedAlert]) -> dict[str, list[ParsedAlert]]:
+    """Alerts grouped by objectId, preserving arrival order within each object."""
+    groups: dict[str, list[ParsedAlert]] = {}
+    for alert in alerts:
+        groups.setdefault(alert.oid, []).append(alert)
+    return groups

@@ -1,0 +1,117 @@
+"""Sky geometry: the HEALPix index carried by every document, cone ranges, separations.
+
+Every stored document carries ``hpx``, the **nested** HEALPix pixel at order 29
+(nside = 2**29, pixels of about 0.39 mas) of its object's *anchor* position (the
+position of the object's earliest detection).  Why this choice:
+
+* In the nested scheme every pixel of a coarser order k is one contiguous range of
+  order-29 indices, ``[p << 2(29-k), (p+1) << 2(29-k))``.  Range-sharding on ``hpx``
+  therefore splits the sky into compact regions at whatever granularity the balancer
+  picks, zones can be declared at any order, and cone searches become a short list of
+  index ranges, all from one integer field.
+* Order 29 is the finest healpy supports and still fits a signed 64-bit integer
+  (12 * 4**29 < 2**63), so nothing is lost by storing the finest order.
+* Using the *object's* anchor (not each detection's own position) on every document
+  of the object makes the shard key ``{hpx: 1, oid: 1}`` put an object and its whole
+  light curve on one shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import healpy as hp
+import numpy as np
+from astropy.coordinates import angular_separation
+
+HPX_ORDER = 29
+HPX_NSIDE = 1 << HPX_ORDER
+#: Detections of one ZTF object lie within 1.5 arcsec of each other; cone searches on
+#: the anchor pixel are widened by this margin so no object is missed [arcsec].
+ANCHOR_MARGIN_ARCSEC = 5.0
+#: Upper bound on HEALPix pixels returned by a cone before merging into ranges.
+_MAX_CONE_PIXELS = 256
+
+
+def hpx_index(ra: float, dec: float) -> int:
+    """Nested HEALPix index at :data:`HPX_ORDER` of a position.
+
+    Parameters
+    ----------
+    ra, dec : float
+        ICRS right ascension and declination [deg].
+    """
+    return int(hp.ang2pix(HPX_NSIDE, ra, dec, nest=True, lonlat=True))
+
+
+def _query_order(radius_deg: float) -> int:
+    """Finest order at which a cone of this radius covers at most a few hundred pixels."""
+    for order in range(HPX_ORDER, -1, -1):
+        pixel_deg = np.degrees(hp.nside2resol(1 << order))
+        # a disc of radius r covers roughly pi r^2 / pixel^2 pixels, plus its rim
+        if np.pi * (radius_deg / pixel_deg + 1.0) ** 2 <= _MAX_CONE_PIXELS:
+            return order
+    return 0
+
+
+def cone_ranges(ra: float, dec: float, radius_deg: float) -> list[tuple[int, int]]:
+    """Order-29 index ranges ``[lo, hi)`` covering a cone (a superset: filter exactly after).
+
+    Parameters
+    ----------
+    ra, dec : float
+        Cone centre [deg].
+    radius_deg : float
+        Cone radius [deg]; must be positive.
+    """
+    if not radius_deg > 0:
+        raise ValueError("cone radius must be positive")
+    order = _query_order(radius_deg)
+    vec = hp.ang2vec(ra, dec, lonlat=True)
+    pixels = np.sort(hp.query_disc(1 << order, vec, np.radians(radius_deg),
+                                   inclusive=True, nest=True))
+    shift = 2 * (HPX_ORDER - order)
+    ranges: list[tuple[int, int]] = []
+    for pixel in pixels.tolist():
+        lo, hi = pixel << shift, (pixel + 1) << shift
+        if ranges and ranges[-1][1] == lo:
+            ranges[-1] = (ranges[-1][0], hi)
+        else:
+            ranges.append((lo, hi))
+    return ranges
+
+
+def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Great-circle separation [deg] between two ICRS positions given in degrees."""
+    return float(np.degrees(angular_separation(np.radians(ra1), np.radians(dec1),
+                                               np.radians(ra2), np.radians(dec2))))
+
+
+def mean_position(ra: Sequence[float], dec: Sequence[float]) -> tuple[float, float, float, float]:
+    """Mean position and scatter of a set of detections, correct across RA = 0/360.
+
+    Parameters
+    ----------
+    ra, dec : sequence of float
+        Detection positions [deg].
+
+    Returns
+    -------
+    meanra, meandec : float
+        Direction of the mean unit vector [deg].
+    sigmara, sigmadec : float
+        Population standard deviation of the offsets from the mean along RA
+        (times cos dec, i.e. on the sky) and Dec [arcsec].
+    """
+    ra_r = np.radians(np.asarray(ra, dtype=float))
+    dec_r = np.radians(np.asarray(dec, dtype=float))
+    x = np.mean(np.cos(dec_r) * np.cos(ra_r))
+    y = np.mean(np.cos(dec_r) * np.sin(ra_r))
+    z = np.mean(np.sin(dec_r))
+    mean_ra = float(np.degrees(np.arctan2(y, x)) % 360.0)
+    mean_dec = float(np.degrees(np.arctan2(z, np.hypot(x, y))))
+    # wrap RA offsets into (-180, 180] so a cluster at RA ~ 0 has a small scatter
+    d_ra = (np.degrees(ra_r) - mean_ra + 180.0) % 360.0 - 180.0
+    sigma_ra = float(np.sqrt(np.mean((d_ra * np.cos(np.radians(mean_dec))) ** 2)) * 3600.0)
+    sigma_dec = float(np.sqrt(np.mean((np.degrees(dec_r) - mean_dec) ** 2)) * 3600.0)
+    return mean_ra, mean_dec, sigma_ra, sigma_dec
