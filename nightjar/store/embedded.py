@@ -122,7 +122,7 @@ class EmbeddedMongo:
             log = open(self.home / "nx-27017.log", "ab")  # noqa: SIM115 (owned by the child)
             self._process = subprocess.Popen(
                 [_nx_executable(), "--db", str(self.home / DB_FILE), "--host", "127.0.0.1",
-                 "-p", str(port)],
+                 "-p", str(port), "--pid-file", str(self.home / "nx-27017.pid")],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
             log.close()
@@ -130,7 +130,7 @@ class EmbeddedMongo:
             deadline = time.monotonic() + self.startup_timeout
             while not _answers(uri):
                 if self._process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
+                    self._terminate()
                     raise EmbeddedServerError(
                         f"nx-27017 did not start; see {self.home / 'nx-27017.log'}")
                 time.sleep(0.1)
@@ -140,9 +140,18 @@ class EmbeddedMongo:
 
     def stop(self) -> None:
         """Stop the server if this instance started it (a reused one is left running)."""
-        proc, self._process = self._process, None
+        proc = self._terminate()
         if proc is None:
             return
+        with contextlib.suppress(OSError, ValueError), self._lock():
+            state = json.loads(self.state_path.read_text())
+            if state.get("pid") == proc.pid:
+                self.state_path.unlink()
+
+    def _terminate(self) -> subprocess.Popen[bytes] | None:
+        proc, self._process = self._process, None
+        if proc is None:
+            return None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -150,10 +159,7 @@ class EmbeddedMongo:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        with contextlib.suppress(OSError), self._lock():
-            state = json.loads(self.state_path.read_text())
-            if state.get("pid") == proc.pid:
-                self.state_path.unlink()
+        return proc
 
     def __enter__(self) -> str:
         return self.start()
