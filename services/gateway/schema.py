@@ -1,0 +1,243 @@
+"""The GraphQL schema: objects, light curves and statistics with ALeRCE's field names.
+
+Resolvers are thin: they translate arguments, call :class:`NightjarStore` (injected
+through the request context) and map documents onto types.  Field names are ALeRCE's
+in camelCase (``magpsfCorr``, ``sigmapsfCorrExt``, ``magmeanCorr``...).  ZTF ids
+(``candid``, ``pid``, ``rfid``) exceed GraphQL's 32-bit ``Int`` and JavaScript's
+2**53, so they travel as the ``BigInt`` scalar, serialised as a decimal string.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NewType
+
+import strawberry
+from strawberry.types import Info
+
+from nightjar.store.mongo import Cone, NightjarStore, ObjectFilter
+from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
+
+MAX_PAGE = 500
+
+BigInt = strawberry.scalar(
+    NewType("BigInt", int),
+    serialize=lambda v: str(v),
+    parse_value=lambda v: int(v),
+    description="64-bit integer (ZTF candid, pid, rfid), serialised as a decimal string",
+)
+
+
+@dataclass
+class GatewayContext:
+    store: NightjarStore
+
+
+def _store(info: Info[GatewayContext, None]) -> NightjarStore:
+    return info.context.store
+
+
+def _pick(cls: type, doc: Mapping[str, Any], **extra: Any) -> Any:
+    """Build a strawberry type from a document: its declared fields, missing ones null."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{n: doc.get(n) for n in names if n not in extra}, **extra)
+
+
+@strawberry.type(description="A detection: an alert candidate or a prv_candidate")
+class Detection:
+    candid: BigInt  # type: ignore[valid-type]
+    oid: str
+    mjd: float
+    fid: int
+    ra: float
+    dec: float
+    magpsf: float
+    sigmapsf: float
+    isdiffpos: str
+    corrected: bool
+    dubious: bool
+    stellar: bool
+    magpsf_corr: float | None = strawberry.field(description="corrected magnitude [mag]")
+    sigmapsf_corr: float | None = strawberry.field(description="its error, eq. A28 [mag]")
+    sigmapsf_corr_ext: float | None = strawberry.field(description="its error, eq. A29 [mag]")
+    distnr: float | None
+    magnr: float | None
+    sigmagnr: float | None
+    diffmaglim: float | None
+    rb: float | None
+    drb: float | None
+    rfid: BigInt | None  # type: ignore[valid-type]
+    field: int | None
+    rcid: int | None
+    has_stamp: bool = strawberry.field(description="true when it was an alert's own candidate")
+    parent_candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="the alert whose prv_candidates carried it; null for a candidate")
+
+
+@strawberry.type(description="An upper limit (a prv_candidate without candid)")
+class NonDetection:
+    oid: str
+    fid: int
+    mjd: float
+    diffmaglim: float | None
+
+
+@strawberry.type(description="A forced-photometry point (fp_hists), kept apart from detections")
+class ForcedPhotometry:
+    oid: str
+    pid: BigInt  # type: ignore[valid-type]
+    fid: int
+    mjd: float
+    forcediffimflux: float | None
+    forcediffimfluxunc: float | None
+    magzpsci: float | None
+    mag: float | None
+    e_mag: float | None
+    forced: bool
+
+
+@strawberry.type(description="Statistics of one band of one object")
+class MagStats:
+    fid: int
+    band: str
+    ndet: int
+    ndubious: int
+    nrfid: int
+    magmean: float | None
+    magmedian: float | None
+    magmax: float | None
+    magmin: float | None
+    magsigma: float | None
+    magfirst: float | None
+    maglast: float | None
+    magmean_corr: float | None
+    magmedian_corr: float | None
+    magmax_corr: float | None
+    magmin_corr: float | None
+    magsigma_corr: float | None
+    magfirst_corr: float | None
+    maglast_corr: float | None
+    firstmjd: float
+    lastmjd: float
+    corrected: bool
+    stellar: bool
+    dmdt_first: float | None
+    dm_first: float | None
+    sigmadm_first: float | None
+    dt_first: float | None
+    saturation_rate: float | None
+
+
+@strawberry.type(name="Object", description="An astronomical object and its statistics")
+class AstroObject:
+    oid: str
+    ndet: int
+    firstmjd: float
+    lastmjd: float
+    deltajd: float
+    meanra: float = strawberry.field(description="mean right ascension [deg]")
+    meandec: float = strawberry.field(description="mean declination [deg]")
+    sigmara: float = strawberry.field(description="RA scatter on the sky [arcsec]")
+    sigmadec: float = strawberry.field(description="Dec scatter [arcsec]")
+    corrected: bool
+    stellar: bool
+    g_r_max: float | None
+    g_r_max_corr: float | None
+    g_r_mean: float | None
+    g_r_mean_corr: float | None
+    reference_change: bool
+    magstats: list[MagStats]
+
+    @strawberry.field(description="detections in time order")
+    async def detections(self, info: Info[GatewayContext, None]) -> list[Detection]:
+        docs = await _store(info).light_curve(DETECTIONS, self.oid)
+        return [_pick(Detection, d) for d in docs]
+
+    @strawberry.field(description="upper limits in time order")
+    async def non_detections(self, info: Info[GatewayContext, None]) -> list[NonDetection]:
+        docs = await _store(info).light_curve(NON_DETECTIONS, self.oid)
+        return [_pick(NonDetection, d) for d in docs]
+
+    @strawberry.field(description="forced photometry in time order")
+    async def forced_photometry(self, info: Info[GatewayContext, None]
+                                ) -> list[ForcedPhotometry]:
+        docs = await _store(info).light_curve(FORCED_PHOTOMETRY, self.oid)
+        return [_pick(ForcedPhotometry, d) for d in docs]
+
+
+def _object(doc: Mapping[str, Any]) -> AstroObject:
+    stats = [_pick(MagStats, m) for m in doc.get("magstats", [])]
+    return _pick(AstroObject, doc, magstats=stats)  # type: ignore[no-any-return]
+
+
+@strawberry.input(description="A cone: centre in degrees, radius in arcseconds")
+class ConeInput:
+    ra: float
+    dec: float
+    radius: float
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class ObjectEdge:
+    cursor: str
+    node: AstroObject
+
+
+@strawberry.type(description="A page of objects ordered by oid (cursor pagination)")
+class ObjectConnection:
+    edges: list[ObjectEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[AstroObject]:
+        return [e.node for e in self.edges]
+
+
+def encode_cursor(oid: str) -> str:
+    return base64.urlsafe_b64encode(oid.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="one object by its ZTF objectId")
+    async def object(self, info: Info[GatewayContext, None], oid: str) -> AstroObject | None:
+        doc = await _store(info).get_object(oid)
+        return None if doc is None else _object(doc)
+
+    @strawberry.field(description="objects filtered by ndet, firstmjd and a cone, by oid")
+    async def objects(
+        self, info: Info[GatewayContext, None],
+        ndet_min: int | None = None, ndet_max: int | None = None,
+        firstmjd_min: float | None = None, firstmjd_max: float | None = None,
+        cone: ConeInput | None = None, first: int = 50, after: str | None = None,
+    ) -> ObjectConnection:
+        if not 1 <= first <= MAX_PAGE:
+            raise ValueError(f"first must be between 1 and {MAX_PAGE}")
+        flt = ObjectFilter(
+            ndet_min=ndet_min, ndet_max=ndet_max, firstmjd_min=firstmjd_min,
+            firstmjd_max=firstmjd_max,
+            cone=Cone(cone.ra, cone.dec, cone.radius) if cone else None)
+        docs, more = await _store(info).find_objects(
+            flt, after=decode_cursor(after) if after else None, limit=first)
+        edges = [ObjectEdge(cursor=encode_cursor(d["_id"]), node=_object(d)) for d in docs]
+        return ObjectConnection(edges=edges, page_info=PageInfo(
+            has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+
+
+schema = strawberry.Schema(query=Query)
