@@ -114,13 +114,13 @@ def ingest_command(
 def db_init() -> None:
     """Create the collections' indexes (idempotent)."""
 
-    async def run() -> dict[str, list[str]]:
+    async def run() -> dict[str, list[tuple[tuple[str, int | str], ...]]]:
         async with open_store(_settings()) as store:
             await store.init()
-            return await store.index_names()
+            return await store.index_keys()
 
-    for coll, names in asyncio.run(run()).items():
-        out.print(f"{coll}: {', '.join(names)}")
+    for coll, keys in asyncio.run(run()).items():
+        out.print(f"{coll}: " + ", ".join(str(dict(k)) for k in keys), markup=False)
 
 
 @db_app.command("shard-script")

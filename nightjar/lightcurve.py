@@ -180,7 +180,7 @@ def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> 
     if history.hpx is not None and history.hpx != hpx:
         write.moved_from_hpx = history.hpx
         write.moved_ids = {
-            "detections": sorted(c for c in history.detections if c not in replaced),
+            "detections": sorted(history.detections),
             "non_detections": sorted(history.non_detections),
             "forced_photometry": sorted(history.forced_ids),
         }

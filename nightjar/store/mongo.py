@@ -99,11 +99,12 @@ class NightjarStore:
                     list(index.keys), name=index.name, unique=index.unique))
         return created
 
-    async def index_names(self) -> dict[str, list[str]]:
+    async def index_keys(self) -> dict[str, list[tuple[tuple[str, int | str], ...]]]:
+        """Key patterns of each collection's indexes (nx-27017 renames indexes, so keys)."""
         out = {}
         for spec in COLLECTIONS:
             info = await self.db[spec.name].index_information()
-            out[spec.name] = sorted(info)
+            out[spec.name] = sorted(tuple((k, d) for k, d in i["key"]) for i in info.values())
         return out
 
     # ------------------------------------------------------------------ history

@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: setup demo test lint typecheck generated bench clean
+
+setup:  ## create .venv with the locked dependencies (installs uv when missing)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+demo: setup  ## ingest real (../shared) and simulated alerts, then serve GraphQL on :8000
+	$(UV) run nightjar demo
+
+lint: setup
+	$(UV) run ruff check .
+
+typecheck: setup
+	$(UV) run mypy
+
+generated: setup  ## fail when generated files drift from their sources
+	$(UV) run python tools/gen_ztf_schema.py --check
+	$(UV) run python tools/export_graphql_schema.py --check
+
+test: lint typecheck generated  ## lint, type-check, drift checks and the whole test suite
+	$(UV) run pytest
+
+bench: setup  ## throughput benchmarks (see README)
+	$(UV) run python -m bench.bench_ingest
+
+clean:
+	rm -rf .nightjar .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real wire-protocol MongoDB, the shared real data, simulated alerts.
+
+The database is the embedded nx-27017 server, fresh per session, unless ``MONGODB_URI``
+is set: then the same tests run against that real MongoDB.  Each test gets its own
+database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from nightjar.alerts import AlertSource
+from nightjar.archive import LocalArchive
+from nightjar.ingest import BatchProcessor, RawInput
+from nightjar.settings import Settings
+from nightjar.simulate import AlertSimulator
+from nightjar.store import EmbeddedMongo, NightjarStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    configured = Settings().shared_data
+    return configured if configured.is_absolute() else (ROOT / configured).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not (path / "ztf").is_dir():
+        pytest.skip(f"real data not found at {path} (set NIGHTJAR_SHARED_DATA); CI has it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    with EmbeddedMongo(tmp_path_factory.mktemp("nightjar-home")) as embedded_uri:
+        yield embedded_uri
+
+
+@pytest.fixture
+async def store(mongo_uri: str) -> AsyncIterator[NightjarStore]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    name = f"nightjar_test_{uuid.uuid4().hex[:10]}"
+    store = NightjarStore(client[name])
+    await store.init()
+    try:
+        yield store
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.fixture
+def processor(store: NightjarStore, tmp_path: Path) -> BatchProcessor:
+    return BatchProcessor(store, LocalArchive(tmp_path / "archive"))
+
+
+@pytest.fixture(scope="session")
+def simulated() -> list[tuple[str, int, bytes]]:
+    """300 simulated alerts (objectId, candid, Avro bytes), in time order."""
+    return list(AlertSimulator(seed=7).packets(300))
+
+
+def as_inputs(packets: list[tuple[str, int, bytes]]) -> list[RawInput]:
+    return [RawInput(raw, AlertSource("file", path=f"{oid}_{candid}.avro"))
+            for oid, candid, raw in packets]
