@@ -208,9 +208,12 @@ def encode_cursor(oid: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        oid = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+    if not oid:
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return oid
 
 
 @strawberry.type
