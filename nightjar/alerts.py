@@ -18,7 +18,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from fastavro.read import HEADER_SCHEMA
@@ -26,6 +26,7 @@ from fastavro.read import HEADER_SCHEMA
 MJD_OFFSET = 2400000.5  #: mjd = jd - 2400000.5
 AVRO_MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
+_HEADER_SCHEMA = fastavro.parse_schema(HEADER_SCHEMA)
 CUTOUT_KINDS = ("science", "template", "difference")
 _CUTOUT_FIELDS = {"science": "cutoutScience", "template": "cutoutTemplate",
                   "difference": "cutoutDifference"}
@@ -156,7 +157,7 @@ class AlertDecoder:
 
     def _decode_container(self, raw: bytes) -> list[dict[str, Any]]:
         buf = io.BytesIO(raw)
-        header = fastavro.schemaless_reader(buf, HEADER_SCHEMA)
+        header = cast(dict[str, Any], fastavro.schemaless_reader(buf, _HEADER_SCHEMA))
         meta = header["meta"]
         codec = meta.get("avro.codec", b"null").decode()
         if "avro.schema" not in meta:
@@ -178,7 +179,7 @@ class AlertDecoder:
                 raise AlertRejected("corrupt Avro container: sync marker mismatch")
             block = io.BytesIO(data)
             for _ in range(count):
-                records.append(fastavro.schemaless_reader(block, schema))
+                records.append(cast(dict[str, Any], fastavro.schemaless_reader(block, schema)))
         if not records:
             raise AlertRejected("Avro container holds no records")
         return records

@@ -18,7 +18,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, BatchResult, IngestSummary, expand_paths, ingest, iter_inputs
+from nightjar.ingest import (
+    BatchProcessor,
+    BatchResult,
+    IngestSummary,
+    expand_paths,
+    ingest,
+    iter_inputs,
+)
 from nightjar.settings import Settings
 from nightjar.store import open_store
 from nightjar.store.schema import shard_script

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import tarfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +146,16 @@ class BatchProcessor:
         self.store = store
         self.archive = archive
         self.decoder = decoder or AlertDecoder()
+        #: seconds spent per stage since creation (decode, archive, load, plan, write)
+        self.stage_seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[name] += time.perf_counter() - start
 
     def parse(self, inputs: Sequence[RawInput]) -> tuple[list[ParsedAlert], list[DeadLetter]]:
         alerts: list[ParsedAlert] = []
@@ -160,24 +171,29 @@ class BatchProcessor:
 
     async def process(self, inputs: Sequence[RawInput]) -> BatchResult:
         result = BatchResult(inputs=len(inputs))
-        alerts, result.dead_letters = self.parse(inputs)
-        for alert in alerts:
-            self.archive.put(alert)
+        with self._stage("decode"):
+            alerts, result.dead_letters = self.parse(inputs)
+        with self._stage("archive"):
+            for alert in alerts:
+                self.archive.put(alert)
         groups = group_by_object(alerts)
-        histories = await self.store.load_histories(groups)
-        for oid, group in groups.items():
-            try:
-                write = plan_object_write(histories[oid], group)
-            except Exception as exc:  # one bad object must not sink the batch
-                result.dead_letters += [
-                    DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
-                               reason=f"processing failed: {type(exc).__name__}: {exc}")
-                    for a in group]
-                continue
-            result.alerts += group
-            if not write.empty:
-                result.writes.append(write)
-        summary = await self.store.write(result.writes, result.dead_letters)
+        with self._stage("load"):
+            histories = await self.store.load_histories(groups)
+        with self._stage("plan"):
+            for oid, group in groups.items():
+                try:
+                    write = plan_object_write(histories[oid], group)
+                except Exception as exc:  # one bad object must not sink the batch
+                    result.dead_letters += [
+                        DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
+                                   reason=f"processing failed: {type(exc).__name__}: {exc}")
+                        for a in group]
+                    continue
+                result.alerts += group
+                if not write.empty:
+                    result.writes.append(write)
+        with self._stage("write"):
+            summary = await self.store.write(result.writes, result.dead_letters)
         result.new_detections = summary.new_detections
         result.objects_written = summary.objects
         return result

@@ -7,6 +7,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
@@ -107,7 +108,7 @@ def test_prv_candidates_split_into_detections_and_limits() -> None:
     assert alert.candidate["jd"] - MJD_OFFSET > 60000  # mjd of the 2024 simulation epoch
 
 
-def _real_schema(shared_data: Path) -> dict:
+def _real_schema(shared_data: Path) -> Any:
     named: dict = {}
     folder = shared_data / "ztf" / "schema" / "v4.02"
     for part in ("cutout", "candidate", "prv_candidate", "fp_hist"):
@@ -127,8 +128,9 @@ def test_simulated_alerts_are_valid_against_the_published_schema(shared_data: Pa
 
 
 def test_simulated_cutouts_hold_a_psf_source() -> None:
-    from astropy.io import fits
     import gzip
+
+    from astropy.io import fits
 
     sim = AlertSimulator(seed=2)
     _, _, raw = next(iter(sim.packets(1)))

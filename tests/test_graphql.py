@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from graphql import parse, validate
-
 from nightjar.ingest import BatchProcessor, ingest
 from nightjar.store import NightjarStore
 from services.gateway.schema import GatewayContext, schema

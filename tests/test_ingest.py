@@ -103,7 +103,7 @@ async def test_candidate_version_wins_over_prv_candidates(
     by_oid: dict[str, list[tuple[str, int, bytes]]] = {}
     for packet in simulated:
         by_oid.setdefault(packet[0], []).append(packet)
-    oid, packets = max(by_oid.items(), key=lambda kv: len(kv[1]))
+    _oid, packets = max(by_oid.items(), key=lambda kv: len(kv[1]))
     early, late = packets[-2], packets[-1]
     # the late alert carries the early candid among its prv_candidates: ingest it first
     await ingest(processor, as_inputs([late]), batch_size=10)
@@ -132,7 +132,7 @@ async def test_garbage_in_a_batch_is_dead_lettered_and_the_rest_stored(
 
 async def test_archive_keeps_raw_avro_and_cutouts(
         processor: BatchProcessor, simulated: list[tuple[str, int, bytes]]) -> None:
-    oid, candid, raw = simulated[0]
+    _oid, candid, raw = simulated[0]
     await ingest(processor, as_inputs([simulated[0]]), batch_size=1)
     archive = processor.archive
     assert archive.get_avro(candid) == raw

@@ -170,7 +170,7 @@ class AstroObject:
 
 def _object(doc: Mapping[str, Any]) -> AstroObject:
     stats = [_pick(MagStats, m) for m in doc.get("magstats", [])]
-    return _pick(AstroObject, doc, magstats=stats)  # type: ignore[no-any-return]
+    return _pick(AstroObject, doc, magstats=stats)
 
 
 @strawberry.input(description="A cone: centre in degrees, radius in arcseconds")
