@@ -47,7 +47,7 @@ async def ingest_rate(payloads: list[bytes], workdir: Path, batch_size: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000, help="simulated alerts")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=2000)
     args = parser.parse_args()
     t0 = time.perf_counter()
     payloads = [raw for _, _, raw in AlertSimulator(seed=1).packets(args.n)]

@@ -8,6 +8,7 @@ drive the same processor.
 
 from __future__ import annotations
 
+import asyncio
 import tarfile
 import time
 from collections import Counter, defaultdict
@@ -146,7 +147,7 @@ class BatchProcessor:
         self.store = store
         self.archive = archive
         self.decoder = decoder or AlertDecoder()
-        #: seconds spent per stage since creation (decode, archive, load, plan, write)
+        #: seconds spent per stage since creation (decode, archive+load, plan, write)
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
 
     @contextmanager
@@ -169,16 +170,23 @@ class BatchProcessor:
             dead += bad
         return alerts, dead
 
+    def _archive(self, alerts: Sequence[ParsedAlert]) -> None:
+        for alert in alerts:
+            self.archive.put(alert)
+
     async def process(self, inputs: Sequence[RawInput]) -> BatchResult:
         result = BatchResult(inputs=len(inputs))
         with self._stage("decode"):
             alerts, result.dead_letters = self.parse(inputs)
-        with self._stage("archive"):
-            for alert in alerts:
-                self.archive.put(alert)
         groups = group_by_object(alerts)
-        with self._stage("load"):
-            histories = await self.store.load_histories(groups)
+        # archive files (a thread: file I/O releases the GIL) while the history loads;
+        # both must finish before anything is written to the store
+        with self._stage("archive+load"):
+            archived = asyncio.create_task(asyncio.to_thread(self._archive, alerts))
+            try:
+                histories = await self.store.load_histories(groups)
+            finally:
+                await archived
         with self._stage("plan"):
             for oid, group in groups.items():
                 try:

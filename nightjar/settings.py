@@ -27,7 +27,7 @@ class Settings(BaseSettings):
         default=None, description="alert archive directory (default: <home>/archive)")
     shared_data: Path = Field(default=Path("../shared/data"),
                               description="real data used by tests and the demo")
-    batch_size: int = Field(default=500, ge=1, le=100_000,
+    batch_size: int = Field(default=2000, ge=1, le=100_000,
                             description="alerts per ingestion batch")
     graphql_host: str = "127.0.0.1"
     graphql_port: int = Field(default=8000, ge=0, le=65535)
