@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,12 @@ EXAMPLE_QUERY = """{
     pageInfo { hasNextPage endCursor }
   }
 }"""
+
+
+@app.callback()
+def _main() -> None:
+    # SIGTERM must unwind like Ctrl-C so the embedded database server is stopped too
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _settings() -> Settings:
