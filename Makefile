@@ -18,8 +18,8 @@ typecheck: setup
 	$(UV) run mypy
 
 generated: setup  ## fail when generated files drift from their sources
-	$(UV) run python tools/gen_ztf_schema.py --check
-	$(UV) run python tools/export_graphql_schema.py --check
+	$(UV) run python -m tools.gen_ztf_schema --check
+	$(UV) run python -m tools.export_graphql_schema --check
 
 test: lint typecheck generated  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest

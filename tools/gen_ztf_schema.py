@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tools.drift import write_or_check
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "nightjar" / "ztf_schema.py"
 DEFAULT_DIR = ROOT.parent / "shared" / "data" / "ztf" / "schema" / "v4.02"
@@ -68,17 +70,8 @@ def main() -> int:
     if not schema_dir.is_dir():
         print(f"skipped: ZTF schema directory {schema_dir} not found (needs ../shared/data)")
         return 0
-    text = render(build(schema_dir))
-    if "--check" in sys.argv:
-        if OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} drifted from {schema_dir}: regenerate it")
-            return 1
-        print(f"{OUT.name} matches {schema_dir}")
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)} from {schema_dir}")
-    return 0
-
+    return write_or_check(OUT, render(build(schema_dir)),
+                          "uv run python -m tools.gen_ztf_schema")
 
 if __name__ == "__main__":
     sys.exit(main())
