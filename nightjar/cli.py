@@ -21,7 +21,6 @@ from rich.table import Table
 from nightjar.archive import LocalArchive
 from nightjar.ingest import (
     BatchProcessor,
-    BatchResult,
     IngestSummary,
     expand_paths,
     ingest,
@@ -91,13 +90,10 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
                       TextColumn("{task.fields[stored]} stored, {task.fields[dead]} rejected"),
                       TimeElapsedColumn(), console=err, transient=False) as progress:
             task = progress.add_task("ingest", total=len(files), stored=0, dead=0)
-            stored = dead = 0
 
-            def advance(result: BatchResult) -> None:
-                nonlocal stored, dead
-                stored += len(result.alerts)
-                dead += len(result.dead_letters)
-                progress.update(task, advance=result.inputs, stored=stored, dead=dead)
+            def advance(totals: IngestSummary) -> None:
+                progress.update(task, completed=totals.inputs, stored=totals.alerts_stored,
+                                dead=totals.dead_lettered)
 
             return await ingest(processor, iter_inputs(files), batch_size, on_batch=advance)
 

@@ -208,14 +208,17 @@ class BatchProcessor:
 
 
 async def ingest(processor: BatchProcessor, inputs: Iterable[RawInput], batch_size: int,
-                 on_batch: Callable[[BatchResult], None] | None = None) -> IngestSummary:
-    """Run the embedded pipeline over inputs in batches; return the totals."""
+                 on_batch: Callable[[IngestSummary], None] | None = None) -> IngestSummary:
+    """Run the embedded pipeline over inputs in batches; return the totals.
+
+    ``on_batch`` is called with the running totals after each batch (progress bars).
+    """
     summary = IngestSummary()
     start = time.perf_counter()
     for batch in batched(inputs, batch_size):
         result = await processor.process(batch)
         summary.add(result)
         if on_batch:
-            on_batch(result)
+            on_batch(summary)
     summary.seconds = time.perf_counter() - start
     return summary

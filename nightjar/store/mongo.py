@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bson import Binary
@@ -69,7 +69,6 @@ class WriteSummary:
     forced_photometry: int = 0
     moved_objects: int = 0
     dead_letters: int = 0
-    by_collection: dict[str, int] = field(default_factory=dict)
 
 
 def _key(oid: str, hpx: int, _id: Any) -> Doc:
@@ -168,8 +167,6 @@ class NightjarStore:
             for coll in (*LIGHT_CURVE_COLLECTIONS, OBJECTS):
                 if batch[coll]:
                     await self.db[coll].bulk_write(batch[coll], ordered=False)
-                    summary.by_collection[coll] = summary.by_collection.get(coll, 0) + len(
-                        batch[coll])
         if dead_letters:
             await self.db[DEAD_LETTERS].bulk_write(
                 [self._dead_letter_op(d, now or dt.datetime.now(dt.UTC)) for d in dead_letters],
