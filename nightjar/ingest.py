@@ -1,9 +1,9 @@
 """The embedded pipeline runner: files in, store and archive updated, a summary out.
 
-The step cores (:func:`nightjar.alerts.parse_payload`,
-:func:`nightjar.lightcurve.plan_object_write`) are pure; :class:`BatchProcessor` is
-the thin driver that chains them with the archive and the store.  The Kafka workers
-drive the same processor.
+The step cores (:func:`nightjar.alerts.parse_payload` and the per-object steps of
+:mod:`stream.topology`) are pure; :class:`BatchProcessor` is the thin driver that
+chains them with the archive and the store.  The Kafka worker drives the same
+processor.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nightjar.alerts import AlertDecoder, AlertSource, DeadLetter, ParsedAlert, parse_payload
 from nightjar.archive import AlertArchive
-from nightjar.lightcurve import ObjectWrite, group_by_object, plan_object_write
+from nightjar.lightcurve import ObjectState, ObjectWrite, group_by_object, merge_alerts, plan_write
 from nightjar.store.mongo import NightjarStore
+from stream.topology import DEFAULT_TOPOLOGY, Topology
 
 AVRO_SUFFIXES = (".avro",)
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -95,13 +97,26 @@ def batched(items: Iterable[RawInput], size: int) -> Iterator[list[RawInput]]:
 
 
 @dataclass
+class StepStats:
+    """Counts of one step over one batch: alerts in, out, dead-lettered; seconds spent."""
+
+    n_in: int = 0
+    n_out: int = 0
+    n_dead: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
 class BatchResult:
     inputs: int = 0
     alerts: list[ParsedAlert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     writes: list[ObjectWrite] = field(default_factory=list)
+    #: each stored object's document after this batch (what the publish step reports)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_detections: int = 0
     objects_written: int = 0
+    steps: dict[str, StepStats] = field(default_factory=lambda: defaultdict(StepStats))
 
 
 @dataclass
@@ -130,7 +145,7 @@ class IngestSummary:
 
 
 class BatchProcessor:
-    """Parse, archive, merge, correct, aggregate and store one batch of inputs.
+    """Run the topology's steps from *ingest* to *store* over one batch of inputs.
 
     Parameters
     ----------
@@ -140,23 +155,30 @@ class BatchProcessor:
         Where raw packets and cutouts go before the store is written.
     decoder : AlertDecoder, optional
         Shared decoder with its writer-schema cache.
+    topology : Topology, optional
+        The steps and their hooks (default: :data:`stream.topology.DEFAULT_TOPOLOGY`).
     """
 
     def __init__(self, store: NightjarStore, archive: AlertArchive,
-                 decoder: AlertDecoder | None = None):
+                 decoder: AlertDecoder | None = None, topology: Topology = DEFAULT_TOPOLOGY):
         self.store = store
         self.archive = archive
         self.decoder = decoder or AlertDecoder()
-        #: seconds spent per stage since creation (decode, archive+load, plan, write)
+        self.topology = topology
+        self._object_steps = topology.object_steps()
+        #: seconds spent per step since creation
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
 
     @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
+    def _timed(self, result: BatchResult, name: str) -> Iterator[StepStats]:
+        stats = result.steps[name]
         start = time.perf_counter()
         try:
-            yield
+            yield stats
         finally:
-            self.stage_seconds[name] += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            stats.seconds += elapsed
+            self.stage_seconds[name] += elapsed
 
     def parse(self, inputs: Sequence[RawInput]) -> tuple[list[ParsedAlert], list[DeadLetter]]:
         alerts: list[ParsedAlert] = []
@@ -174,34 +196,64 @@ class BatchProcessor:
         for alert in alerts:
             self.archive.put(alert)
 
+    def _run_object_steps(self, result: BatchResult,
+                          states: dict[str, ObjectState]) -> dict[str, ObjectState]:
+        for name, step in self._object_steps:
+            with self._timed(result, name) as stats:
+                survivors: dict[str, ObjectState] = {}
+                for oid, state in states.items():
+                    stats.n_in += len(state.alerts)
+                    try:
+                        survivors[oid] = step(state)
+                        stats.n_out += len(state.alerts)
+                    except Exception as exc:  # one bad object must not sink the batch
+                        stats.n_dead += len(state.alerts)
+                        result.dead_letters += [
+                            DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
+                                       reason=f"step {name} failed: {type(exc).__name__}: {exc}")
+                            for a in state.alerts]
+                states = survivors
+        return states
+
     async def process(self, inputs: Sequence[RawInput]) -> BatchResult:
+        """Ingest, correct, aggregate, apply hooks and store one batch.
+
+        Raises only when the store or the archive fails (nothing was acknowledged then,
+        so the caller may retry the same batch); bad inputs become dead letters.
+        """
         result = BatchResult(inputs=len(inputs))
-        with self._stage("decode"):
+        with self._timed(result, "ingest") as stats:
             alerts, result.dead_letters = self.parse(inputs)
-        groups = group_by_object(alerts)
-        # archive files (a thread: file I/O releases the GIL) while the history loads;
-        # both must finish before anything is written to the store
-        with self._stage("archive+load"):
+            stats.n_in, stats.n_out, stats.n_dead = len(inputs), len(alerts), len(
+                result.dead_letters)
+            groups = group_by_object(alerts)
+            # archive files (a thread: file I/O releases the GIL) while the history loads;
+            # both must finish before anything is written to the store
             archived = asyncio.create_task(asyncio.to_thread(self._archive, alerts))
             try:
                 histories = await self.store.load_histories(groups)
             finally:
                 await archived
-        with self._stage("plan"):
-            for oid, group in groups.items():
+            states = {oid: merge_alerts(histories[oid], group) for oid, group in groups.items()}
+        states = self._run_object_steps(result, states)
+        with self._timed(result, "store") as stats:
+            for oid, state in list(states.items()):
                 try:
-                    write = plan_object_write(histories[oid], group)
-                except Exception as exc:  # one bad object must not sink the batch
+                    write = plan_write(state)
+                except Exception as exc:
+                    del states[oid]
                     result.dead_letters += [
                         DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
-                                   reason=f"processing failed: {type(exc).__name__}: {exc}")
-                        for a in group]
+                                   reason=f"step store failed: {type(exc).__name__}: {exc}")
+                        for a in state.alerts]
+                    stats.n_dead += len(state.alerts)
                     continue
-                result.alerts += group
+                result.alerts += state.alerts
+                result.objects[oid] = write.current
                 if not write.empty:
                     result.writes.append(write)
-        with self._stage("write"):
             summary = await self.store.write(result.writes, result.dead_letters)
+            stats.n_in = stats.n_out = len(result.alerts)
         result.new_detections = summary.new_detections
         result.objects_written = summary.objects
         return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nightjar.alerts import MJD_OFFSET, ParsedAlert
@@ -70,6 +70,8 @@ class ObjectWrite:
     non_detections: list[Doc] = field(default_factory=list)
     forced_photometry: list[Doc] = field(default_factory=list)
     new_detections: int = 0
+    #: the object's document after this write (also when unchanged): what is published
+    current: Doc = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -153,8 +155,40 @@ def anchor_hpx(detections: Iterable[Mapping[str, Any]]) -> int:
     return hpx_index(first["ra"], first["dec"])
 
 
-def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectWrite:
-    """Merge new alerts of one object with its stored history; return the needed writes.
+@dataclass
+class ObjectState:
+    """One object as it moves through the per-object steps of the topology.
+
+    :func:`merge_alerts` creates it from the stored history and the new alerts; each
+    later step (:func:`correct_object`, :func:`aggregate_object`, the xmatch and
+    classification hooks) returns an updated copy; :func:`plan_write` turns it into
+    the writes the store needs.
+    """
+
+    history: ObjectHistory
+    alerts: Sequence[ParsedAlert]
+    detections: dict[int, Doc]  #: merged history + new, one version per candid
+    replaced: set[int]  #: candids whose stored version the new alerts add or replace
+    new_non_detections: dict[str, Doc]
+    new_forced: dict[str, Doc]
+    corrected: list[Doc] = field(default_factory=list)
+    statistics: Doc = field(default_factory=dict)
+    #: nearest source per catalogue, filled by the xmatch hooks
+    xmatch: dict[str, Doc] = field(default_factory=dict)
+    #: classifier outputs, filled by the classification hooks
+    probabilities: list[Doc] = field(default_factory=list)
+
+    @property
+    def oid(self) -> str:
+        return self.history.oid
+
+    @property
+    def non_detections(self) -> list[Doc]:
+        return list({**self.new_non_detections, **self.history.non_detections}.values())
+
+
+def merge_alerts(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectState:
+    """Merge new alerts of one object with its stored history (precedence rules above).
 
     Parameters
     ----------
@@ -163,8 +197,7 @@ def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> 
     alerts : sequence of ParsedAlert
         New alerts of this object, in any order, duplicates allowed.
     """
-    oid = history.oid
-    new_dets, new_nds, new_fps = collect(oid, alerts)
+    new_dets, new_nds, new_fps = collect(history.oid, alerts)
     merged: dict[int, Doc] = dict(history.detections)
     replaced: set[int] = set()
     for candid, doc in new_dets.items():
@@ -172,11 +205,36 @@ def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> 
         if old is None or _wins(doc, old):
             merged[candid] = doc
             replaced.add(candid)
-    non_detections = {**new_nds, **history.non_detections}
+    return ObjectState(history=history, alerts=alerts, detections=merged, replaced=replaced,
+                       new_non_detections=new_nds, new_forced=new_fps)
 
-    corrected = correct_light_curve(merged.values())
-    hpx = anchor_hpx(corrected)
-    write = ObjectWrite(oid=oid, hpx=hpx)
+
+def correct_object(state: ObjectState) -> ObjectState:
+    """Step *correct*: difference to apparent magnitudes over the whole light curve."""
+    return replace(state, corrected=correct_light_curve(state.detections.values()))
+
+
+def aggregate_object(state: ObjectState) -> ObjectState:
+    """Step *statistics*: object statistics and per-band ``magstats``."""
+    return replace(state, statistics=object_statistics(state.oid, state.corrected,
+                                                       state.non_detections))
+
+
+def object_document(state: ObjectState, hpx: int) -> Doc:
+    """The object's document as stored (statistics, anchor, and any hook results)."""
+    doc: Doc = {"_id": state.oid, "hpx": hpx, **state.statistics}
+    if state.xmatch:
+        doc["xmatch"] = state.xmatch
+    if state.probabilities:
+        doc["probabilities"] = state.probabilities
+    return doc
+
+
+def plan_write(state: ObjectState) -> ObjectWrite:
+    """The writes that bring the store from ``state.history`` to ``state`` (nothing if equal)."""
+    history = state.history
+    hpx = anchor_hpx(state.corrected)
+    write = ObjectWrite(oid=state.oid, hpx=hpx)
     if history.hpx is not None and history.hpx != hpx:
         write.moved_from_hpx = history.hpx
         write.moved_ids = {
@@ -184,10 +242,10 @@ def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> 
             "non_detections": sorted(history.non_detections),
             "forced_photometry": sorted(history.forced_ids),
         }
-    for det in corrected:
+    for det in state.corrected:
         candid = det["candid"]
-        if candid in replaced:
-            det["hpx"] = hpx
+        if candid in state.replaced:
+            det = {**det, "hpx": hpx}
             write.detections.append(det)
             write.new_detections += candid not in history.detections
         else:
@@ -195,15 +253,23 @@ def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> 
             changed = {k: det[k] for k in DERIVED_FIELDS if stored.get(k) != det[k]}
             if changed:
                 write.detection_updates.append((candid, changed))
-    write.non_detections = [{**nd, "hpx": hpx} for nd_id, nd in new_nds.items()
+    write.non_detections = [{**nd, "hpx": hpx} for nd_id, nd in state.new_non_detections.items()
                             if nd_id not in history.non_detections]
-    write.forced_photometry = [{**fp, "hpx": hpx} for fp_id, fp in new_fps.items()
+    write.forced_photometry = [{**fp, "hpx": hpx} for fp_id, fp in state.new_forced.items()
                                if fp_id not in history.forced_ids]
-    object_doc = {"_id": oid, "hpx": hpx,
-                  **object_statistics(oid, corrected, list(non_detections.values()))}
-    if object_doc != history.object_doc:
-        write.object_doc = object_doc
+    write.current = object_document(state, hpx)
+    if write.current != history.object_doc:
+        write.object_doc = write.current
     return write
+
+
+def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectWrite:
+    """Merge, correct and aggregate one object without hooks; the writes it needs.
+
+    The topology (:mod:`stream.topology`) runs the same steps with the xmatch and
+    classification hooks in between.
+    """
+    return plan_write(aggregate_object(correct_object(merge_alerts(history, alerts))))
 
 
 def group_by_object(alerts: Iterable[ParsedAlert]) -> dict[str, list[ParsedAlert]]:

@@ -1,0 +1,1 @@
+"""Nightjar on Kafka: the topology, the Faust worker, the producer and replay tools."""

@@ -1,0 +1,130 @@
+"""The pipeline topology, defined once: its ordered steps, topics and keys.
+
+Both drivers read it: the embedded runner (:class:`nightjar.ingest.BatchProcessor`,
+used by ``nightjar ingest``) and the Faust worker (:mod:`stream.app`).  A step is a
+pure function; the drivers only move data between steps and do the I/O.
+
+The per-object steps (correct, statistics, xmatch, classify) need the object's whole
+stored history, which is why ``ztf-alerts`` is keyed by objectId: all alerts of one
+object arrive, in order, on one partition, so one worker owns each object.  For the
+same reason the steps from *ingest* to *publish* run fused in one consumer: a hop
+through Kafka between, say, *correct* and *statistics* would re-serialise the whole
+light curve for no gain in parallelism (ALeRCE pays that cost, paper §4.1).  A step
+that needs its own scaling later (the light-curve classifier) gets its own input
+topic here and its own agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nightjar.lightcurve import ObjectState, aggregate_object, correct_object
+
+#: A per-object step: state in, state out, no I/O.
+ObjectStep = Callable[[ObjectState], ObjectState]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A Kafka topic of the topology; its name and partition count come from settings."""
+
+    role: str  #: "alerts", "classifications", "dead_letters"
+    default_name: str
+    key: str
+    value: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the pipeline.
+
+    ``scope`` says what it sees: a whole batch of inputs, or one object at a time.
+    ``function`` is set for the per-object steps, which every driver runs the same way;
+    batch steps are I/O boundaries that each driver implements (decoding lives in
+    :mod:`nightjar.alerts`, the writer in :mod:`nightjar.store`, the records in
+    :mod:`stream.records`).
+    """
+
+    name: str
+    scope: Literal["batch", "object"]
+    description: str
+    function: ObjectStep | None = None
+    hook: bool = False  #: the step applies the hooks registered under its name
+
+
+TOPICS = (
+    TopicSpec("alerts", "ztf-alerts", key="objectId (UTF-8)",
+              value="one ZTF alert: an Avro object container with one record, as ZTF sends",
+              description="input stream; one object's alerts stay ordered on one partition"),
+    TopicSpec("classifications", "nightjar-classifications", key="objectId (UTF-8)",
+              value="Avro object container, schema stream/schemas/classification.avsc",
+              description="annotated output: one record per processed alert (paper §5.1.5)"),
+    TopicSpec("dead_letters", "nightjar-dead-letters", key="sha256 of the payload (hex)",
+              value="Avro object container, schema stream/schemas/dead_letter.avsc",
+              description="inputs that cannot be processed, with the reason and the bytes"),
+)
+
+STEPS = (
+    Step("ingest", "batch", "decode the Avro packet, validate it, archive the raw packet "
+         "and cutouts, merge with the object's stored history; rejects become dead letters"),
+    Step("correct", "object", "difference to apparent magnitudes (paper §4.2)",
+         correct_object),
+    Step("statistics", "object", "object statistics and per-band magstats (paper §4.3)",
+         aggregate_object),
+    Step("xmatch", "object", "nearest catalogue source per catalogue (hooks)", hook=True),
+    Step("classify", "object", "classifier probabilities (hooks)", hook=True),
+    Step("store", "batch", "one bulk write of every changed document and dead letter"),
+    Step("publish", "batch", "one annotated record per alert on the output stream"),
+)
+
+
+def _apply_hooks(hooks: Sequence[ObjectStep]) -> ObjectStep:
+    def run(state: ObjectState) -> ObjectState:
+        for hook in hooks:
+            state = hook(state)
+        return state
+    return run
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The ordered steps with the hooks a deployment registers on them.
+
+    Parameters
+    ----------
+    hooks : dict of str to sequence of callables
+        Per-object functions for the hook steps (``xmatch``, ``classify``), applied in
+        order.  Without hooks those steps pass objects through unchanged.
+    """
+
+    hooks: dict[str, Sequence[ObjectStep]] = field(default_factory=dict)
+    steps: tuple[Step, ...] = STEPS
+
+    def __post_init__(self) -> None:
+        hook_steps = {s.name for s in self.steps if s.hook}
+        unknown = set(self.hooks) - hook_steps
+        if unknown:
+            raise ValueError(f"no hook step named {sorted(unknown)}; "
+                             f"hook steps are {sorted(hook_steps)}")
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def object_steps(self) -> list[tuple[str, ObjectStep]]:
+        """The per-object steps in order, as (name, function), hooks included."""
+        out: list[tuple[str, ObjectStep]] = []
+        for step in self.steps:
+            if step.hook:
+                hooks = self.hooks.get(step.name, ())
+                if hooks:
+                    out.append((step.name, _apply_hooks(hooks)))
+            elif step.function is not None:
+                out.append((step.name, step.function))
+        return out
+
+
+DEFAULT_TOPOLOGY = Topology()
