@@ -57,6 +57,7 @@ class AlertSource:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    timestamp_ms: int | None = None  #: Kafka message timestamp [ms since the Unix epoch]
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

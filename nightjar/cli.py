@@ -33,6 +33,11 @@ from nightjar.store.schema import shard_script
 app = typer.Typer(help="Nightjar alert broker", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database set-up", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+dev_app = typer.Typer(help="Development services", no_args_is_help=True)
+kafka_app = typer.Typer(help="A single-node Kafka 3.9 broker (KRaft) on 127.0.0.1",
+                        no_args_is_help=True)
+dev_app.add_typer(kafka_app, name="kafka")
+app.add_typer(dev_app, name="dev")
 err = Console(stderr=True)
 out = Console()
 
@@ -219,6 +224,171 @@ def demo(
     out.print(EXAMPLE_QUERY, markup=False, highlight=False)
     if serve_after:
         asyncio.run(_serve(settings, settings.graphql_host, settings.graphql_port))
+
+
+# ---------------------------------------------------------------------------- Kafka
+def _dev_kafka(settings: Settings) -> Any:
+    from stream.devbroker import DevKafka
+
+    return DevKafka(settings.home / "kafka", settings.kafka_dev_port)
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the development broker (fetching Kafka with Maven on first use)."""
+    from stream.devbroker import KafkaUnavailable
+
+    broker = _dev_kafka(_settings())
+    try:
+        bootstrap = broker.start()
+    except KafkaUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    err.print(f"Kafka {bootstrap} (data and log under {broker.workdir}); "
+              f"workers use NIGHTJAR_KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the development broker."""
+    stopped = _dev_kafka(_settings()).stop()
+    err.print("stopped" if stopped else "no development broker was running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say whether the development broker runs; exit 1 when it does not."""
+    broker = _dev_kafka(_settings())
+    if not broker.running():
+        err.print("not running")
+        raise typer.Exit(1)
+    err.print(f"running on {broker.bootstrap}")
+
+
+@app.command()
+def produce(
+    paths: Annotated[list[Path], typer.Argument(help=".avro files, directories, .tar.gz")],
+    rate: Annotated[float | None, typer.Option(help="messages per second (default: max)",
+                                               min=0.001)] = None,
+    topic: Annotated[str | None, typer.Option(help="topic (default: the alert topic)")] = None,
+) -> None:
+    """Replay Avro alert files into Kafka, one message per alert keyed by objectId."""
+    from stream.kafka import ensure_topics, new_producer
+    from stream.kafka import produce as produce_inputs
+
+    settings = _settings()
+
+    async def run() -> Any:
+        await ensure_topics(settings)
+        producer = new_producer(settings)
+        await producer.start()
+        try:
+            return await produce_inputs(producer, topic or settings.topic_alerts,
+                                        iter_inputs(expand_paths(paths)), rate)
+        finally:
+            await producer.stop()
+
+    try:
+        summary = asyncio.run(run())
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    err.print(f"sent {summary.sent} messages to {topic or settings.topic_alerts} in "
+              f"{summary.seconds:.1f} s ({summary.unkeyed} without a readable objectId)")
+    for line in summary.skipped:
+        err.print(f"  skipped {line}")
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Prometheus port (default: NIGHTJAR_METRICS_PORT; 0 = any free port)")] = None,
+    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "info",
+) -> None:
+    """Run a Faust worker: consume the alert topic, store, publish classifications."""
+    import faust
+
+    from stream.app import create_app
+    from stream.kafka import ensure_topics
+    from stream.metrics import WorkerMetrics
+
+    settings = _settings()
+    asyncio.run(ensure_topics(settings))
+    metrics = WorkerMetrics()
+    port = metrics.serve(settings.metrics_host,
+                         settings.metrics_port if metrics_port is None else metrics_port)
+    err.print(f"metrics: http://{settings.metrics_host}:{port}/metrics")
+    faust_app = create_app(settings, store_factory=lambda: open_store(settings),
+                           archive=LocalArchive(settings.archive_path), metrics=metrics)
+    # asyncio.run() above left no current loop; Faust's worker runs on the current one
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def reconcile(
+    topic: Annotated[str | None, typer.Option(help="topic (default: the alert topic)")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="first offset, or ISO-8601 time (default: earliest)")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="offset or ISO-8601 time to stop before (default: current end)")] = None,
+) -> None:
+    """Re-read a range of a topic, re-process what the store lacks, report counts."""
+    from aiokafka import AIOKafkaConsumer
+
+    from stream.driver import StreamDriver
+    from stream.kafka import connection_options, new_producer
+    from stream.metrics import WorkerMetrics
+    from stream.reconcile import ReconcileReport, parse_bound
+    from stream.reconcile import reconcile as run_reconcile
+
+    settings = _settings()
+    try:
+        lo, hi = parse_bound(start), parse_bound(end)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+    async def run() -> ReconcileReport:
+        consumer = AIOKafkaConsumer(**connection_options(settings), group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        producer = new_producer(settings)
+        await consumer.start()
+        await producer.start()
+        try:
+            async with open_store(settings) as store:
+                await store.init()
+                driver = StreamDriver(
+                    BatchProcessor(store, LocalArchive(settings.archive_path)),
+                    lambda t, k, v: producer.send(t, v, key=k),
+                    classifications_topic=settings.topic_classifications,
+                    dead_letters_topic=settings.topic_dead_letters, metrics=WorkerMetrics())
+                return await run_reconcile(consumer, store, driver,
+                                           topic or settings.topic_alerts, lo, hi,
+                                           settings.worker_batch_size)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    try:
+        report = asyncio.run(run())
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"reconcile {topic or settings.topic_alerts}", show_header=False)
+    for partition, (lo_off, hi_off) in sorted(report.per_partition.items()):
+        table.add_row(f"partition {partition}", f"offsets [{lo_off}, {hi_off})")
+    table.add_row("messages read", str(report.read))
+    table.add_row("already stored", str(report.present))
+    table.add_row("missing", str(report.missing))
+    table.add_row("re-processed: stored", str(report.stored))
+    table.add_row("re-processed: dead-lettered", str(report.dead_lettered))
+    for reason, count in report.reasons.most_common():
+        table.add_row(f"  rejected x{count}", reason)
+    err.print(table)
+    out.print(json.dumps({"read": report.read, "present": report.present,
+                          "missing": report.missing, "stored": report.stored,
+                          "dead_lettered": report.dead_lettered}), markup=False)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,8 @@ class BatchResult:
     writes: list[ObjectWrite] = field(default_factory=list)
     #: each stored object's document after this batch (what the publish step reports)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the corrected detection of each stored alert's own candidate, by candid
+    detections: dict[int, dict[str, Any]] = field(default_factory=dict)
     new_detections: int = 0
     objects_written: int = 0
     steps: dict[str, StepStats] = field(default_factory=lambda: defaultdict(StepStats))
@@ -250,6 +252,9 @@ class BatchProcessor:
                     continue
                 result.alerts += state.alerts
                 result.objects[oid] = write.current
+                own = {a.candid for a in state.alerts}
+                result.detections.update((d["candid"], d) for d in state.corrected
+                                         if d["candid"] in own)
                 if not write.empty:
                     result.writes.append(write)
             summary = await self.store.write(result.writes, result.dead_letters)

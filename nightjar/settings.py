@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,40 @@ class Settings(BaseSettings):
                             description="alerts per ingestion batch")
     graphql_host: str = "127.0.0.1"
     graphql_port: int = Field(default=8000, ge=0, le=65535)
+
+    # ---- Kafka: the cluster the worker consumes from and publishes to
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="comma-separated host:port list")
+    kafka_group_id: str = Field(default="nightjar",
+                                description="consumer group (and Faust app id) of the workers")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM)")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="client key")
+    topic_alerts: str = "ztf-alerts"
+    topic_classifications: str = "nightjar-classifications"
+    topic_dead_letters: str = "nightjar-dead-letters"
+    alerts_partitions: int = Field(default=4, ge=1, description=(
+        "partitions of the alert topic when Nightjar creates it: the most workers "
+        "that can share the work"))
+    output_partitions: int = Field(default=4, ge=1,
+                                   description="partitions of the output topics it creates")
+    kafka_replication_factor: int = Field(default=1, ge=1,
+                                          description="replication of topics it creates")
+    worker_batch_size: int = Field(default=500, ge=1, le=100_000,
+                                   description="most alerts one worker processes at once")
+    worker_batch_seconds: float = Field(default=0.5, gt=0, description=(
+        "longest wait for a batch to fill before processing what has arrived [s]"))
+    metrics_host: str = Field(default="127.0.0.1",
+                              description="bind address of the Prometheus endpoint")
+    metrics_port: int = Field(default=9108, ge=0, le=65535, description=(
+        "port of each worker's Prometheus endpoint (0 = any free port, logged)"))
+    kafka_dev_port: int = Field(default=9092, ge=1, le=65535,
+                                description="port of the development broker (nightjar dev kafka)")
 
     @property
     def archive_path(self) -> Path:

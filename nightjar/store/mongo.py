@@ -188,6 +188,27 @@ class NightjarStore:
         }, upsert=True)
 
     # ------------------------------------------------------------------ reads
+    async def stored_alerts(self, candids: Iterable[int]) -> set[int]:
+        """Which of these alerts are stored as alerts (their own candidate, with stamps).
+
+        A detection known only from a later alert's ``prv_candidates`` does not count:
+        its own alert (and its cutouts) never arrived.
+        """
+        wanted = sorted(set(candids))
+        if not wanted:
+            return set()
+        cursor = self.db[DETECTIONS].find({"_id": {"$in": wanted}, "has_stamp": True},
+                                          {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    async def stored_dead_letters(self, digests: Iterable[str]) -> set[str]:
+        """Which of these payload digests are in the dead-letter collection."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return set()
+        cursor = self.db[DEAD_LETTERS].find({"_id": {"$in": wanted}}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
     async def get_object(self, oid: str) -> Doc | None:
         return await self.db[OBJECTS].find_one({"_id": oid})
 

@@ -1,0 +1,107 @@
+"""The Faust worker: one agent on the alert topic drives the topology.
+
+The agent takes batches of messages (up to ``worker_batch_size``, or whatever arrived
+within ``worker_batch_seconds``) and hands them to :class:`stream.driver.StreamDriver`.
+Faust acknowledges a batch's messages only when the loop asks for the next batch, and
+commits only acknowledged offsets, so an offset is committed only after its alert is
+in the store and its output record is on the output topic: at-least-once delivery,
+exactly-once effect in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+
+from nightjar.archive import AlertArchive
+from nightjar.ingest import BatchProcessor
+from nightjar.settings import Settings
+from nightjar.store import NightjarStore
+from stream.driver import InputMessage, StreamDriver
+from stream.kafka import MAX_MESSAGE_BYTES, faust_broker, faust_credentials
+from stream.metrics import WorkerMetrics
+from stream.topology import DEFAULT_TOPOLOGY, Topology
+
+StoreFactory = Callable[[], AbstractAsyncContextManager[NightjarStore]]
+
+
+def _message(event: faust.types.EventT) -> InputMessage:
+    msg = event.message
+    return InputMessage(topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+                        value=msg.value or b"")
+
+
+def create_app(settings: Settings, *, store_factory: StoreFactory, archive: AlertArchive,
+               metrics: WorkerMetrics, topology: Topology = DEFAULT_TOPOLOGY) -> faust.App:
+    """The Faust application of one worker.
+
+    Parameters
+    ----------
+    settings : Settings
+        Kafka cluster, topics, batch sizes.
+    store_factory : callable
+        Opens the store inside the worker's event loop (the client is injected this
+        way because it must be created on the loop that uses it).
+    archive : AlertArchive
+        Alert archive shared by all workers.
+    metrics : WorkerMetrics
+        The worker's metrics.
+    topology : Topology
+        Steps and hooks to run.
+    """
+    app = faust.App(
+        settings.kafka_group_id,
+        broker=faust_broker(settings),
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(settings.home / "faust"),
+        topic_partitions=settings.alerts_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        stream_buffer_maxsize=max(4096, 2 * settings.worker_batch_size),
+    )
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                           "value_serializer": "raw"}
+    alerts = app.topic(settings.topic_alerts, **raw)
+    outputs = {name: app.topic(name, **raw)
+               for name in (settings.topic_classifications, settings.topic_dead_letters)}
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await outputs[topic].send(key=key, value=value)
+
+    @app.agent(alerts, name="nightjar-pipeline")
+    async def pipeline(stream: faust.StreamT[bytes]) -> None:
+        async with store_factory() as store:
+            await store.init()
+            driver = StreamDriver(
+                BatchProcessor(store, archive, topology=topology), send,
+                classifications_topic=settings.topic_classifications,
+                dead_letters_topic=settings.topic_dead_letters, metrics=metrics)
+            # take_events is on faust.Stream; the StreamT protocol does not declare it
+            batches = cast(faust.Stream[bytes], stream).take_events(
+                settings.worker_batch_size, within=settings.worker_batch_seconds)
+            async for events in batches:
+                messages = [_message(e) for e in events]
+                await driver.handle(messages)
+                last: dict[TP, int] = {}
+                for m in messages:
+                    tp = TP(m.topic, m.partition)
+                    last[tp] = max(last.get(tp, -1), m.offset)
+                for tp, offset in last.items():
+                    highwater = app.consumer.highwater(tp)
+                    if highwater is not None:
+                        metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                            max(0, highwater - offset - 1))
+
+    return app

@@ -1,0 +1,241 @@
+"""A single-node Apache Kafka 3.9 broker (KRaft) on 127.0.0.1 for development and tests.
+
+Kafka is not packaged for PyPI or Debian, so its jars are fetched from Maven Central
+(``org.apache.kafka:kafka_2.13`` with its runtime dependencies) by Maven into a cache
+directory outside the repository, once.  The broker runs as a plain ``java`` process
+with a small heap; its storage is formatted on first start.
+
+Kafka 4.x removed protocol versions that aiokafka (under Faust) still uses, so the
+version stays on 3.9.x.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "3.9.1"
+SLF4J_VERSION = "1.7.36"  # the reload4j binding Kafka 3.9's own distribution ships
+JAVA_HEAP = "-Xmx512m"
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>nightjar.dev</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>{slf4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J = """log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+"""
+
+
+class KafkaUnavailable(RuntimeError):
+    """Java or Maven is missing, or the broker did not come up; the message says which."""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nightjar" / f"kafka-{KAFKA_VERSION}"
+
+
+def missing_tools() -> list[str]:
+    """Which of java and mvn are not on PATH."""
+    return [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+
+
+def fetch_kafka(cache_dir: Path | None = None) -> Path:
+    """The directory of Kafka's jars, fetched with Maven on first use."""
+    cache = cache_dir or default_cache_dir()
+    libs = cache / "libs"
+    done = cache / "complete"
+    if done.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaUnavailable("Maven (mvn) is needed once to fetch Kafka's jars")
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, slf4j=SLF4J_VERSION))
+    tmp = cache / "libs.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    proc = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(cache / "pom.xml"), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"],
+        capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise KafkaUnavailable(f"mvn could not fetch Kafka {KAFKA_VERSION}:\n"
+                               f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    done.write_text(KAFKA_VERSION)
+    return libs
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class DevKafka:
+    """A KRaft broker whose state (config, data, log, pid) lives under ``workdir``.
+
+    Parameters
+    ----------
+    workdir : Path
+        Broker directory; reused across starts, so topics survive a restart.
+    port : int
+        Client port on 127.0.0.1; the controller listens on a second free port.
+    cache_dir : Path, optional
+        Where Kafka's jars are cached (default ``~/.cache/nightjar/kafka-<version>``).
+    """
+
+    workdir: Path
+    port: int
+    cache_dir: Path | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.workdir / "broker.json"
+
+    def _read_state(self) -> dict[str, int] | None:
+        try:
+            state: dict[str, int] = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if _alive(state["pid"]) else None
+
+    def running(self) -> bool:
+        state = self._read_state()
+        return state is not None and _port_open(state["port"])
+
+    def _configure(self, controller_port: int) -> Path:
+        data = self.workdir / "data"
+        props = self.workdir / "server.properties"
+        props.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "message.max.bytes=10485760",
+            "log.retention.hours=168",
+            "",
+        ]))
+        (self.workdir / "log4j.properties").write_text(_LOG4J)
+        return props
+
+    def _java(self, libs: Path, *args: str) -> list[str]:
+        return ["java", JAVA_HEAP, "-Xms128m", "-XX:+UseSerialGC",
+                f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
+                "-cp", f"{libs}/*", *args]
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the broker (or find it running); return its bootstrap address."""
+        if self.running():
+            return self.bootstrap
+        if shutil.which("java") is None:
+            raise KafkaUnavailable("Java is needed to run the Kafka broker")
+        libs = fetch_kafka(self.cache_dir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        props = self._configure(free_port())
+        if not (self.workdir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format", "-t",
+                                            cluster_id, "-c", str(props)),
+                                 capture_output=True, text=True, check=False)
+            if fmt.returncode != 0:
+                raise KafkaUnavailable(f"formatting Kafka storage failed: {fmt.stderr[-2000:]}")
+        log = (self.workdir / "broker.log").open("ab")
+        proc = subprocess.Popen(self._java(libs, "kafka.Kafka", str(props)), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self._state_file.write_text(json.dumps({"pid": proc.pid, "port": self.port}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise KafkaUnavailable(f"Kafka exited with {proc.returncode}; see "
+                                       f"{self.workdir / 'broker.log'}")
+            if _port_open(self.port):
+                return self.bootstrap
+            time.sleep(0.2)
+        self.stop()
+        raise KafkaUnavailable(f"Kafka did not listen on {self.port} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker if it runs (SIGTERM, then SIGKILL); whether one was running."""
+        state = self._read_state()
+        if state is None:
+            return False
+        pid = state["pid"]
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+            with contextlib.suppress(ChildProcessError):  # reap it when it is our child
+                os.waitpid(pid, os.WNOHANG)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self._state_file.unlink(missing_ok=True)
+        return True
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

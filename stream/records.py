@@ -1,0 +1,129 @@
+"""The *publish* step: annotated output records and dead-letter records, as Avro.
+
+Pure functions: alerts and the object documents after a batch in, records out.  Each
+Kafka message carries one Avro object container with one record, as ZTF's own alert
+stream does, so a consumer needs no schema registry: ``fastavro.reader`` reads it.
+The schemas are published in ``stream/schemas/`` (see the README).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+from nightjar.alerts import MAX_DEAD_LETTER_BYTES, DeadLetter, ParsedAlert, sign_of_isdiffpos
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+CLASSIFICATION_SCHEMA_VERSION = "1.0"
+DEAD_LETTER_SCHEMA_VERSION = "1.0"
+_SUMMARY_FIELDS = ("ndet", "firstmjd", "lastmjd", "meanra", "meandec", "sigmara", "sigmadec",
+                   "corrected", "stellar", "reference_change", "g_r_max", "g_r_mean")
+_BAND_FIELDS = ("fid", "ndet", "firstmjd", "lastmjd", "magmean", "magmedian", "magmin",
+                "magmax", "magsigma", "maglast", "magmean_corr", "maglast_corr", "dmdt_first")
+
+Record = dict[str, Any]
+
+
+@cache
+def load_schema(name: str) -> Any:
+    """A parsed schema from ``stream/schemas/<name>.avsc``."""
+    return fastavro.parse_schema(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()))
+
+
+def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
+                          detection: Mapping[str, Any] | None, *, alert_time_ms: int | None,
+                          processed_time_ms: int) -> Record:
+    """The output record of one processed alert.
+
+    Parameters
+    ----------
+    alert : ParsedAlert
+        The alert.
+    object_doc : mapping
+        Its object's document after the batch that held the alert (statistics,
+        ``magstats``, and ``xmatch``/``probabilities`` when hooks filled them).
+    detection : mapping or None
+        The alert's corrected detection (for ``magpsf_corr``).
+    alert_time_ms, processed_time_ms : int
+        Kafka timestamp of the input and processing time [ms since the Unix epoch].
+    """
+    cand = alert.candidate
+    corr = detection.get("magpsf_corr") if detection and detection.get("corrected") else None
+    xmatch = [{"catalog": name, "source_id": str(match.get("source_id", "")),
+               "distance_arcsec": float(match["distance_arcsec"])}
+              for name, match in sorted(object_doc.get("xmatch", {}).items())]
+    return {
+        "schemavsn": CLASSIFICATION_SCHEMA_VERSION,
+        "oid": alert.oid,
+        "candid": alert.candid,
+        "mjd": cand["jd"] - 2400000.5,
+        "fid": cand["fid"],
+        "ra": cand["ra"],
+        "dec": cand["dec"],
+        "magpsf": cand["magpsf"],
+        "sigmapsf": cand["sigmapsf"],
+        "isdiffpos": sign_of_isdiffpos(cand["isdiffpos"]),
+        "magpsf_corr": corr,
+        "hpx": object_doc["hpx"],
+        "object": {**{k: object_doc.get(k) for k in _SUMMARY_FIELDS},
+                   "magstats": [{k: band.get(k) for k in _BAND_FIELDS}
+                                for band in object_doc.get("magstats", [])]},
+        "xmatch": xmatch,
+        "probabilities": list(object_doc.get("probabilities", [])),
+        "alert_time": alert_time_ms,
+        "processed_time": processed_time_ms,
+    }
+
+
+def dead_letter_record(letter: DeadLetter, rejected_time_ms: int) -> Record:
+    """The dead-letter record of one rejected input (payload kept, up to 15 MiB)."""
+    src = letter.source
+    return {
+        "schemavsn": DEAD_LETTER_SCHEMA_VERSION,
+        "digest": letter.digest,
+        "reason": letter.reason,
+        "oid": letter.oid,
+        "candid": letter.candid,
+        "source_topic": src.topic,
+        "source_partition": src.partition,
+        "source_offset": src.offset,
+        "source_path": src.path,
+        "payload": letter.raw[:MAX_DEAD_LETTER_BYTES],
+        "rejected_time": rejected_time_ms,
+    }
+
+
+def encode(schema_name: str, record: Record) -> bytes:
+    """One record as an Avro object container (schema embedded, deflate-compressed)."""
+    buf = io.BytesIO()
+    fastavro.writer(buf, load_schema(schema_name), [record], codec="deflate")
+    return buf.getvalue()
+
+
+def decode(payload: bytes) -> list[Record]:
+    """The records of an Avro object container (for consumers and tests)."""
+    return list(fastavro.reader(io.BytesIO(payload)))  # type: ignore[arg-type]
+
+
+def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Mapping[str, Any]],
+                            detections: Mapping[int, Mapping[str, Any]],
+                            processed_time_ms: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages for the output stream: one per alert, keyed by objectId."""
+    return [(alert.oid.encode(), encode("classification", classification_record(
+        alert, objects[alert.oid], detections.get(alert.candid),
+        alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms)))
+        for alert in alerts]
+
+
+def dead_letter_messages(letters: list[DeadLetter],
+                         rejected_time_ms: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages for the dead-letter topic, keyed by payload digest."""
+    return [(letter.digest.encode(), encode("dead_letter",
+                                            dead_letter_record(letter, rejected_time_ms)))
+            for letter in letters]
