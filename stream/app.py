@@ -66,6 +66,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         topic_replication_factor=settings.kafka_replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=settings.kafka_session_timeout / 10,
         producer_acks=-1,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,

@@ -75,3 +75,21 @@ def simulated() -> list[tuple[str, int, bytes]]:
 def as_inputs(packets: list[tuple[str, int, bytes]]) -> list[RawInput]:
     return [RawInput(raw, AlertSource("file", path=f"{oid}_{candid}.avro"))
             for oid, candid, raw in packets]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real single-node Kafka 3.9 broker (KRaft) on a free loopback port, per session.
+
+    Skipped where Java or Maven is missing, except under ``CI=true``, where it must run.
+    """
+    from stream.devbroker import DevKafka, free_port, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        message = f"Kafka tests need {' and '.join(missing)} on PATH"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: they must run)")
+        pytest.skip(message)
+    with DevKafka(tmp_path_factory.mktemp("kafka"), free_port()) as bootstrap:
+        yield bootstrap

@@ -1,0 +1,258 @@
+"""The Kafka path against a real broker: worker, output stream, dead letters, crash, groups.
+
+Each test gets its own topics, consumer group and database on the session's broker;
+workers run as real ``nightjar worker`` processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from nightjar.alerts import AlertDecoder
+from nightjar.archive import LocalArchive
+from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.simulate import AlertSimulator
+from nightjar.store import NightjarStore
+from nightjar.store.schema import DEAD_LETTERS
+from stream.kafka import message_key
+from tests.conftest import as_inputs
+from tests.streamkit import StreamEnv, Worker, produce, read_topic, wait_for
+
+LIGHT_CURVE = ("objects", "detections", "non_detections", "forced_photometry")
+
+
+@pytest.fixture
+async def stream_env(kafka_bootstrap: str, mongo_uri: str,
+                     tmp_path: Path) -> AsyncIterator[StreamEnv]:
+    env = StreamEnv(kafka_bootstrap, mongo_uri, tmp_path)
+    yield env
+    await env.drop()
+
+
+def _messages(packets: list[bytes]) -> list[tuple[bytes | None, bytes]]:
+    decoder = AlertDecoder()
+    return [(message_key(decoder, raw), raw) for raw in packets]
+
+
+async def _stored_alert_count(env: StreamEnv) -> int:
+    async with env.store() as store:
+        return await store.count("detections", {"has_stamp": True})
+
+
+async def _embedded_snapshot(store: NightjarStore, tmp_path: Path,
+                             inputs: Any) -> dict[str, list[dict[str, Any]]]:
+    await ingest(BatchProcessor(store, LocalArchive(tmp_path / "embedded-archive")), inputs, 500)
+    return await store.snapshot()
+
+
+async def test_real_alerts_through_kafka_match_the_embedded_runner(
+        stream_env: StreamEnv, shared_data: Path, store: NightjarStore, tmp_path: Path) -> None:
+    alerts_dir = shared_data / "ztf" / "alerts"
+    files = expand_paths([alerts_dir])
+    produced = stream_env.cli("produce", str(alerts_dir))
+    assert produced.returncode == 0, produced.stderr
+    assert f"sent {len(files)} messages" in produced.stderr
+
+    expected = await _embedded_snapshot(store, tmp_path, iter_inputs(files))
+    decoder = AlertDecoder()
+    expected_candids = Counter(decoder.decode(p.read_bytes())[0]["candid"] for p in files)
+
+    worker = Worker(stream_env)
+    try:
+        records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
+                                   expected=len(files), timeout=240)
+        in_count = worker.metric("nightjar_step_alerts_in_total", step="ingest")
+        lag = worker.metric("nightjar_consumer_lag", topic=stream_env.topic("alerts"),
+                            partition="0")
+    finally:
+        assert worker.stop() == 0, worker.log[-3000:]
+    # one output record per alert message, keyed by objectId
+    assert Counter(r["candid"] for _, r in records) == expected_candids
+    assert all(key == r["oid"].encode() for key, r in records)
+    assert in_count == len(files)
+    assert lag == 0
+    async with stream_env.store() as kafka_store:
+        got = await kafka_store.snapshot()
+    for coll in LIGHT_CURVE:
+        assert got[coll] == expected[coll], f"{coll} differs from the embedded runner's"
+    # the last record of each object (Kafka keeps one object's order) has its final stats
+    last: dict[str, dict[str, Any]] = {}
+    for _, record in records:
+        last[record["oid"]] = record
+    for obj in got["objects"]:
+        assert last[obj["_id"]]["object"]["ndet"] == obj["ndet"]
+        assert last[obj["_id"]]["object"]["lastmjd"] == pytest.approx(obj["lastmjd"])
+
+
+async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
+        stream_env: StreamEnv, shared_data: Path,
+        simulated: list[tuple[str, int, bytes]]) -> None:
+    bad_files = expand_paths([shared_data / "ztf" / "bad"])
+    bad = [p.read_bytes() for p in bad_files] + [os.urandom(300), b"", b"Obj\x01garbage"]
+    good = [raw for _, _, raw in simulated[:50]]
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  _messages(bad) + _messages(good[:25]))
+    worker = Worker(stream_env)
+    try:
+        letters = await read_topic(stream_env.bootstrap, stream_env.topic("dead_letters"),
+                                   expected=len(bad), timeout=180)
+        assert worker.alive(), worker.log[-3000:]
+        # still consuming after the bad input: later alerts are processed too
+        await produce(stream_env.bootstrap, stream_env.topic("alerts"), _messages(good[25:]))
+        await wait_for(lambda: _count_is(stream_env, 50), 120, "all 50 good alerts stored")
+    finally:
+        assert worker.stop() == 0, worker.log[-3000:]
+    assert sorted(r["payload"] for _, r in letters) == sorted(bad)
+    assert all(r["reason"] and r["source_topic"] == stream_env.topic("alerts")
+               for _, r in letters)
+    async with stream_env.store() as store:
+        reasons = await store.dead_letter_reasons()
+        stored_digests = {d["_id"] async for d in store.db[DEAD_LETTERS].find({}, {"_id": 1})}
+    assert stored_digests == {r["digest"] for _, r in letters}
+    assert sum(reasons.values()) == len(stored_digests)
+
+
+async def _count_is(env: StreamEnv, n: int) -> bool:
+    return await _stored_alert_count(env) >= n
+
+
+async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
+        stream_env: StreamEnv, store: NightjarStore, tmp_path: Path) -> None:
+    packets = list(AlertSimulator(seed=11).packets(3000))
+    stream_env.batch_size = 100
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  _messages([raw for _, _, raw in packets]))
+    first = Worker(stream_env, "first")
+    try:
+        await wait_for(lambda: _count_is(stream_env, 600), 240, "600 alerts stored")
+    finally:
+        first.kill()
+    stored_at_crash = await _stored_alert_count(stream_env)
+    assert stored_at_crash < len(packets), "the crash should come part-way through"
+    second = Worker(stream_env, "second")
+    try:
+        await wait_for(lambda: _count_is(stream_env, len(packets)), 300,
+                       "every alert stored after the restart")
+    finally:
+        assert second.stop() == 0, second.log[-3000:]
+    expected = await _embedded_snapshot(store, tmp_path, as_inputs(packets))
+    async with stream_env.store() as kafka_store:
+        got = await kafka_store.snapshot()
+        assert await kafka_store.count(DEAD_LETTERS) == 0
+    stamps = [d["_id"] for d in got["detections"] if d["has_stamp"]]
+    assert sorted(stamps) == sorted(c for _, c, _ in packets)  # each alert exactly once
+    for coll in LIGHT_CURVE:
+        assert got[coll] == expected[coll], f"{coll} differs from an uninterrupted run"
+
+
+async def _group_members(env: StreamEnv) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.bootstrap)
+    await admin.start()
+    try:
+        (group,) = await admin.describe_consumer_groups([env.env["NIGHTJAR_KAFKA_GROUP_ID"]])
+        return len(group.members) if group.state == "Stable" else 0
+    finally:
+        await admin.close()
+
+
+async def test_two_workers_share_the_partitions_and_process_each_alert_once(
+        stream_env: StreamEnv) -> None:
+    packets = list(AlertSimulator(seed=12).packets(1500))
+    workers = [Worker(stream_env, "a"), Worker(stream_env, "b")]
+    try:
+        async def both_joined() -> bool:
+            return await _group_members(stream_env) == 2
+        await wait_for(both_joined, 120, "both workers in a stable group")
+        await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                      _messages([raw for _, _, raw in packets]))
+        await wait_for(lambda: _count_is(stream_env, len(packets)), 300, "all alerts stored")
+        records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
+                                   expected=len(packets), timeout=60)
+        counts = [w.metric("nightjar_step_alerts_in_total", step="ingest") for w in workers]
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0], [w.log[-2000:] for w in workers]
+    assert all(c > 0 for c in counts), f"one worker got no partitions: {counts}"
+    assert sum(counts) == len(packets)
+    assert sorted(r["candid"] for _, r in records) == sorted(c for _, c, _ in packets)
+    # objects never split across workers: each object's records came from one partition
+    async with stream_env.store() as store:
+        assert await store.count("objects") == len({oid for oid, _, _ in packets})
+
+
+async def test_reconcile_reprocesses_exactly_what_the_store_lacks(
+        stream_env: StreamEnv, tmp_path: Path) -> None:
+    packets = list(AlertSimulator(seed=13).packets(400))
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  _messages([raw for _, _, raw in packets]))
+    # a third of the alerts reached the store some other way; the rest were lost
+    already = packets[::3]
+    async with stream_env.store() as store:
+        await ingest(BatchProcessor(store, LocalArchive(tmp_path / "archive")),
+                     as_inputs(already), 500)
+    run = stream_env.cli("reconcile", "--from", "0")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report == {"read": 400, "present": len(already), "missing": 400 - len(already),
+                      "stored": 400 - len(already), "dead_lettered": 0}
+    assert await _stored_alert_count(stream_env) == 400
+    records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
+                               expected=400 - len(already), timeout=30)
+    assert sorted(r["candid"] for _, r in records) == sorted(
+        c for p in packets if p not in already for c in [p[1]])
+    again = stream_env.cli("reconcile")
+    assert json.loads(again.stdout.strip().splitlines()[-1])["missing"] == 0
+
+
+async def test_reconcile_by_time_reads_only_the_range(stream_env: StreamEnv) -> None:
+    import asyncio
+    import datetime as dt
+
+    packets = list(AlertSimulator(seed=14).packets(120))
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  _messages([raw for _, _, raw in packets[:60]]))
+    await asyncio.sleep(1.5)
+    cut = dt.datetime.now(dt.UTC)
+    await asyncio.sleep(1.5)
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  _messages([raw for _, _, raw in packets[60:]]))
+    run = stream_env.cli("reconcile", "--from", cut.isoformat())
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["read"] == 60
+    async with stream_env.store() as store:
+        assert await store.stored_alerts(c for _, c, _ in packets) == {
+            c for _, c, _ in packets[60:]}
+    bad = stream_env.cli("reconcile", "--from", "last tuesday")
+    assert bad.returncode == 2 and "neither an offset" in bad.stderr
+
+
+def test_dev_kafka_command_starts_and_stops_a_broker(tmp_path: Path,
+                                                     kafka_bootstrap: str) -> None:
+    from stream.devbroker import free_port
+
+    env = StreamEnv("unused", "mongodb://unused", tmp_path)
+    port = free_port()
+    env_vars = {"NIGHTJAR_KAFKA_DEV_PORT": str(port)}
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nightjar.cli", "dev", "kafka", *args],
+                              env={**os.environ, **env.env, **env_vars}, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    assert cli("status").returncode == 1
+    started = cli("start")
+    assert started.returncode == 0, started.stderr
+    assert f"127.0.0.1:{port}" in started.stderr
+    assert cli("status").returncode == 0
+    assert cli("stop").returncode == 0
+    assert cli("status").returncode == 1

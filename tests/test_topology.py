@@ -1,0 +1,117 @@
+"""The topology drives the embedded runner; hooks, output records, replay bounds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nightjar.archive import LocalArchive
+from nightjar.ingest import BatchProcessor
+from nightjar.lightcurve import ObjectState
+from nightjar.store import NightjarStore
+from stream.records import classification_messages, decode, dead_letter_messages
+from stream.reconcile import parse_bound
+from stream.topology import DEFAULT_TOPOLOGY, Topology
+from tests.conftest import as_inputs
+
+
+def test_steps_are_in_the_documented_order() -> None:
+    assert DEFAULT_TOPOLOGY.step_names == ["ingest", "correct", "statistics", "xmatch",
+                                           "classify", "store", "publish"]
+    # without hooks the hook steps are not run at all
+    assert [name for name, _ in DEFAULT_TOPOLOGY.object_steps()] == ["correct", "statistics"]
+
+
+def test_unknown_hook_step_is_refused() -> None:
+    with pytest.raises(ValueError, match="no hook step named"):
+        Topology(hooks={"corect": [lambda s: s]})
+
+
+def _brightness_classifier(state: ObjectState) -> ObjectState:
+    bright = min(d["magpsf"] for d in state.corrected) < 18.0
+    return replace(state, probabilities=[
+        {"classifier": "toy", "classifier_version": "0", "class_name": "bright",
+         "probability": 1.0 if bright else 0.0, "ranking": 1 if bright else 2},
+        {"classifier": "toy", "classifier_version": "0", "class_name": "faint",
+         "probability": 0.0 if bright else 1.0, "ranking": 2 if bright else 1}])
+
+
+async def test_hooks_run_between_statistics_and_store_and_reach_the_output(
+        store: NightjarStore, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
+    failed = {simulated[0][0], simulated[5][0]}
+
+    def failing_xmatch(state: ObjectState) -> ObjectState:
+        if state.oid in failed:
+            raise RuntimeError("catalogue unavailable")
+        return state
+
+    topology = Topology(hooks={"xmatch": [failing_xmatch], "classify": [_brightness_classifier]})
+    processor = BatchProcessor(store, LocalArchive(tmp_path), topology=topology)
+    result = await processor.process(as_inputs(simulated[:120]))
+    # a hook raising dead-letters that object's alerts, with the step's name, and no others
+    assert {d.oid for d in result.dead_letters} == failed
+    assert all(d.reason.startswith("step xmatch failed: RuntimeError") for d in result.dead_letters)
+    assert result.steps["xmatch"].n_dead == len(result.dead_letters)
+    stored = {a.oid for a in result.alerts}
+    assert stored and not stored & failed
+    for oid in stored:
+        doc = await store.get_object(oid)
+        bright = min(m["magmin"] for m in doc["magstats"]) < 18.0
+        top = next(p for p in doc["probabilities"] if p["ranking"] == 1)
+        assert top["class_name"] == ("bright" if bright else "faint")
+    messages = classification_messages(result.alerts, result.objects, result.detections, 0)
+    assert len(messages) == len(result.alerts)
+    key, value = messages[0]
+    (record,) = decode(value)
+    assert key == record["oid"].encode()
+    assert {p["class_name"] for p in record["probabilities"]} == {"bright", "faint"}
+
+
+async def test_output_record_reports_the_objects_statistics_after_its_batch(
+        processor: BatchProcessor, simulated: list[tuple[str, int, bytes]]) -> None:
+    result = await processor.process(as_inputs(simulated))
+    messages = classification_messages(result.alerts, result.objects, result.detections,
+                                       processed_time_ms=1_700_000_000_000)
+    records = [decode(v)[0] for _, v in messages]
+    assert sorted(r["candid"] for r in records) == sorted(c for _, c, _ in simulated)
+    for record in records:
+        stored = await processor.store.get_object(record["oid"])
+        assert record["object"]["ndet"] == stored["ndet"]
+        assert record["object"]["meanra"] == pytest.approx(stored["meanra"])
+        assert [b["fid"] for b in record["object"]["magstats"]] == [
+            b["fid"] for b in stored["magstats"]]
+        assert record["hpx"] == stored["hpx"]
+        det = next(d for d in await processor.store.light_curve("detections", record["oid"])
+                   if d["candid"] == record["candid"])
+        assert record["magpsf_corr"] == (det["magpsf_corr"] if det["corrected"] else None)
+        assert record["processed_time"] == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)
+
+
+async def test_dead_letter_record_keeps_payload_and_reason(processor: BatchProcessor) -> None:
+    from nightjar.alerts import AlertSource
+    from nightjar.ingest import RawInput
+
+    junk = b"\x00not avro at all"
+    result = await processor.process([RawInput(junk, AlertSource(
+        "kafka", topic="t", partition=2, offset=41, timestamp_ms=5))])
+    ((key, value),) = dead_letter_messages(result.dead_letters, 7)
+    (record,) = decode(value)
+    assert record["payload"] == junk
+    assert record["reason"] == result.dead_letters[0].reason and record["reason"]
+    assert (record["source_topic"], record["source_partition"], record["source_offset"]) == (
+        "t", 2, 41)
+    assert key.decode() == record["digest"]
+
+
+def test_replay_bounds() -> None:
+    assert parse_bound("1234") == 1234
+    assert parse_bound(None) is None
+    assert parse_bound("2026-11-22T03:00:00") == dt.datetime(2026, 11, 22, 3, tzinfo=dt.UTC)
+    assert parse_bound("2026-11-22T03:00:00+01:00").utcoffset() == dt.timedelta(hours=1)
+    with pytest.raises(ValueError, match="negative"):
+        parse_bound("-5")
+    with pytest.raises(ValueError, match="neither an offset"):
+        parse_bound("yesterday")
