@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from nightjar.alerts import AlertDecoder
 from nightjar.archive import LocalArchive
@@ -157,8 +158,14 @@ async def _group_members(env: StreamEnv) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=env.bootstrap)
     await admin.start()
     try:
-        (group,) = await admin.describe_consumer_groups([env.env["NIGHTJAR_KAFKA_GROUP_ID"]])
-        return len(group.members) if group.state == "Stable" else 0
+        try:
+            (response,) = await admin.describe_consumer_groups(
+                [env.env["NIGHTJAR_KAFKA_GROUP_ID"]])
+        except KafkaError:  # the group's coordinator is not up yet
+            return 0
+        # groups: (error_code, group, state, protocol_type, protocol, members, ...)
+        (group,) = response.groups
+        return len(group[5]) if group[2] == "Stable" else 0
     finally:
         await admin.close()
 
