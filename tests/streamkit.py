@@ -79,9 +79,11 @@ class StreamEnv:
         await client.drop_database(self.database)
         await client.close()
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 300,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "nightjar.cli", *args],
-                              env={**os.environ, **self.env}, cwd=ROOT, capture_output=True,
+                              env={**os.environ, **self.env, **(extra_env or {})}, cwd=ROOT,
+                              capture_output=True,
                               text=True, timeout=timeout, check=False)
 
 
@@ -143,11 +145,11 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 120,
+async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 120,
                      ) -> list[tuple[bytes | None, dict[str, Any]]]:
     """Every record on a topic (key, decoded value), once ``expected`` have arrived.
 
-    Waits up to ``timeout`` seconds, then returns what there is; reads a little longer
+    Waits up to ``wait_s`` seconds, then returns what there is; reads a little longer
     after reaching ``expected`` to catch any surplus.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
@@ -156,7 +158,7 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
     await consumer.start()
     out: list[tuple[bytes | None, dict[str, Any]]] = []
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_s
         while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
             await consumer._client.force_metadata_update()
             await asyncio.sleep(0.5)
@@ -177,12 +179,12 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
     return out
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+async def wait_for(predicate: Callable[[], Any], wait_s: float, what: str,
                    interval: float = 0.5) -> None:
-    """Await an async predicate until true; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
+    """Await an async predicate until true; fail with ``what`` after ``wait_s`` s."""
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if await predicate():
             return
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {wait_s:.0f} s waiting for {what}")

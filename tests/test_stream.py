@@ -6,8 +6,11 @@ workers run as real ``nightjar worker`` processes.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import os
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.simulate import AlertSimulator
 from nightjar.store import NightjarStore
 from nightjar.store.schema import DEAD_LETTERS
+from stream.devbroker import free_port
 from stream.kafka import message_key
 from tests.conftest import as_inputs
 from tests.streamkit import StreamEnv, Worker, produce, read_topic, wait_for
@@ -69,7 +73,7 @@ async def test_real_alerts_through_kafka_match_the_embedded_runner(
     worker = Worker(stream_env)
     try:
         records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
-                                   expected=len(files), timeout=240)
+                                   expected=len(files), wait_s=240)
         in_count = worker.metric("nightjar_step_alerts_in_total", step="ingest")
         lag = worker.metric("nightjar_consumer_lag", topic=stream_env.topic("alerts"),
                             partition="0")
@@ -104,7 +108,7 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     worker = Worker(stream_env)
     try:
         letters = await read_topic(stream_env.bootstrap, stream_env.topic("dead_letters"),
-                                   expected=len(bad), timeout=180)
+                                   expected=len(bad), wait_s=180)
         assert worker.alive(), worker.log[-3000:]
         # still consuming after the bad input: later alerts are processed too
         await produce(stream_env.bootstrap, stream_env.topic("alerts"), _messages(good[25:]))
@@ -182,7 +186,7 @@ async def test_two_workers_share_the_partitions_and_process_each_alert_once(
                       _messages([raw for _, _, raw in packets]))
         await wait_for(lambda: _count_is(stream_env, len(packets)), 300, "all alerts stored")
         records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
-                                   expected=len(packets), timeout=60)
+                                   expected=len(packets), wait_s=60)
         counts = [w.metric("nightjar_step_alerts_in_total", step="ingest") for w in workers]
     finally:
         codes = [w.stop() for w in workers]
@@ -212,7 +216,7 @@ async def test_reconcile_reprocesses_exactly_what_the_store_lacks(
                       "stored": 400 - len(already), "dead_lettered": 0}
     assert await _stored_alert_count(stream_env) == 400
     records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
-                               expected=400 - len(already), timeout=30)
+                               expected=400 - len(already), wait_s=30)
     assert sorted(r["candid"] for _, r in records) == sorted(
         c for p in packets if p not in already for c in [p[1]])
     again = stream_env.cli("reconcile")
@@ -220,9 +224,6 @@ async def test_reconcile_reprocesses_exactly_what_the_store_lacks(
 
 
 async def test_reconcile_by_time_reads_only_the_range(stream_env: StreamEnv) -> None:
-    import asyncio
-    import datetime as dt
-
     packets = list(AlertSimulator(seed=14).packets(120))
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
                   _messages([raw for _, _, raw in packets[:60]]))
@@ -243,23 +244,19 @@ async def test_reconcile_by_time_reads_only_the_range(stream_env: StreamEnv) -> 
 
 def test_dev_kafka_command_starts_and_stops_a_broker(tmp_path: Path,
                                                      kafka_bootstrap: str) -> None:
-    from stream.devbroker import free_port
-
+    # kafka_bootstrap: the same Java/Maven requirement, and Kafka's jars already fetched
     env = StreamEnv("unused", "mongodb://unused", tmp_path)
-    port = free_port()
-    env_vars = {"NIGHTJAR_KAFKA_DEV_PORT": str(port)}
-    import subprocess
-    import sys
+    port = str(free_port())
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nightjar.cli", "dev", "kafka", *args],
-                              env={**os.environ, **env.env, **env_vars}, capture_output=True,
-                              text=True, timeout=120, check=False)
+    def dev_kafka(command: str) -> subprocess.CompletedProcess[str]:
+        return env.cli("dev", "kafka", command, extra_env={"NIGHTJAR_KAFKA_DEV_PORT": port})
 
-    assert cli("status").returncode == 1
-    started = cli("start")
+    assert dev_kafka("status").returncode == 1
+    started = dev_kafka("start")
     assert started.returncode == 0, started.stderr
     assert f"127.0.0.1:{port}" in started.stderr
-    assert cli("status").returncode == 0
-    assert cli("stop").returncode == 0
-    assert cli("status").returncode == 1
+    try:
+        assert dev_kafka("status").returncode == 0
+    finally:
+        assert dev_kafka("stop").returncode == 0
+    assert dev_kafka("status").returncode == 1
