@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nightjar.alerts import AlertSource
 from nightjar.ingest import BatchProcessor, BatchResult, RawInput
@@ -23,6 +23,7 @@ from stream.metrics import WorkerMetrics
 from stream.records import classification_messages, dead_letter_messages
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Enqueue one message on a topic; the awaited result is the delivery future.
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
@@ -75,32 +76,39 @@ class StreamDriver:
         self.metrics = metrics
         self.max_retry_delay = max_retry_delay
 
-    async def _process(self, inputs: Sequence[RawInput]) -> BatchResult:
-        # The store or archive failing is not the alerts' fault: retry the batch until
-        # it succeeds rather than acknowledge alerts that were never stored.
+    async def _until_done(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
+        # A failing store, archive or broker is not the alerts' fault: retry until it
+        # succeeds.  Giving up would let the caller acknowledge (and the consumer
+        # commit) messages whose alerts were never stored or published.
         delay = 0.5
         while True:
             try:
-                return await self.processor.process(inputs)
+                return await action()
             except Exception as exc:
-                self.metrics.store_retries.inc()
-                log.error("batch of %d failed (%s: %s); retrying in %.1f s",
-                          len(inputs), type(exc).__name__, exc, delay)
+                self.metrics.retries.labels(what).inc()
+                log.error("%s failed (%s: %s); retrying in %.1f s", what,
+                          type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)
+
+    async def _publish(self, messages: list[tuple[str, bytes, bytes]]) -> None:
+        deliveries = [await self.send(topic, key, value) for topic, key, value in messages]
+        await asyncio.gather(*deliveries)
 
     async def handle(self, messages: Sequence[InputMessage]) -> BatchResult:
         """Store, then publish; returns once every output record was acknowledged."""
         self.metrics.batch_size.observe(len(messages))
-        result = await self._process([m.as_input() for m in messages])
+        inputs = [m.as_input() for m in messages]
+        result = await self._until_done("store", lambda: self.processor.process(inputs))
         start = time.perf_counter()
         stamp = now_ms()
         outputs = classification_messages(result.alerts, result.objects, result.detections, stamp)
         dead = dead_letter_messages(result.dead_letters, stamp)
-        deliveries = [await self.send(self.classifications_topic, key, value)
-                      for key, value in outputs]
-        deliveries += [await self.send(self.dead_letters_topic, key, value) for key, value in dead]
-        await asyncio.gather(*deliveries)
+        # re-sending after a partial failure duplicates records: the output stream is
+        # at-least-once, and consumers deduplicate on candid (documented in the schema)
+        await self._until_done("publish", lambda: self._publish(
+            [(self.classifications_topic, k, v) for k, v in outputs]
+            + [(self.dead_letters_topic, k, v) for k, v in dead]))
         publish = result.steps["publish"]
         publish.n_in = len(result.alerts)
         publish.n_out = len(outputs)

@@ -35,9 +35,9 @@ class WorkerMetrics:
         self.lag = Gauge("nightjar_consumer_lag",
                          "messages behind the partition's end after the last batch",
                          ["topic", "partition"], registry=r)
-        self.store_retries = Counter("nightjar_store_retries",
-                                     "batches retried because the store or archive failed",
-                                     registry=r)
+        self.retries = Counter("nightjar_retries",
+                               "batch retries after the store/archive or the broker failed",
+                               ["action"], registry=r)
 
     def observe_step(self, name: str, stats: StepStats) -> None:
         self.alerts_in.labels(name).inc(stats.n_in)

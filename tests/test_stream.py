@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from nightjar.alerts import AlertDecoder
 from nightjar.archive import LocalArchive
@@ -27,9 +25,8 @@ from nightjar.simulate import AlertSimulator
 from nightjar.store import NightjarStore
 from nightjar.store.schema import DEAD_LETTERS
 from stream.devbroker import free_port
-from stream.kafka import message_key
+from stream.localrun import StreamEnv, Worker, keyed, produce, read_topic, wait_for
 from tests.conftest import as_inputs
-from tests.streamkit import StreamEnv, Worker, produce, read_topic, wait_for
 
 LIGHT_CURVE = ("objects", "detections", "non_detections", "forced_photometry")
 
@@ -40,11 +37,6 @@ async def stream_env(kafka_bootstrap: str, mongo_uri: str,
     env = StreamEnv(kafka_bootstrap, mongo_uri, tmp_path)
     yield env
     await env.drop()
-
-
-def _messages(packets: list[bytes]) -> list[tuple[bytes | None, bytes]]:
-    decoder = AlertDecoder()
-    return [(message_key(decoder, raw), raw) for raw in packets]
 
 
 async def _stored_alert_count(env: StreamEnv) -> int:
@@ -80,8 +72,8 @@ async def test_real_alerts_through_kafka_match_the_embedded_runner(
     finally:
         assert worker.stop() == 0, worker.log[-3000:]
     # one output record per alert message, keyed by objectId
-    assert Counter(r["candid"] for _, r in records) == expected_candids
-    assert all(key == r["oid"].encode() for key, r in records)
+    assert Counter(r.value["candid"] for r in records) == expected_candids
+    assert all(r.key == r.value["oid"].encode() for r in records)
     assert in_count == len(files)
     assert lag == 0
     async with stream_env.store() as kafka_store:
@@ -90,8 +82,8 @@ async def test_real_alerts_through_kafka_match_the_embedded_runner(
         assert got[coll] == expected[coll], f"{coll} differs from the embedded runner's"
     # the last record of each object (Kafka keeps one object's order) has its final stats
     last: dict[str, dict[str, Any]] = {}
-    for _, record in records:
-        last[record["oid"]] = record
+    for r in records:
+        last[r.value["oid"]] = r.value
     for obj in got["objects"]:
         assert last[obj["_id"]]["object"]["ndet"] == obj["ndet"]
         assert last[obj["_id"]]["object"]["lastmjd"] == pytest.approx(obj["lastmjd"])
@@ -104,24 +96,24 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     bad = [p.read_bytes() for p in bad_files] + [os.urandom(300), b"", b"Obj\x01garbage"]
     good = [raw for _, _, raw in simulated[:50]]
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
-                  _messages(bad) + _messages(good[:25]))
+                  keyed(bad) + keyed(good[:25]))
     worker = Worker(stream_env)
     try:
         letters = await read_topic(stream_env.bootstrap, stream_env.topic("dead_letters"),
                                    expected=len(bad), wait_s=180)
         assert worker.alive(), worker.log[-3000:]
         # still consuming after the bad input: later alerts are processed too
-        await produce(stream_env.bootstrap, stream_env.topic("alerts"), _messages(good[25:]))
+        await produce(stream_env.bootstrap, stream_env.topic("alerts"), keyed(good[25:]))
         await wait_for(lambda: _count_is(stream_env, 50), 120, "all 50 good alerts stored")
     finally:
         assert worker.stop() == 0, worker.log[-3000:]
-    assert sorted(r["payload"] for _, r in letters) == sorted(bad)
-    assert all(r["reason"] and r["source_topic"] == stream_env.topic("alerts")
-               for _, r in letters)
+    assert sorted(r.value["payload"] for r in letters) == sorted(bad)
+    assert all(r.value["reason"] and r.value["source_topic"] == stream_env.topic("alerts")
+               for r in letters)
     async with stream_env.store() as store:
         reasons = await store.dead_letter_reasons()
         stored_digests = {d["_id"] async for d in store.db[DEAD_LETTERS].find({}, {"_id": 1})}
-    assert stored_digests == {r["digest"] for _, r in letters}
+    assert stored_digests == {r.value["digest"] for r in letters}
     assert sum(reasons.values()) == len(stored_digests)
 
 
@@ -134,7 +126,7 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     packets = list(AlertSimulator(seed=11).packets(3000))
     stream_env.batch_size = 100
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
-                  _messages([raw for _, _, raw in packets]))
+                  keyed([raw for _, _, raw in packets]))
     first = Worker(stream_env, "first")
     try:
         await wait_for(lambda: _count_is(stream_env, 600), 240, "600 alerts stored")
@@ -158,32 +150,16 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
         assert got[coll] == expected[coll], f"{coll} differs from an uninterrupted run"
 
 
-async def _group_members(env: StreamEnv) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=env.bootstrap)
-    await admin.start()
-    try:
-        try:
-            (response,) = await admin.describe_consumer_groups(
-                [env.env["NIGHTJAR_KAFKA_GROUP_ID"]])
-        except KafkaError:  # the group's coordinator is not up yet
-            return 0
-        # groups: (error_code, group, state, protocol_type, protocol, members, ...)
-        (group,) = response.groups
-        return len(group[5]) if group[2] == "Stable" else 0
-    finally:
-        await admin.close()
-
-
 async def test_two_workers_share_the_partitions_and_process_each_alert_once(
         stream_env: StreamEnv) -> None:
     packets = list(AlertSimulator(seed=12).packets(1500))
     workers = [Worker(stream_env, "a"), Worker(stream_env, "b")]
     try:
         async def both_joined() -> bool:
-            return await _group_members(stream_env) == 2
+            return await stream_env.group_members() == 2
         await wait_for(both_joined, 120, "both workers in a stable group")
         await produce(stream_env.bootstrap, stream_env.topic("alerts"),
-                      _messages([raw for _, _, raw in packets]))
+                      keyed([raw for _, _, raw in packets]))
         await wait_for(lambda: _count_is(stream_env, len(packets)), 300, "all alerts stored")
         records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
                                    expected=len(packets), wait_s=60)
@@ -193,7 +169,7 @@ async def test_two_workers_share_the_partitions_and_process_each_alert_once(
     assert codes == [0, 0], [w.log[-2000:] for w in workers]
     assert all(c > 0 for c in counts), f"one worker got no partitions: {counts}"
     assert sum(counts) == len(packets)
-    assert sorted(r["candid"] for _, r in records) == sorted(c for _, c, _ in packets)
+    assert sorted(r.value["candid"] for r in records) == sorted(c for _, c, _ in packets)
     # objects never split across workers: each object's records came from one partition
     async with stream_env.store() as store:
         assert await store.count("objects") == len({oid for oid, _, _ in packets})
@@ -203,7 +179,7 @@ async def test_reconcile_reprocesses_exactly_what_the_store_lacks(
         stream_env: StreamEnv, tmp_path: Path) -> None:
     packets = list(AlertSimulator(seed=13).packets(400))
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
-                  _messages([raw for _, _, raw in packets]))
+                  keyed([raw for _, _, raw in packets]))
     # a third of the alerts reached the store some other way; the rest were lost
     already = packets[::3]
     async with stream_env.store() as store:
@@ -217,7 +193,7 @@ async def test_reconcile_reprocesses_exactly_what_the_store_lacks(
     assert await _stored_alert_count(stream_env) == 400
     records = await read_topic(stream_env.bootstrap, stream_env.topic("classifications"),
                                expected=400 - len(already), wait_s=30)
-    assert sorted(r["candid"] for _, r in records) == sorted(
+    assert sorted(r.value["candid"] for r in records) == sorted(
         c for p in packets if p not in already for c in [p[1]])
     again = stream_env.cli("reconcile")
     assert json.loads(again.stdout.strip().splitlines()[-1])["missing"] == 0
@@ -226,12 +202,12 @@ async def test_reconcile_reprocesses_exactly_what_the_store_lacks(
 async def test_reconcile_by_time_reads_only_the_range(stream_env: StreamEnv) -> None:
     packets = list(AlertSimulator(seed=14).packets(120))
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
-                  _messages([raw for _, _, raw in packets[:60]]))
+                  keyed([raw for _, _, raw in packets[:60]]))
     await asyncio.sleep(1.5)
     cut = dt.datetime.now(dt.UTC)
     await asyncio.sleep(1.5)
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
-                  _messages([raw for _, _, raw in packets[60:]]))
+                  keyed([raw for _, _, raw in packets[60:]]))
     run = stream_env.cli("reconcile", "--from", cut.isoformat())
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1])["read"] == 60

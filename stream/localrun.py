@@ -1,4 +1,9 @@
-"""Test helpers for the stream tests: worker processes, topic readers, metrics scraping."""
+"""A local deployment on a Kafka broker, for tests and benchmarks.
+
+:class:`StreamEnv` is one isolated deployment (its own topics, consumer group and
+database) on a shared broker; :class:`Worker` runs ``nightjar worker`` as a real
+process, as an operator would, and reads its Prometheus endpoint.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,26 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
+from nightjar.alerts import AlertDecoder
 from nightjar.store import NightjarStore
 from stream.devbroker import free_port
+from stream.kafka import message_key
 from stream.records import decode
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  #: where ``python -m nightjar.cli`` runs
 
 
 @dataclass
@@ -74,6 +83,22 @@ class StreamEnv:
         finally:
             await client.close()
 
+    async def group_members(self) -> int:
+        """Members of the deployment's consumer group once it is stable (else 0)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            try:
+                (response,) = await admin.describe_consumer_groups(
+                    [self.env["NIGHTJAR_KAFKA_GROUP_ID"]])
+            except KafkaError:  # the group's coordinator is not up yet
+                return 0
+            # groups: (error_code, group, state, protocol_type, protocol, members, ...)
+            (group,) = response.groups
+            return len(group[5]) if group[2] == "Stable" else 0
+        finally:
+            await admin.close()
+
     async def drop(self) -> None:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongo_uri)
         await client.drop_database(self.database)
@@ -102,7 +127,9 @@ class Worker:
 
     def metric(self, name: str, **labels: str) -> float:
         """Current value of one sample of the worker's Prometheus endpoint (0 if absent)."""
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == name and all(sample.labels.get(k) == v
@@ -134,6 +161,12 @@ class Worker:
         return self.proc.returncode
 
 
+def keyed(packets: list[bytes]) -> list[tuple[bytes | None, bytes]]:
+    """Alert packets as (objectId key, value) messages, as ``nightjar produce`` sends them."""
+    decoder = AlertDecoder()
+    return [(message_key(decoder, raw), raw) for raw in packets]
+
+
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 max_request_size=10 * 1024 * 1024)
@@ -145,8 +178,14 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
         await producer.stop()
 
 
+class TopicRecord(NamedTuple):
+    key: bytes | None
+    value: dict[str, Any]  #: the decoded Avro record
+    timestamp_ms: int  #: the message's Kafka timestamp
+
+
 async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 120,
-                     ) -> list[tuple[bytes | None, dict[str, Any]]]:
+                     ) -> list[TopicRecord]:
     """Every record on a topic (key, decoded value), once ``expected`` have arrived.
 
     Waits up to ``wait_s`` seconds, then returns what there is; reads a little longer
@@ -156,7 +195,7 @@ async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 fetch_max_bytes=50 * 1024 * 1024)
     await consumer.start()
-    out: list[tuple[bytes | None, dict[str, Any]]] = []
+    out: list[TopicRecord] = []
     try:
         deadline = time.monotonic() + wait_s
         while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
@@ -169,7 +208,8 @@ async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for rec in records:
-                    out.extend((rec.key, value) for value in decode(rec.value or b""))
+                    out.extend(TopicRecord(rec.key, value, rec.timestamp)
+                               for value in decode(rec.value or b""))
             if len(out) >= expected:
                 surplus_deadline = surplus_deadline or time.monotonic() + 2
                 if time.monotonic() > surplus_deadline:
