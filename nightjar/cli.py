@@ -6,10 +6,12 @@ Settings are read from the environment once, here, and passed down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -233,6 +235,22 @@ def _dev_kafka(settings: Settings) -> Any:
     return DevKafka(settings.home / "kafka", settings.kafka_dev_port)
 
 
+@contextlib.contextmanager
+def _kafka_errors(settings: Settings) -> Iterator[None]:
+    """Turn a Kafka failure into one clear line and exit status 3."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        yield
+    except KafkaError as exc:
+        err.print(f"[red]error:[/red] Kafka at {settings.kafka_bootstrap_servers} "
+                  f"({settings.kafka_security_protocol}) failed: {exc}. Check "
+                  "NIGHTJAR_KAFKA_BOOTSTRAP_SERVERS and, for SASL/SSL clusters, "
+                  "NIGHTJAR_KAFKA_SASL_* / NIGHTJAR_KAFKA_SSL_* (wrong credentials also "
+                  "show as a failure to bootstrap).", highlight=False)
+        raise typer.Exit(3) from exc
+
+
 @kafka_app.command("start")
 def kafka_start() -> None:
     """Start the development broker (fetching Kafka with Maven on first use)."""
@@ -289,7 +307,8 @@ def produce(
             await producer.stop()
 
     try:
-        summary = asyncio.run(run())
+        with _kafka_errors(settings):
+            summary = asyncio.run(run())
     except FileNotFoundError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -313,7 +332,8 @@ def worker(
     from stream.metrics import WorkerMetrics
 
     settings = _settings()
-    asyncio.run(ensure_topics(settings))
+    with _kafka_errors(settings):
+        asyncio.run(ensure_topics(settings))
     metrics = WorkerMetrics()
     port = metrics.serve(settings.metrics_host,
                          settings.metrics_port if metrics_port is None else metrics_port)
@@ -371,7 +391,8 @@ def reconcile(
             await producer.stop()
 
     try:
-        report = asyncio.run(run())
+        with _kafka_errors(settings):
+            report = asyncio.run(run())
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -135,10 +135,18 @@ class DevKafka:
     workdir: Path
     port: int
     cache_dir: Path | None = None
+    #: when set, a second listener on ``sasl_port`` takes SASL/PLAIN with these users,
+    #: as ZTF's and LSST's brokers do (for testing authenticated clients)
+    sasl_users: dict[str, str] | None = None
+    sasl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.sasl_port}" if self.sasl_users and self.sasl_port else None
 
     @property
     def _state_file(self) -> Path:
@@ -158,15 +166,30 @@ class DevKafka:
     def _configure(self, controller_port: int) -> Path:
         data = self.workdir / "data"
         props = self.workdir / "server.properties"
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}",
+                     f"CONTROLLER://127.0.0.1:{controller_port}"]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        sasl: list[str] = []
+        if self.sasl_bootstrap:
+            listeners.append(f"SASL_PLAINTEXT://{self.sasl_bootstrap}")
+            advertised.append(f"SASL_PLAINTEXT://{self.sasl_bootstrap}")
+            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+            users = " ".join(f'user_{name}="{pw}"' for name, pw in (self.sasl_users or {}).items())
+            sasl = ["sasl.enabled.mechanisms=PLAIN",
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f"{users};"]
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners={','.join(listeners)}",
+            f"advertised.listeners={','.join(advertised)}",
+            "inter.broker.listener.name=PLAINTEXT",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map={','.join(protocols)}",
+            *sasl,
             f"log.dirs={data}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",

@@ -46,6 +46,8 @@ class StreamEnv:
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     partitions: int = 4
     batch_size: int = 200
+    #: further settings (security options, say), as environment variables
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -62,6 +64,7 @@ class StreamEnv:
             "NIGHTJAR_HOME": str(self.home),
             "NIGHTJAR_DATABASE": f"nightjar_stream_{self.tag}",
             "MONGODB_URI": self.mongo_uri,
+            **self.extra,
         }
 
     @property

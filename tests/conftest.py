@@ -21,6 +21,7 @@ from nightjar.ingest import BatchProcessor, RawInput
 from nightjar.settings import Settings
 from nightjar.simulate import AlertSimulator
 from nightjar.store import EmbeddedMongo, NightjarStore
+from stream.devbroker import DevKafka, free_port, missing_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,19 +78,29 @@ def as_inputs(packets: list[tuple[str, int, bytes]]) -> list[RawInput]:
             for oid, candid, raw in packets]
 
 
+#: SASL/PLAIN account on the test broker's second listener
+KAFKA_SASL_USER = ("nightjar", "alert-stream-secret")
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real single-node Kafka 3.9 broker (KRaft) on a free loopback port, per session.
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevKafka]:
+    """A real single-node Kafka 3.9 broker (KRaft) on free loopback ports, per session.
 
-    Skipped where Java or Maven is missing, except under ``CI=true``, where it must run.
+    One listener is plaintext, a second takes SASL/PLAIN (``KAFKA_SASL_USER``).  Skipped
+    where Java or Maven is missing, except under ``CI=true``, where it must run.
     """
-    from stream.devbroker import DevKafka, free_port, missing_tools
-
     missing = missing_tools()
     if missing:
         message = f"Kafka tests need {' and '.join(missing)} on PATH"
         if os.environ.get("CI") == "true":
             pytest.fail(message + " (CI=true: they must run)")
         pytest.skip(message)
-    with DevKafka(tmp_path_factory.mktemp("kafka"), free_port()) as bootstrap:
-        yield bootstrap
+    broker = DevKafka(tmp_path_factory.mktemp("kafka"), free_port(),
+                      sasl_users=dict([KAFKA_SASL_USER]), sasl_port=free_port())
+    with broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: DevKafka) -> str:
+    return kafka_broker.bootstrap

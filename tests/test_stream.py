@@ -236,3 +236,36 @@ def test_dev_kafka_command_starts_and_stops_a_broker(tmp_path: Path,
     finally:
         assert dev_kafka("stop").returncode == 0
     assert dev_kafka("status").returncode == 1
+
+
+async def test_sasl_authenticated_cluster(stream_env: StreamEnv, kafka_broker: Any,
+                                          simulated: list[tuple[str, int, bytes]],
+                                          tmp_path: Path) -> None:
+    """Producer, worker and reconcile all reach a SASL/PLAIN listener with the settings."""
+    from tests.conftest import KAFKA_SASL_USER
+
+    user, password = KAFKA_SASL_USER
+    sasl = {"NIGHTJAR_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "NIGHTJAR_KAFKA_SASL_MECHANISM": "PLAIN", "NIGHTJAR_KAFKA_SASL_USERNAME": user}
+    stream_env.bootstrap = kafka_broker.sasl_bootstrap
+    stream_env.extra = {**sasl, "NIGHTJAR_KAFKA_SASL_PASSWORD": "wrong"}
+    alerts_dir = tmp_path / "alerts"
+    alerts_dir.mkdir()
+    for oid, candid, raw in simulated[:30]:
+        (alerts_dir / f"{oid}_{candid}.avro").write_bytes(raw)
+    refused = stream_env.cli("produce", str(alerts_dir), timeout=120)
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert "(SASL_PLAINTEXT) failed" in refused.stderr.replace("\n", " ")
+    assert "Traceback" not in refused.stderr
+
+    stream_env.extra = {**sasl, "NIGHTJAR_KAFKA_SASL_PASSWORD": password}
+    produced = stream_env.cli("produce", str(alerts_dir))
+    assert produced.returncode == 0, produced.stderr[-2000:]
+    worker = Worker(stream_env)
+    try:
+        await wait_for(lambda: _count_is(stream_env, 30), 120, "30 alerts stored over SASL")
+    finally:
+        assert worker.stop() == 0, worker.log[-3000:]
+    check = stream_env.cli("reconcile")
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert json.loads(check.stdout.strip().splitlines()[-1])["present"] == 30
