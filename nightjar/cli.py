@@ -243,11 +243,14 @@ def _kafka_errors(settings: Settings) -> Iterator[None]:
     try:
         yield
     except KafkaError as exc:
-        err.print(f"[red]error:[/red] Kafka at {settings.kafka_bootstrap_servers} "
-                  f"({settings.kafka_security_protocol}) failed: {exc}. Check "
-                  "NIGHTJAR_KAFKA_BOOTSTRAP_SERVERS and, for SASL/SSL clusters, "
-                  "NIGHTJAR_KAFKA_SASL_* / NIGHTJAR_KAFKA_SSL_* (wrong credentials also "
-                  "show as a failure to bootstrap).", highlight=False)
+        clusters = (f"Nightjar's cluster {settings.kafka_bootstrap_servers} "
+                    f"({settings.kafka_security_protocol})")
+        if settings.source_bootstrap_servers:
+            clusters += (f", survey cluster {settings.source_bootstrap_servers} "
+                         f"({settings.source_security_protocol})")
+        err.print(f"[red]error:[/red] Kafka failed: {exc}. {clusters}. Check the bootstrap "
+                  "servers and, for SASL/SSL clusters, the *_SASL_* / *_SSL_* settings (wrong "
+                  "credentials also show as a failure to bootstrap).", highlight=False)
         raise typer.Exit(3) from exc
 
 
@@ -345,6 +348,50 @@ def worker(
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
+@app.command("relay")
+def relay_command(
+    pattern: Annotated[str | None, typer.Option(
+        help="regular expression of external topics (default: NIGHTJAR_SOURCE_TOPIC_PATTERN)")
+    ] = None,
+    idle_exit: Annotated[float | None, typer.Option(
+        help="stop after this many seconds without messages (default: run until stopped)")
+    ] = None,
+) -> None:
+    """Re-publish an external survey stream into the alert topic, keyed by objectId."""
+    from stream.kafka import ensure_topics, new_producer
+    from stream.relay import RelaySummary, relay, source_consumer
+
+    settings = _settings()
+    if not settings.source_bootstrap_servers:
+        err.print("[red]error:[/red] set NIGHTJAR_SOURCE_BOOTSTRAP_SERVERS (and its "
+                  "NIGHTJAR_SOURCE_* security settings) to the survey's cluster")
+        raise typer.Exit(2)
+
+    async def run() -> RelaySummary:
+        await ensure_topics(settings)
+        consumer, producer = source_consumer(settings), new_producer(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await consumer.start()
+        try:
+            await producer.start()
+            try:
+                return await relay(consumer, producer, pattern or settings.source_topic_pattern,
+                                   settings.topic_alerts, batch_size=settings.worker_batch_size,
+                                   idle_exit=idle_exit, stop=stop)
+            finally:
+                await producer.stop()
+        finally:
+            await consumer.stop()
+
+    with _kafka_errors(settings):
+        summary = asyncio.run(run())
+    err.print(f"relayed {summary.forwarded} messages to {settings.topic_alerts} in "
+              f"{summary.seconds:.1f} s ({summary.unkeyed} without a readable objectId)")
+
+
 @app.command()
 def reconcile(
     topic: Annotated[str | None, typer.Option(help="topic (default: the alert topic)")] = None,
@@ -370,7 +417,8 @@ def reconcile(
         raise typer.Exit(2) from exc
 
     async def run() -> ReconcileReport:
-        consumer = AIOKafkaConsumer(**connection_options(settings), group_id=None,
+        consumer = AIOKafkaConsumer(**connection_options(settings.kafka_connection()),
+                                    group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         producer = new_producer(settings)
         await consumer.start()

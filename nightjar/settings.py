@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """How to reach one Kafka cluster: servers and the security settings it requires."""
+
+    bootstrap_servers: str  #: comma-separated host:port list
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -46,6 +61,23 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM)")
     kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="client key")
+    # ---- an external alert stream (ZTF's, LSST's) that `nightjar relay` consumes
+    source_bootstrap_servers: str | None = Field(
+        default=None, description="the external cluster; unset = no relay")
+    source_topic_pattern: str = Field(
+        default=r"ztf_\d{8}_programid1", description="regular expression of topics to read")
+    source_group_id: str = Field(default="nightjar-relay",
+                                 description="consumer group on the external cluster")
+    source_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="where a new group starts reading")
+    source_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    source_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    source_sasl_username: str | None = None
+    source_sasl_password: SecretStr | None = None
+    source_ssl_cafile: Path | None = None
+    source_ssl_certfile: Path | None = None
+    source_ssl_keyfile: Path | None = None
     topic_alerts: str = "ztf-alerts"
     topic_classifications: str = "nightjar-classifications"
     topic_dead_letters: str = "nightjar-dead-letters"
@@ -68,6 +100,22 @@ class Settings(BaseSettings):
         "port of each worker's Prometheus endpoint (0 = any free port, logged)"))
     kafka_dev_port: int = Field(default=9092, ge=1, le=65535,
                                 description="port of the development broker (nightjar dev kafka)")
+
+    def kafka_connection(self) -> KafkaConnection:
+        """Nightjar's own cluster (alert topic, outputs, workers)."""
+        return KafkaConnection(
+            self.kafka_bootstrap_servers, self.kafka_security_protocol,
+            self.kafka_sasl_mechanism, self.kafka_sasl_username, self.kafka_sasl_password,
+            self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+
+    def source_connection(self) -> KafkaConnection:
+        """The external survey cluster the relay reads (raises when not configured)."""
+        if not self.source_bootstrap_servers:
+            raise ValueError("NIGHTJAR_SOURCE_BOOTSTRAP_SERVERS is not set")
+        return KafkaConnection(
+            self.source_bootstrap_servers, self.source_security_protocol,
+            self.source_sasl_mechanism, self.source_sasl_username, self.source_sasl_password,
+            self.source_ssl_cafile, self.source_ssl_certfile, self.source_ssl_keyfile)
 
     @property
     def archive_path(self) -> Path:

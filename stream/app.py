@@ -56,8 +56,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     """
     app = faust.App(
         settings.kafka_group_id,
-        broker=faust_broker(settings),
-        broker_credentials=faust_credentials(settings),
+        broker=faust_broker(settings.kafka_connection()),
+        broker_credentials=faust_credentials(settings.kafka_connection()),
         store="memory://",
         web_enabled=False,
         autodiscover=False,

@@ -22,49 +22,47 @@ from aiokafka.helpers import create_ssl_context
 
 from nightjar.alerts import AlertDecoder, AlertRejected
 from nightjar.ingest import RawInput
-from nightjar.settings import Settings
+from nightjar.settings import KafkaConnection, Settings
 
 #: Largest message the producer sends (ZTF alerts with cutouts are well below 1 MiB).
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if "SSL" not in settings.kafka_security_protocol:
+def _ssl_context(conn: KafkaConnection) -> ssl.SSLContext | None:
+    if "SSL" not in conn.security_protocol:
         return None
-    return create_ssl_context(cafile=settings.kafka_ssl_cafile,
-                              certfile=settings.kafka_ssl_certfile,
-                              keyfile=settings.kafka_ssl_keyfile)
+    return create_ssl_context(cafile=conn.ssl_cafile, certfile=conn.ssl_certfile,
+                              keyfile=conn.ssl_keyfile)
 
 
-def connection_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of every aiokafka client for the configured cluster."""
+def _password(conn: KafkaConnection) -> str | None:
+    return conn.sasl_password.get_secret_value() if conn.sasl_password else None
+
+
+def connection_options(conn: KafkaConnection) -> dict[str, Any]:
+    """Keyword arguments of every aiokafka client for one cluster."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "security_protocol": settings.kafka_security_protocol,
-        "ssl_context": _ssl_context(settings),
+        "bootstrap_servers": [s.strip() for s in conn.bootstrap_servers.split(",")],
+        "security_protocol": conn.security_protocol,
+        "ssl_context": _ssl_context(conn),
     }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        options.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=(settings.kafka_sasl_password.get_secret_value()
-                                 if settings.kafka_sasl_password else None))
+    if conn.security_protocol.startswith("SASL"):
+        options.update(sasl_mechanism=conn.sasl_mechanism,
+                       sasl_plain_username=conn.sasl_username,
+                       sasl_plain_password=_password(conn))
     return options
 
 
-def faust_broker(settings: Settings) -> list[str]:
-    return [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")]
+def faust_broker(conn: KafkaConnection) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in conn.bootstrap_servers.split(",")]
 
 
-def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+def faust_credentials(conn: KafkaConnection) -> faust.types.auth.CredentialsT | None:
     """The same security settings in Faust's terms."""
-    context = _ssl_context(settings)
-    if settings.kafka_security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=(settings.kafka_sasl_password.get_secret_value()
-                      if settings.kafka_sasl_password else None),
-            ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
+    context = _ssl_context(conn)
+    if conn.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=conn.sasl_username, password=_password(conn),
+                                     ssl_context=context, mechanism=conn.sasl_mechanism)
     if context is not None:
         return faust.SSLCredentials(context)
     return None
@@ -79,7 +77,7 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the topology's topics that do not exist yet; return those created."""
-    admin = AIOKafkaAdminClient(**connection_options(settings))
+    admin = AIOKafkaAdminClient(**connection_options(settings.kafka_connection()))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -152,6 +150,6 @@ async def produce(producer: AIOKafkaProducer, topic: str, inputs: Iterable[RawIn
 
 def new_producer(settings: Settings) -> AIOKafkaProducer:
     """A producer for the configured cluster: acks from all replicas, idempotent."""
-    return AIOKafkaProducer(**connection_options(settings), acks="all",
+    return AIOKafkaProducer(**connection_options(settings.kafka_connection()), acks="all",
                             enable_idempotence=True, max_request_size=MAX_MESSAGE_BYTES,
                             linger_ms=5)
