@@ -92,6 +92,8 @@ class Settings(BaseSettings):
                                    description="most alerts one worker processes at once")
     worker_batch_seconds: float = Field(default=0.5, gt=0, description=(
         "longest wait for a batch to fill before processing what has arrived [s]"))
+    worker_stop_grace: float = Field(default=30.0, gt=0, description=(
+        "how long a stopping worker waits for the batch in flight to finish [s]"))
     kafka_session_timeout: float = Field(default=30.0, ge=6.0, description=(
         "seconds before the group gives a silent worker's partitions to the others [s]"))
     metrics_host: str = Field(default="127.0.0.1",

@@ -10,7 +10,10 @@ exactly-once effect in the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
@@ -26,6 +29,7 @@ from stream.kafka import MAX_MESSAGE_BYTES, faust_broker, faust_credentials
 from stream.metrics import WorkerMetrics
 from stream.topology import DEFAULT_TOPOLOGY, Topology
 
+log = logging.getLogger(__name__)
 StoreFactory = Callable[[], AbstractAsyncContextManager[NightjarStore]]
 
 
@@ -34,6 +38,29 @@ def _message(event: faust.types.EventT) -> InputMessage:
     return InputMessage(topic=msg.topic, partition=msg.partition, offset=msg.offset,
                         timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
                         value=msg.value or b"")
+
+
+async def _finish_even_if_stopped(batch: Awaitable[Any], grace: float) -> None:
+    """Run one batch to completion even when the worker is told to stop meanwhile.
+
+    Faust acknowledges a batch's messages when its ``take_events`` generator is closed,
+    also when the agent is cancelled mid-batch; acknowledging a batch that was never
+    stored would lose it.  So a stop waits up to ``grace`` seconds for the batch in
+    flight.  If it cannot finish (the store is down and the batch is being retried),
+    the process exits at once without committing, exactly as after a crash, and the
+    batch is processed again on restart.
+    """
+    task = asyncio.ensure_future(batch)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except (TimeoutError, asyncio.CancelledError):
+            log.error("stopping with a batch still in flight; exiting without committing "
+                      "its offsets (it is processed again on restart)")
+            os._exit(75)  # EX_TEMPFAIL
+        raise
 
 
 def create_app(settings: Settings, *, store_factory: StoreFactory, archive: AlertArchive,
@@ -95,7 +122,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                 settings.worker_batch_size, within=settings.worker_batch_seconds)
             async for events in batches:
                 messages = [_message(e) for e in events]
-                await driver.handle(messages)
+                await _finish_even_if_stopped(driver.handle(messages),
+                                              settings.worker_stop_grace)
                 last: dict[TP, int] = {}
                 for m in messages:
                     tp = TP(m.topic, m.partition)

@@ -150,6 +150,28 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
         assert got[coll] == expected[coll], f"{coll} differs from an uninterrupted run"
 
 
+async def test_stop_mid_stream_then_restart_loses_nothing(stream_env: StreamEnv) -> None:
+    """SIGTERM while batches are in flight: the worker finishes or abandons, never loses."""
+    packets = list(AlertSimulator(seed=16).packets(2000))
+    stream_env.batch_size = 100
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  keyed([raw for _, _, raw in packets]))
+    first = Worker(stream_env, "first")
+    try:
+        await wait_for(lambda: _count_is(stream_env, 300), 240, "300 alerts stored")
+    finally:
+        code = first.stop()
+    assert code == 0, first.log[-3000:]
+    assert await _stored_alert_count(stream_env) < len(packets), "stopped too late to tell"
+    second = Worker(stream_env, "second")
+    try:
+        await wait_for(lambda: _count_is(stream_env, len(packets)), 300, "every alert stored")
+    finally:
+        assert second.stop() == 0, second.log[-3000:]
+    async with stream_env.store() as store:
+        assert await store.stored_alerts(c for _, c, _ in packets) == {c for _, c, _ in packets}
+
+
 async def test_two_workers_share_the_partitions_and_process_each_alert_once(
         stream_env: StreamEnv) -> None:
     packets = list(AlertSimulator(seed=12).packets(1500))
