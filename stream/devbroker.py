@@ -139,6 +139,10 @@ class DevKafka:
     #: as ZTF's and LSST's brokers do (for testing authenticated clients)
     sasl_users: dict[str, str] | None = None
     sasl_port: int | None = None
+    #: when set, a third listener on ``ssl_port`` speaks TLS with this PEM file (the
+    #: server's private key, unencrypted, followed by its certificate chain)
+    ssl_keystore_pem: Path | None = None
+    ssl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -147,6 +151,10 @@ class DevKafka:
     @property
     def sasl_bootstrap(self) -> str | None:
         return f"127.0.0.1:{self.sasl_port}" if self.sasl_users and self.sasl_port else None
+
+    @property
+    def ssl_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.ssl_port}" if self.ssl_keystore_pem and self.ssl_port else None
 
     @property
     def _state_file(self) -> Path:
@@ -170,7 +178,7 @@ class DevKafka:
                      f"CONTROLLER://127.0.0.1:{controller_port}"]
         protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
         advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
-        sasl: list[str] = []
+        sasl: list[str] = []  # security settings of the optional listeners
         if self.sasl_bootstrap:
             listeners.append(f"SASL_PLAINTEXT://{self.sasl_bootstrap}")
             advertised.append(f"SASL_PLAINTEXT://{self.sasl_bootstrap}")
@@ -180,6 +188,12 @@ class DevKafka:
                     "listener.name.sasl_plaintext.plain.sasl.jaas.config="
                     "org.apache.kafka.common.security.plain.PlainLoginModule required "
                     f"{users};"]
+        if self.ssl_bootstrap:
+            listeners.append(f"SSL://{self.ssl_bootstrap}")
+            advertised.append(f"SSL://{self.ssl_bootstrap}")
+            protocols.append("SSL:SSL")
+            sasl += ["ssl.keystore.type=PEM", f"ssl.keystore.location={self.ssl_keystore_pem}",
+                     "ssl.client.auth=none"]
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",

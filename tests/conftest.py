@@ -86,7 +86,8 @@ KAFKA_SASL_USER = ("nightjar", "alert-stream-secret")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevKafka]:
     """A real single-node Kafka 3.9 broker (KRaft) on free loopback ports, per session.
 
-    One listener is plaintext, a second takes SASL/PLAIN (``KAFKA_SASL_USER``).  Skipped
+    One listener is plaintext, a second takes SASL/PLAIN (``KAFKA_SASL_USER``), a third
+    speaks TLS with a certificate of a throwaway CA (``<workdir>/tls/ca.pem``).  Skipped
     where Java or Maven is missing, except under ``CI=true``, where it must run.
     """
     missing = missing_tools()
@@ -95,8 +96,13 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevKafka]
         if os.environ.get("CI") == "true":
             pytest.fail(message + " (CI=true: they must run)")
         pytest.skip(message)
-    broker = DevKafka(tmp_path_factory.mktemp("kafka"), free_port(),
-                      sasl_users=dict([KAFKA_SASL_USER]), sasl_port=free_port())
+    from tests.tls import make_tls_files
+
+    workdir = tmp_path_factory.mktemp("kafka")
+    _, server_pem = make_tls_files(workdir / "tls")
+    broker = DevKafka(workdir / "broker", free_port(),
+                      sasl_users=dict([KAFKA_SASL_USER]), sasl_port=free_port(),
+                      ssl_keystore_pem=server_pem, ssl_port=free_port())
     with broker:
         yield broker
 

@@ -318,3 +318,25 @@ async def test_relay_rekeys_an_external_sasl_stream_by_object(
     # offsets were committed on the survey's cluster: a restart forwards nothing again
     again = stream_env.cli("relay", "--idle-exit", "3")
     assert again.returncode == 0 and "relayed 0 messages" in again.stderr, again.stderr[-2000:]
+
+
+async def test_tls_cluster_with_a_private_ca(stream_env: StreamEnv, kafka_broker: Any,
+                                             simulated: list[tuple[str, int, bytes]],
+                                             tmp_path: Path) -> None:
+    """The SSL settings reach a TLS listener; a client without the CA is refused."""
+    ca = kafka_broker.workdir.parent / "tls" / "ca.pem"
+    alerts_dir = tmp_path / "alerts"
+    alerts_dir.mkdir()
+    for oid, candid, raw in simulated[:20]:
+        (alerts_dir / f"{oid}_{candid}.avro").write_bytes(raw)
+    stream_env.bootstrap = kafka_broker.ssl_bootstrap
+    stream_env.extra = {"NIGHTJAR_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    untrusted = stream_env.cli("produce", str(alerts_dir), timeout=120)
+    assert untrusted.returncode == 3, untrusted.stderr[-2000:]
+    stream_env.extra["NIGHTJAR_KAFKA_SSL_CAFILE"] = str(ca)
+    produced = stream_env.cli("produce", str(alerts_dir))
+    assert produced.returncode == 0, produced.stderr[-2000:]
+    assert "sent 20 messages" in produced.stderr
+    check = stream_env.cli("reconcile")
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert json.loads(check.stdout.strip().splitlines()[-1])["stored"] == 20
