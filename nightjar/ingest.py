@@ -146,6 +146,13 @@ class IngestSummary:
         return self.inputs / self.seconds if self.seconds > 0 else 0.0
 
 
+def _failed(alerts: Sequence[ParsedAlert], step: str, exc: Exception) -> list[DeadLetter]:
+    """Dead letters for every alert of an object that a step could not process."""
+    return [DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
+                       reason=f"step {step} failed: {type(exc).__name__}: {exc}")
+            for a in alerts]
+
+
 class BatchProcessor:
     """Run the topology's steps from *ingest* to *store* over one batch of inputs.
 
@@ -210,10 +217,7 @@ class BatchProcessor:
                         stats.n_out += len(state.alerts)
                     except Exception as exc:  # one bad object must not sink the batch
                         stats.n_dead += len(state.alerts)
-                        result.dead_letters += [
-                            DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
-                                       reason=f"step {name} failed: {type(exc).__name__}: {exc}")
-                            for a in state.alerts]
+                        result.dead_letters += _failed(state.alerts, name, exc)
                 states = survivors
         return states
 
@@ -236,18 +240,22 @@ class BatchProcessor:
                 histories = await self.store.load_histories(groups)
             finally:
                 await archived
-            states = {oid: merge_alerts(histories[oid], group) for oid, group in groups.items()}
+            states: dict[str, ObjectState] = {}
+            for oid, group in groups.items():
+                try:
+                    states[oid] = merge_alerts(histories[oid], group)
+                except Exception as exc:  # one bad object must not sink the batch
+                    stats.n_out -= len(group)
+                    stats.n_dead += len(group)
+                    result.dead_letters += _failed(group, "ingest", exc)
         states = self._run_object_steps(result, states)
         with self._timed(result, "store") as stats:
-            for oid, state in list(states.items()):
+            stats.n_in = sum(len(state.alerts) for state in states.values())
+            for oid, state in states.items():
                 try:
                     write = plan_write(state)
                 except Exception as exc:
-                    del states[oid]
-                    result.dead_letters += [
-                        DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
-                                   reason=f"step store failed: {type(exc).__name__}: {exc}")
-                        for a in state.alerts]
+                    result.dead_letters += _failed(state.alerts, "store", exc)
                     stats.n_dead += len(state.alerts)
                     continue
                 result.alerts += state.alerts
@@ -258,7 +266,7 @@ class BatchProcessor:
                 if not write.empty:
                     result.writes.append(write)
             summary = await self.store.write(result.writes, result.dead_letters)
-            stats.n_in = stats.n_out = len(result.alerts)
+            stats.n_out = len(result.alerts)
         result.new_detections = summary.new_detections
         result.objects_written = summary.objects
         return result

@@ -202,7 +202,7 @@ async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 
     try:
         deadline = time.monotonic() + wait_s
         while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()
+            await consumer._client.force_metadata_update()  # no public refresh in aiokafka
             await asyncio.sleep(0.5)
         partitions = consumer.partitions_for_topic(topic) or set()
         consumer.assign([TopicPartition(topic, p) for p in partitions])

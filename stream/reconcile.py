@@ -66,7 +66,8 @@ async def read_range(consumer: AIOKafkaConsumer, topic: str, start: Bound, end: 
     """
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
-        await consumer._client.force_metadata_update()  # first call: metadata not loaded yet
+        # aiokafka has no public call that refreshes the metadata partitions_for_topic reads
+        await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic)
     if not partitions:
         raise ValueError(f"topic {topic!r} does not exist")
