@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup demo test lint typecheck generated bench bench-ingest bench-stream kafka clean
+.PHONY: setup demo test lint typecheck generated proto bench bench-ingest bench-stream kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -20,8 +20,21 @@ typecheck: setup
 generated: setup  ## fail when generated files drift from their sources
 	$(UV) run python -m tools.gen_ztf_schema --check
 	$(UV) run python -m tools.export_graphql_schema --check
+	$(UV) run python -m tools.gen_protos --check
 
-test: lint typecheck generated  ## lint, type-check, drift checks and the whole test suite
+BUF := tools/buf/node_modules/.bin/buf
+$(BUF): tools/buf/package.json  # exact version pinned there; npm ci trips over buf's per-platform optional packages
+	npm install --prefix tools/buf --no-package-lock --no-audit --no-fund --loglevel=error
+	@touch $(BUF)
+
+proto: $(BUF)  ## buf lint, and buf breaking against the main branch when there is one
+	$(BUF) lint
+	@ref=$$(git rev-parse --verify -q origin/main || git rev-parse --verify -q main || true); \
+	if [ -n "$$ref" ] && git cat-file -e "$$ref:buf.yaml" 2>/dev/null; then \
+	  echo "buf breaking against main ($$ref)"; $(BUF) breaking --against ".git#ref=$$ref"; \
+	else echo "buf breaking: main has no buf.yaml yet, nothing to compare against"; fi
+
+test: lint typecheck generated proto  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
 bench: bench-ingest bench-stream  ## all benchmarks (see README)
