@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +40,11 @@ kafka_app = typer.Typer(help="A single-node Kafka 3.9 broker (KRaft) on 127.0.0.
                         no_args_is_help=True)
 dev_app.add_typer(kafka_app, name="kafka")
 app.add_typer(dev_app, name="dev")
+catalogs_app = typer.Typer(help="Catalogues for cone search and cross-matching",
+                           no_args_is_help=True)
+app.add_typer(catalogs_app, name="catalogs")
+#: What ``nightjar serve SERVICE`` accepts (``all``: GraphQL plus every gRPC service).
+SERVICES = ("all", "graphql", "catalog")
 err = Console(stderr=True)
 out = Console()
 
@@ -150,27 +155,97 @@ def db_shard_script(
               highlight=False)
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(settings: Settings, service: str, host: str | None, port: int | None) -> None:
     import uvicorn
 
+    from nightjar.catalogs import CatalogStore
+    from services.catalog.servicer import catalog_service
     from services.gateway.app import create_app
+    from services.grpc_server import start_server, stop_server
 
+    grpc_services = {"catalog": lambda: catalog_service(CatalogStore(settings.catalog_path))}
     async with open_store(settings) as store:
         await store.init()
-        config = uvicorn.Config(create_app(store), host=host, port=port, log_level="info")
-        server = uvicorn.Server(config)
-        err.print(f"GraphQL (GraphiQL in a browser): http://{host}:{port}/graphql")
-        await server.serve()
+        tasks: list[Coroutine[Any, Any, Any]] = []
+        running = None
+        if service in ("all", *grpc_services):
+            wanted = list(grpc_services) if service == "all" else [service]
+            grpc_port = port if port is not None and service != "all" else settings.grpc_port
+            running = await start_server([grpc_services[name]() for name in wanted],
+                                         host or settings.grpc_host, grpc_port)
+            err.print(f"gRPC ({', '.join(wanted)}): {host or settings.grpc_host}:{running.port}")
+        try:
+            if service in ("all", "graphql"):
+                gql_host = host or settings.graphql_host
+                gql_port = port if port is not None else settings.graphql_port
+                config = uvicorn.Config(create_app(store), host=gql_host, port=gql_port,
+                                        log_level="info")
+                err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/graphql")
+                tasks.append(uvicorn.Server(config).serve())
+            else:
+                tasks.append(asyncio.Event().wait())  # until interrupted
+            await asyncio.gather(*tasks)
+        finally:
+            if running is not None:
+                await stop_server(running)
 
 
 @app.command()
 def serve(
+    service: Annotated[str, typer.Argument(
+        help=f"what to serve: {', '.join(SERVICES)}")] = "all",
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
-    port: Annotated[int | None, typer.Option(help="port")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="port (with 'all': the GraphQL port; gRPC uses NIGHTJAR_GRPC_PORT)")] = None,
 ) -> None:
-    """Serve GraphQL at http://HOST:PORT/graphql until interrupted."""
+    """Serve GraphQL and the gRPC services until interrupted (or one SERVICE alone)."""
+    if service not in SERVICES:
+        err.print(f"[red]error:[/red] unknown service {service!r}; one of {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(_settings(), service, host, port))
+
+
+@catalogs_app.command("import")
+def catalogs_import(
+    path: Annotated[Path, typer.Argument(help="CSV, FITS, VOTable or parquet file")],
+    name: Annotated[str, typer.Option(help="catalogue name (lower case), e.g. gcvs")],
+    ra_col: Annotated[str | None, typer.Option(help="right ascension column [deg or hms]")] = None,
+    dec_col: Annotated[str | None, typer.Option(help="declination column [deg or dms]")] = None,
+    id_col: Annotated[str | None, typer.Option(help="identifier column (default: row)")] = None,
+    default_radius: Annotated[float, typer.Option(
+        help="default cross-match radius [arcsec]")] = 1.0,
+    source: Annotated[str | None, typer.Option(help="provenance to record")] = None,
+) -> None:
+    """Partition a catalogue by HEALPix for cone searches (replaces an earlier import)."""
+    from nightjar.catalogs import CatalogError, import_catalog
+
     settings = _settings()
-    asyncio.run(_serve(settings, host or settings.graphql_host, port or settings.graphql_port))
+    try:
+        info, dropped = import_catalog(path, name, settings.catalog_path, ra_col=ra_col,
+                                       dec_col=dec_col, id_col=id_col,
+                                       default_radius_arcsec=default_radius, source=source)
+    except (CatalogError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    err.print(f"imported {info.row_count} rows of {path.name} as {info.name!r} "
+              f"(HEALPix order {info.healpix_order}, {len(info.pixels)} pixels; ra "
+              f"{info.ra_column!r}, dec {info.dec_column!r}"
+              + (f"; {dropped} rows without valid coordinates dropped)" if dropped else ")"))
+
+
+@catalogs_app.command("list")
+def catalogs_list() -> None:
+    """List the imported catalogues."""
+    from nightjar.catalogs import CatalogStore
+
+    table = Table(title="catalogues")
+    for col in ("name", "rows", "radius″", "order", "source"):
+        table.add_column(col)
+    for info in CatalogStore(_settings().catalog_path).infos.values():
+        table.add_row(info.name, str(info.row_count), f"{info.default_radius_arcsec:g}",
+                      str(info.healpix_order), info.source)
+    out.print(table)
 
 
 async def execute_query(settings: Settings, query: str,
@@ -225,7 +300,8 @@ def demo(
     err.print("\nexample query (paste into GraphiQL, or run `nightjar query '...'`):")
     out.print(EXAMPLE_QUERY, markup=False, highlight=False)
     if serve_after:
-        asyncio.run(_serve(settings, settings.graphql_host, settings.graphql_port))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(settings, "all", None, None))
 
 
 # ---------------------------------------------------------------------------- Kafka

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
                             description="alerts per ingestion batch")
     graphql_host: str = "127.0.0.1"
     graphql_port: int = Field(default=8000, ge=0, le=65535)
+    grpc_host: str = Field(default="127.0.0.1", description="bind address of the gRPC services")
+    grpc_port: int = Field(default=50051, ge=0, le=65535,
+                           description="port of the gRPC services served together")
+    catalog_dir: Path | None = Field(
+        default=None, description="imported catalogues (default: <home>/catalogs)")
 
     # ---- Kafka: the cluster the worker consumes from and publishes to
     kafka_bootstrap_servers: str = Field(
@@ -118,6 +123,10 @@ class Settings(BaseSettings):
             self.source_bootstrap_servers, self.source_security_protocol,
             self.source_sasl_mechanism, self.source_sasl_username, self.source_sasl_password,
             self.source_ssl_cafile, self.source_ssl_certfile, self.source_ssl_keyfile)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.catalog_dir if self.catalog_dir is not None else self.home / "catalogs"
 
     @property
     def archive_path(self) -> Path:

@@ -20,8 +20,8 @@ NIGHTJAR = [sys.executable, "-m", "nightjar.cli"]
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "NIGHTJAR_HOME": str(home)}
-    return env
+    # gRPC on any free port: `serve` (all services) must not collide with a real one
+    return {**os.environ, "NIGHTJAR_HOME": str(home), "NIGHTJAR_GRPC_PORT": "0"}
 
 
 def run(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
