@@ -107,7 +107,7 @@ def test_bad_cones_are_refused(synthetic: tuple[CatalogStore, SkyCoord], ra: flo
 
 
 def test_unknown_catalogue(synthetic: tuple[CatalogStore, SkyCoord]) -> None:
-    with pytest.raises(UnknownCatalog, match="no catalogue 'nope'.*synthetic"):
+    with pytest.raises(UnknownCatalog, match=r"no catalogue 'nope'.*synthetic"):
         synthetic[0].cone("nope", 1.0, 1.0, 1.0)
 
 
