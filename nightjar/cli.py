@@ -31,6 +31,7 @@ from nightjar.ingest import (
 from nightjar.settings import Settings
 from nightjar.store import open_store
 from nightjar.store.schema import shard_script
+from stream.topology import configured_topology
 
 app = typer.Typer(help="Nightjar alert broker", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database set-up", no_args_is_help=True)
@@ -97,7 +98,8 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
     files = expand_paths(paths)
     async with open_store(settings) as store:
         await store.init()
-        processor = BatchProcessor(store, LocalArchive(settings.archive_path))
+        processor = BatchProcessor(store, LocalArchive(settings.archive_path),
+                                   topology=configured_topology(settings))
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[stored]} stored, {task.fields[dead]} rejected"),
                       TimeElapsedColumn(), console=err, transient=False) as progress:
@@ -418,6 +420,7 @@ def worker(
                          settings.metrics_port if metrics_port is None else metrics_port)
     err.print(f"metrics: http://{settings.metrics_host}:{port}/metrics")
     faust_app = create_app(settings, store_factory=lambda: open_store(settings),
+                           topology=configured_topology(settings),
                            archive=LocalArchive(settings.archive_path), metrics=metrics)
     # asyncio.run() above left no current loop; Faust's worker runs on the current one
     asyncio.set_event_loop(asyncio.new_event_loop())
@@ -503,7 +506,8 @@ def reconcile(
             async with open_store(settings) as store:
                 await store.init()
                 driver = StreamDriver(
-                    BatchProcessor(store, LocalArchive(settings.archive_path)),
+                    BatchProcessor(store, LocalArchive(settings.archive_path),
+                                   topology=configured_topology(settings)),
                     lambda t, k, v: producer.send(t, v, key=k),
                     classifications_topic=settings.topic_classifications,
                     dead_letters_topic=settings.topic_dead_letters, metrics=WorkerMetrics())

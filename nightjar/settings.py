@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     grpc_host: str = Field(default="127.0.0.1", description="bind address of the gRPC services")
     grpc_port: int = Field(default=50051, ge=0, le=65535,
                            description="port of the gRPC services served together")
+    xmatch_catalogs: list[str] | None = Field(default=None, description=(
+        "catalogues the pipeline cross-matches new objects with (default: all imported)"))
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nightjar.lightcurve import ObjectState, aggregate_object, correct_object
+from nightjar.settings import Settings
 
 #: A per-object step: state in, state out, no I/O.
 ObjectStep = Callable[[ObjectState], ObjectState]
@@ -128,3 +129,19 @@ class Topology:
 
 
 DEFAULT_TOPOLOGY = Topology()
+
+
+def configured_topology(settings: Settings) -> Topology:
+    """The topology a deployment runs: hooks from the settings.
+
+    The xmatch hook runs when catalogues are imported under ``settings.catalog_path``
+    (all of them, or those named in ``settings.xmatch_catalogs``).
+    """
+    from nightjar.catalogs import CatalogStore
+    from nightjar.xmatch import CrossmatchHook
+
+    hooks: dict[str, Sequence[ObjectStep]] = {}
+    store = CatalogStore(settings.catalog_path)
+    if store.infos:
+        hooks["xmatch"] = [CrossmatchHook(store, settings.xmatch_catalogs)]
+    return Topology(hooks=hooks)

@@ -131,6 +131,15 @@ class MagStats:
     saturation_rate: float | None
 
 
+@strawberry.type(description="The nearest source of one catalogue (the pipeline's xmatch)")
+class CrossMatch:
+    catalog: str
+    source_id: str
+    ra: float = strawberry.field(description="[deg]")
+    dec: float = strawberry.field(description="[deg]")
+    distance_arcsec: float = strawberry.field(description="from the object's mean position")
+
+
 @strawberry.type(name="Object", description="An astronomical object and its statistics")
 class AstroObject:
     oid: str
@@ -150,6 +159,8 @@ class AstroObject:
     g_r_mean_corr: float | None
     reference_change: bool
     magstats: list[MagStats]
+    xmatch: list[CrossMatch] = strawberry.field(
+        description="nearest catalogue sources, one per catalogue, nearest first")
 
     @strawberry.field(description="detections in time order")
     async def detections(self, info: Info[GatewayContext, None]) -> list[Detection]:
@@ -170,7 +181,10 @@ class AstroObject:
 
 def _object(doc: Mapping[str, Any]) -> AstroObject:
     stats = [_pick(MagStats, m) for m in doc.get("magstats", [])]
-    return _pick(AstroObject, doc, magstats=stats)
+    matches = sorted((_pick(CrossMatch, m, catalog=name)
+                      for name, m in doc.get("xmatch", {}).items()),
+                     key=lambda m: m.distance_arcsec)
+    return _pick(AstroObject, doc, magstats=stats, xmatch=matches)
 
 
 @strawberry.input(description="A cone: centre in degrees, radius in arcseconds")
