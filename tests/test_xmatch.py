@@ -55,8 +55,9 @@ async def test_new_objects_get_their_nearest_catalogue_source(
     await processor.process(as_inputs(late))
     assert (await store.get_object(near))["xmatch"] == doc["xmatch"]
     # and GraphQL shows it
-    reply = await schema.execute('{ object(oid: "%s") { xmatch { catalog sourceId } } }' % near,
-                                 context_value=GatewayContext(store))
+    reply = await schema.execute(
+        "query($oid: String!) { object(oid: $oid) { xmatch { catalog sourceId } } }",
+        variable_values={"oid": near}, context_value=GatewayContext(store))
     assert reply.errors is None
     assert reply.data == {"object": {"xmatch": [{"catalog": "stars", "sourceId": "star-near"}]}}
 
