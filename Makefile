@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup demo test lint typecheck generated proto bench bench-ingest bench-stream kafka clean
+.PHONY: setup demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -37,13 +37,16 @@ proto: $(BUF)  ## buf lint, and buf breaking against the main branch when there 
 test: lint typecheck generated proto  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-catalog  ## all benchmarks (see README)
 
 bench-ingest: setup  ## embedded ingest throughput
 	$(UV) run python -m bench.bench_ingest
 
 bench-stream: setup  ## Kafka: alerts/s with 1 and 2 workers, end-to-end latency
 	$(UV) run python -m bench.bench_stream
+
+bench-catalog: setup  ## cone search / crossmatch latency, in-process and over gRPC
+	$(UV) run python -m bench.bench_catalog
 
 kafka: setup  ## start the development Kafka broker on 127.0.0.1:9092 (stop: nightjar dev kafka stop)
 	$(UV) run nightjar dev kafka start
