@@ -45,7 +45,7 @@ catalogs_app = typer.Typer(help="Catalogues for cone search and cross-matching",
                            no_args_is_help=True)
 app.add_typer(catalogs_app, name="catalogs")
 #: What ``nightjar serve SERVICE`` accepts (``all``: GraphQL plus every gRPC service).
-SERVICES = ("all", "graphql", "catalog")
+SERVICES = ("all", "graphql", "catalog", "stamps")
 err = Console(stderr=True)
 out = Console()
 
@@ -164,10 +164,14 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
     from services.catalog.servicer import catalog_service
     from services.gateway.app import create_app
     from services.grpc_server import start_server, stop_server
+    from services.stamps.servicer import stamp_service
 
-    grpc_services = {"catalog": lambda: catalog_service(CatalogStore(settings.catalog_path))}
     async with open_store(settings) as store:
         await store.init()
+        grpc_services = {
+            "catalog": lambda: catalog_service(CatalogStore(settings.catalog_path)),
+            "stamps": lambda: stamp_service(store, LocalArchive(settings.archive_path)),
+        }
         tasks: list[Coroutine[Any, Any, Any]] = []
         running = None
         if service in ("all", *grpc_services):

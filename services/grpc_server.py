@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,6 +20,13 @@ from grpc_reflection.v1alpha import reflection
 #: Largest message either way.  Finding-chart PDFs and FITS cutouts are well under
 #: 8 MiB; cone results stream in chunks, so a larger cap would only admit abuse.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode,
+                message: str) -> NoReturn:
+    """``context.abort`` typed as what it does: it always raises."""
+    await context.abort(code, message)
+    raise AssertionError("ServicerContext.abort returned")
 
 
 @dataclass(frozen=True)

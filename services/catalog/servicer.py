@@ -18,7 +18,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from nightjar.catalogs import CatalogError, CatalogSource, CatalogStore, UnknownCatalog
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
-from services.grpc_server import GrpcService
+from services.grpc_server import GrpcService, abort
 
 SERVICE_NAME = "nightjar.v1.CatalogService"
 #: Sources per streamed ConeSearch message.
@@ -40,12 +40,11 @@ async def _call(context: grpc.aio.ServicerContext, work: Callable[[], T]) -> T:
     try:
         return await asyncio.to_thread(work)
     except UnknownCatalog as exc:
-        await context.abort(grpc.StatusCode.NOT_FOUND, exc.args[0])
+        await abort(context, grpc.StatusCode.NOT_FOUND, exc.args[0])
     except CatalogError as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except OSError as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, f"catalogue files unreadable: {exc}")
-    raise AssertionError("unreachable: abort raises")
+        await abort(context, grpc.StatusCode.UNAVAILABLE, f"catalogue files unreadable: {exc}")
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
@@ -86,7 +85,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         names = list(request.catalogs) or list(self.store.infos)
         radius = request.radius_arcsec if request.HasField("radius_arcsec") else None
         if radius is not None and not math.isfinite(radius):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "radius must be finite")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "radius must be finite")
 
         def match() -> list[catalog_pb2.Source]:
             found = [self.store.nearest(n, request.ra, request.dec, radius) for n in names]
