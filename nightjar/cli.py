@@ -44,8 +44,10 @@ app.add_typer(dev_app, name="dev")
 catalogs_app = typer.Typer(help="Catalogues for cone search and cross-matching",
                            no_args_is_help=True)
 app.add_typer(catalogs_app, name="catalogs")
+tns_app = typer.Typer(help="The Transient Name Server snapshot", no_args_is_help=True)
+app.add_typer(tns_app, name="tns")
 #: What ``nightjar serve SERVICE`` accepts (``all``: GraphQL plus every gRPC service).
-SERVICES = ("all", "graphql", "catalog", "stamps")
+SERVICES = ("all", "graphql", "catalog", "stamps", "tns")
 err = Console(stderr=True)
 out = Console()
 
@@ -165,12 +167,14 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
     from services.gateway.app import create_app
     from services.grpc_server import start_server, stop_server
     from services.stamps.servicer import stamp_service
+    from services.tns.servicer import tns_service
 
     async with open_store(settings) as store:
         await store.init()
         grpc_services = {
             "catalog": lambda: catalog_service(CatalogStore(settings.catalog_path)),
             "stamps": lambda: stamp_service(store, LocalArchive(settings.archive_path)),
+            "tns": lambda: tns_service(settings.tns_path),
         }
         tasks: list[Coroutine[Any, Any, Any]] = []
         running = None
@@ -238,6 +242,37 @@ def catalogs_import(
               f"(HEALPix order {info.healpix_order}, {len(info.pixels)} pixels; ra "
               f"{info.ra_column!r}, dec {info.dec_column!r}"
               + (f"; {dropped} rows without valid coordinates dropped)" if dropped else ")"))
+
+
+@tns_app.command("sync")
+def tns_sync() -> None:
+    """Refresh the local TNS snapshot through TNS's API (full once, then daily files)."""
+    import datetime as dt
+
+    import httpx
+
+    from nightjar.tns import TnsClient, TnsError, sync
+
+    settings = _settings()
+    if not (settings.tns_bot_id and settings.tns_bot_name and settings.tns_api_key):
+        err.print("[red]error:[/red] set NIGHTJAR_TNS_BOT_ID, NIGHTJAR_TNS_BOT_NAME and "
+                  "NIGHTJAR_TNS_API_KEY (a TNS bot's credentials)")
+        raise typer.Exit(2)
+    bot_id, bot_name, key = settings.tns_bot_id, settings.tns_bot_name, settings.tns_api_key
+
+    async def run() -> Any:
+        async with httpx.AsyncClient(base_url=settings.tns_url, timeout=120.0) as http:
+            client = TnsClient(http, bot_id, bot_name, key.get_secret_value())
+            return await sync(client, settings.tns_path, dt.datetime.now(dt.UTC).date())
+
+    try:
+        report = asyncio.run(run())
+    except TnsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    err.print(f"TNS snapshot: {report.objects} objects ({report.rows_received} rows from "
+              f"{len(report.files)} files: {', '.join(report.files)}; "
+              f"{report.rate_limit_waits} rate-limit waits)")
 
 
 @catalogs_app.command("list")

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
                            description="port of the gRPC services served together")
     xmatch_catalogs: list[str] | None = Field(default=None, description=(
         "catalogues the pipeline cross-matches new objects with (default: all imported)"))
+    tns_url: str = Field(default="https://www.wis-tns.org", description="TNS site")
+    tns_bot_id: int | None = Field(default=None, description="TNS bot id (tns_marker)")
+    tns_bot_name: str | None = Field(default=None, description="TNS bot name (tns_marker)")
+    tns_api_key: SecretStr | None = Field(default=None, description="TNS bot API key")
+    tns_dir: Path | None = Field(
+        default=None, description="TNS snapshot directory (default: <home>/tns)")
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 
@@ -125,6 +131,10 @@ class Settings(BaseSettings):
             self.source_bootstrap_servers, self.source_security_protocol,
             self.source_sasl_mechanism, self.source_sasl_username, self.source_sasl_password,
             self.source_ssl_cafile, self.source_ssl_certfile, self.source_ssl_keyfile)
+
+    @property
+    def tns_path(self) -> Path:
+        return self.tns_dir if self.tns_dir is not None else self.home / "tns"
 
     @property
     def catalog_path(self) -> Path:
