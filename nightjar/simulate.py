@@ -41,9 +41,30 @@ HISTORY_DAYS = 30.0  #: span of prv_candidates, as in ZTF alerts [days]
 START_JD = 2460600.5
 _PARSED_SCHEMA = fastavro.parse_schema(ALERT_SCHEMA_V4_02)
 _FITS_BLOCK = 2880
-# Every stamp has the same shape and type, so astropy renders the FITS header once.
-_STAMP_HEADER = fits.PrimaryHDU(np.zeros((STAMP_SIZE, STAMP_SIZE), np.float32)).header.tostring(
-).encode("ascii")
+
+
+def _stamp_header_template() -> bytes:
+    """A FITS header with a TAN WCS (north up, east left), CRVALs left to fill in.
+
+    Every stamp has the same shape and type, so astropy renders the header once; each
+    stamp only writes its centre into the two CRVAL cards (see :func:`_card`).
+    """
+    header = fits.PrimaryHDU(np.zeros((STAMP_SIZE, STAMP_SIZE), np.float32)).header
+    centre = (STAMP_SIZE + 1) / 2
+    header.update(WCSAXES=2, CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CUNIT1="deg",
+                  CUNIT2="deg", CRPIX1=centre, CRPIX2=centre, CRVAL1=0.0, CRVAL2=0.0,
+                  CDELT1=-PIXEL_SCALE / 3600, CDELT2=PIXEL_SCALE / 3600, RADESYS="ICRS",
+                  EQUINOX=2000.0)
+    return header.tostring().encode("ascii")
+
+
+def _card(keyword: str, value: float) -> bytes:
+    """One 80-character FITS card holding a float (fixed format, columns 11-30)."""
+    return f"{keyword:<8}= {value:>20.12f}".ljust(80).encode("ascii")
+
+
+_STAMP_HEADER = _stamp_header_template()
+_CRVAL_AT = {k: _STAMP_HEADER.index(k.encode().ljust(8) + b"=") for k in ("CRVAL1", "CRVAL2")}
 
 
 def _record_fields(name: str) -> list[dict[str, Any]]:
@@ -229,7 +250,8 @@ class AlertSimulator:
             p = {k: v for k, v in p.items() if k in _BLANK_PRV}
         return p
 
-    def _stamp(self, flux: float, background: float, with_noise: bool) -> bytes:
+    def _stamp(self, flux: float, background: float, with_noise: bool,
+               ra: float, dec: float) -> bytes:
         y, x = np.mgrid[:STAMP_SIZE, :STAMP_SIZE] - STAMP_SIZE // 2
         sigma_px = 2.1 / 2.3548
         psf = np.exp(-(x**2 + y**2) / (2 * sigma_px**2)) / (2 * np.pi * sigma_px**2)
@@ -239,7 +261,11 @@ class AlertSimulator:
             image = image + self.rng.normal(0, 8.0, image.shape)
         data = image.astype(">f4").tobytes()
         pad = b"\0" * (-len(data) % _FITS_BLOCK)
-        return gzip.compress(_STAMP_HEADER + data + pad, compresslevel=1, mtime=0)
+        header = bytearray(_STAMP_HEADER)
+        for keyword, value in (("CRVAL1", ra), ("CRVAL2", dec)):
+            at = _CRVAL_AT[keyword]
+            header[at:at + 80] = _card(keyword, value)
+        return gzip.compress(bytes(header) + data + pad, compresslevel=1, mtime=0)
 
     def alert(self, obj: SimObject, index: int) -> dict[str, Any]:
         """The alert record of detection epoch ``index`` of ``obj``."""
@@ -251,9 +277,10 @@ class AlertSimulator:
                     jdstartref=self.start_jd - 400, jdendref=self.start_jd - 300, nframesref=20,
                     rbversion="t17_f5_c3", drbversion="d6_m7", nmtchps=1, nmatches=500)
         ref_flux = 10 ** (-0.4 * obj.magnr) if obj.magnr is not None else 0.0
-        stamps = {"Science": self._stamp(ref_flux + ep.diff_flux, 100.0, True),
-                  "Template": self._stamp(ref_flux, 100.0, False),
-                  "Difference": self._stamp(ep.diff_flux, 0.0, True)}
+        at = (cand["ra"], cand["dec"])
+        stamps = {"Science": self._stamp(ref_flux + ep.diff_flux, 100.0, True, *at),
+                  "Template": self._stamp(ref_flux, 100.0, False, *at),
+                  "Difference": self._stamp(ep.diff_flux, 0.0, True, *at)}
         return {
             "schemavsn": "4.02", "publisher": "Nightjar simulator", "objectId": obj.oid,
             "candid": ep.candid, "candidate": cand,
