@@ -47,7 +47,7 @@ app.add_typer(catalogs_app, name="catalogs")
 tns_app = typer.Typer(help="The Transient Name Server snapshot", no_args_is_help=True)
 app.add_typer(tns_app, name="tns")
 #: What ``nightjar serve SERVICE`` accepts (``all``: GraphQL plus every gRPC service).
-SERVICES = ("all", "graphql", "catalog", "stamps", "tns")
+SERVICES = ("all", "graphql", "catalog", "stamps", "tns", "finding_chart")
 err = Console(stderr=True)
 out = Console()
 
@@ -160,21 +160,26 @@ def db_shard_script(
 
 
 async def _serve(settings: Settings, service: str, host: str | None, port: int | None) -> None:
+    import httpx
     import uvicorn
 
     from nightjar.catalogs import CatalogStore
     from services.catalog.servicer import catalog_service
+    from services.finding_chart.servicer import finding_chart_service
     from services.gateway.app import create_app
     from services.grpc_server import start_server, stop_server
     from services.stamps.servicer import stamp_service
     from services.tns.servicer import tns_service
 
-    async with open_store(settings) as store:
+    async with open_store(settings) as store, httpx.AsyncClient() as http:
         await store.init()
+        archive = LocalArchive(settings.archive_path)
         grpc_services = {
             "catalog": lambda: catalog_service(CatalogStore(settings.catalog_path)),
-            "stamps": lambda: stamp_service(store, LocalArchive(settings.archive_path)),
+            "stamps": lambda: stamp_service(store, archive),
             "tns": lambda: tns_service(settings.tns_path),
+            "finding_chart": lambda: finding_chart_service(
+                store, archive, settings.tns_path, settings.finding_chart_cutout_url, http),
         }
         tasks: list[Coroutine[Any, Any, Any]] = []
         running = None

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     tns_api_key: SecretStr | None = Field(default=None, description="TNS bot API key")
     tns_dir: Path | None = Field(
         default=None, description="TNS snapshot directory (default: <home>/tns)")
+    finding_chart_cutout_url: str | None = Field(default=None, description=(
+        "URL template of a survey FITS cutout for finding charts, with {ra}, {dec}, "
+        "{fov_deg}, {size} (e.g. CDS hips2fits); unset = the alert's template cutout"))
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 
