@@ -10,10 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nightjar.store.embedded import STATE_FILE, free_port
+from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 NIGHTJAR = [sys.executable, "-m", "nightjar.cli"]
@@ -108,3 +111,64 @@ def test_simulate_and_ingest_strictly(home: Path, tmp_path: Path) -> None:
 def test_missing_path_is_a_clear_error(home: Path) -> None:
     done = run(["ingest", "/no/such/alerts"], home)
     assert done.returncode == 2 and "no such file" in done.stderr
+
+
+GRPC_SERVICES = ("nightjar.v1.CatalogService", "nightjar.v1.StampService",
+                 "nightjar.v1.TnsService", "nightjar.v1.FindingChartService")
+
+
+def _wait_grpc(port: int, server: subprocess.Popen[bytes], service: str) -> int:
+    """The health status of ``service`` once the server answers (60 s at most)."""
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                return int(stub.Check(health_pb2.HealthCheckRequest(service=service),
+                                      timeout=2).status)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:  # up, but no such service
+                    return int(health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    "serve did not start"
+                time.sleep(0.3)
+
+
+def test_serve_runs_every_grpc_service_and_one_alone(home: Path, tmp_path: Path) -> None:
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    (tmp_path / "c.csv").write_text("ra,dec,name\n10.0,-30.0,a\n")
+    imported = run(["catalogs", "import", str(tmp_path / "c.csv"), "--name", "tiny",
+                    "--id-col", "name"], home)
+    assert imported.returncode == 0, imported.stderr
+    gql, grpc_port, alone = free_port(), free_port(), free_port()
+    env = {**_env(home), "NIGHTJAR_GRPC_PORT": str(grpc_port)}
+    everything = subprocess.Popen([*NIGHTJAR, "serve", "--port", str(gql)], env=env, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for name in GRPC_SERVICES:
+            status = _wait_grpc(grpc_port, everything, name)
+            # TNS has no snapshot here: up, but NOT_SERVING until `nightjar tns sync`
+            expected = (health_pb2.HealthCheckResponse.NOT_SERVING if "Tns" in name
+                        else health_pb2.HealthCheckResponse.SERVING)
+            assert status == expected, name
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            reply = catalog_pb2_grpc.CatalogServiceStub(channel).Crossmatch(
+                catalog_pb2.CrossmatchRequest(ra=10.0, dec=-30.0), timeout=10)
+        assert [m.source_id for m in reply.matches] == ["a"]
+        assert httpx.get(f"http://127.0.0.1:{gql}/healthz", timeout=5).status_code == 200
+    finally:
+        everything.send_signal(signal.SIGINT)
+        everything.wait(timeout=30)
+    single = subprocess.Popen([*NIGHTJAR, "serve", "tns", "--port", str(alone)],
+                              env=_env(home), cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        assert _wait_grpc(alone, single, "nightjar.v1.TnsService") == \
+            health_pb2.HealthCheckResponse.NOT_SERVING
+        assert _wait_grpc(alone, single, "nightjar.v1.CatalogService") == \
+            health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+    finally:
+        single.send_signal(signal.SIGINT)
+        single.wait(timeout=30)
+    assert single.returncode == 0
