@@ -160,6 +160,7 @@ def db_shard_script(
 
 
 async def _serve(settings: Settings, service: str, host: str | None, port: int | None) -> None:
+    import grpc
     import httpx
     import uvicorn
 
@@ -189,18 +190,25 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
             running = await start_server([grpc_services[name]() for name in wanted],
                                          host or settings.grpc_host, grpc_port)
             err.print(f"gRPC ({', '.join(wanted)}): {host or settings.grpc_host}:{running.port}")
+        channel = None
+        target = (f"127.0.0.1:{running.port}" if running is not None and service == "all"
+                  else settings.grpc_target)
         try:
             if service in ("all", "graphql"):
+                if target:  # the gateway answers tns/coneSearch through the gRPC services
+                    channel = grpc.aio.insecure_channel(target)
                 gql_host = host or settings.graphql_host
                 gql_port = port if port is not None else settings.graphql_port
-                config = uvicorn.Config(create_app(store), host=gql_host, port=gql_port,
-                                        log_level="info")
+                config = uvicorn.Config(create_app(store, channel), host=gql_host,
+                                        port=gql_port, log_level="info")
                 err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/graphql")
                 tasks.append(uvicorn.Server(config).serve())
             else:
                 tasks.append(asyncio.Event().wait())  # until interrupted
             await asyncio.gather(*tasks)
         finally:
+            if channel is not None:
+                await channel.close()
             if running is not None:
                 await stop_server(running)
 

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     finding_chart_cutout_url: str | None = Field(default=None, description=(
         "URL template of a survey FITS cutout for finding charts, with {ra}, {dec}, "
         "{fov_deg}, {size} (e.g. CDS hips2fits); unset = the alert's template cutout"))
+    grpc_target: str | None = Field(default=None, description=(
+        "host:port of the gRPC services for `nightjar serve graphql` alone "
+        "(with `serve all` the gateway uses its own)"))
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -16,18 +17,21 @@ from services.gateway.schema import GatewayContext, schema
 
 
 class _GraphQL(GraphQL[GatewayContext, None]):
-    def __init__(self, store: NightjarStore):
+    def __init__(self, store: NightjarStore, grpc_channel: grpc.aio.Channel | None):
         super().__init__(schema, graphql_ide="graphiql")
-        self._context = GatewayContext(store)
+        self._context = GatewayContext(store, grpc_channel)
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket | None) -> GatewayContext:
         return self._context
 
 
-def create_app(store: NightjarStore) -> Starlette:
-    """GraphQL at /graphql, a health check at /healthz; the store is injected."""
-    graphql: Any = _GraphQL(store)
+def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = None) -> Starlette:
+    """GraphQL at /graphql, a health check at /healthz.
+
+    The store and the channel to the gRPC services (catalogue, TNS) are injected.
+    """
+    graphql: Any = _GraphQL(store, grpc_channel)
 
     async def health(request: Request) -> JSONResponse:
         await store.db.command("ping")

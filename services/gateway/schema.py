@@ -1,25 +1,31 @@
 """The GraphQL schema: objects, light curves and statistics with ALeRCE's field names.
 
-Resolvers are thin: they translate arguments, call :class:`NightjarStore` (injected
-through the request context) and map documents onto types.  Field names are ALeRCE's
-in camelCase (``magpsfCorr``, ``sigmapsfCorrExt``, ``magmeanCorr``...).  ZTF ids
-(``candid``, ``pid``, ``rfid``) exceed GraphQL's 32-bit ``Int`` and JavaScript's
-2**53, so they travel as the ``BigInt`` scalar, serialised as a decimal string.
+Resolvers are thin: they translate arguments, call :class:`NightjarStore` or the gRPC
+services (both injected through the request context) and map the answers onto types.
+Field names are ALeRCE's in camelCase (``magpsfCorr``, ``sigmapsfCorrExt``,
+``magmeanCorr``...).  ZTF ids (``candid``, ``pid``, ``rfid``) exceed GraphQL's 32-bit
+``Int`` and JavaScript's 2**53, so they travel as the ``BigInt`` scalar, serialised as a
+decimal string.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import Any, NewType, TypeVar
 
+import grpc
 import strawberry
+from google.protobuf.json_format import MessageToDict
 from strawberry.types import Info
 
 from nightjar.store.mongo import Cone, NightjarStore, ObjectFilter
 from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
+from nightjar.v1 import catalog_pb2, catalog_pb2_grpc, tns_pb2, tns_pb2_grpc
+
+T = TypeVar("T")
 
 MAX_PAGE = 500
 
@@ -34,6 +40,24 @@ BigInt = strawberry.scalar(
 @dataclass
 class GatewayContext:
     store: NightjarStore
+    #: channel to Nightjar's gRPC services (catalogues, TNS); None = not configured
+    grpc_channel: grpc.aio.Channel | None = None
+
+
+def _channel(info: Info[GatewayContext, None]) -> grpc.aio.Channel:
+    channel = info.context.grpc_channel
+    if channel is None:
+        raise RuntimeError("this gateway has no gRPC services configured "
+                           "(run `nightjar serve`, or set NIGHTJAR_GRPC_TARGET)")
+    return channel
+
+
+async def _rpc(call: Awaitable[T]) -> T:
+    """A gRPC call's result; its failure as a GraphQL error with the service's words."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise ValueError(f"{exc.code().name}: {exc.details()}") from exc
 
 
 def _store(info: Info[GatewayContext, None]) -> NightjarStore:
@@ -140,6 +164,39 @@ class CrossMatch:
     distance_arcsec: float = strawberry.field(description="from the object's mean position")
 
 
+@strawberry.type(description="A Transient Name Server object (from the TNS service)")
+class TnsObject:
+    name: str = strawberry.field(description='prefix and name, e.g. "SN 2020oi"')
+    type: str | None
+    redshift: float | None
+    ra: float = strawberry.field(description="[deg]")
+    dec: float = strawberry.field(description="[deg]")
+    discovery_date: str
+    reporting_group: str
+    distance_arcsec: float
+
+
+@strawberry.type(description="A catalogue source (from the catalogue service)")
+class CatalogSource:
+    catalog: str
+    source_id: str
+    ra: float = strawberry.field(description="[deg]")
+    dec: float = strawberry.field(description="[deg]")
+    distance_arcsec: float
+    columns: strawberry.scalars.JSON = strawberry.field(description="the other columns")
+
+
+def _tns(o: tns_pb2.TnsObject) -> TnsObject:
+    return TnsObject(name=o.name, type=o.type or None,
+                     redshift=o.redshift if o.HasField("redshift") else None, ra=o.ra,
+                     dec=o.dec, discovery_date=o.discovery_date,
+                     reporting_group=o.reporting_group, distance_arcsec=o.distance_arcsec)
+
+
+#: Radius within which a TNS object is taken to be this object [arcsec].
+TNS_MATCH_ARCSEC = 3.0
+
+
 @strawberry.type(name="Object", description="An astronomical object and its statistics")
 class AstroObject:
     oid: str
@@ -161,6 +218,14 @@ class AstroObject:
     magstats: list[MagStats]
     xmatch: list[CrossMatch] = strawberry.field(
         description="nearest catalogue sources, one per catalogue, nearest first")
+
+    @strawberry.field(description=f"the TNS object within {TNS_MATCH_ARCSEC:g} arcsec of the "
+                      "mean position, if any (TNS service)")
+    async def tns(self, info: Info[GatewayContext, None]) -> TnsObject | None:
+        stub = tns_pb2_grpc.TnsServiceStub(_channel(info))
+        found = await _rpc(stub.Search(tns_pb2.SearchRequest(
+            ra=self.meanra, dec=self.meandec, radius_arcsec=TNS_MATCH_ARCSEC, limit=1)))
+        return _tns(found.objects[0]) if found.objects else None
 
     @strawberry.field(description="detections in time order")
     async def detections(self, info: Info[GatewayContext, None]) -> list[Detection]:
@@ -255,6 +320,23 @@ class Query:
         edges = [ObjectEdge(cursor=encode_cursor(d["_id"]), node=_object(d)) for d in docs]
         return ObjectConnection(edges=edges, page_info=PageInfo(
             has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+
+
+    @strawberry.field(description="catsHTM-style cone search of one catalogue, nearest "
+                      "first (catalogue service); radius in arcsec")
+    async def cone_search(self, info: Info[GatewayContext, None], catalog: str, ra: float,
+                          dec: float, radius: float, limit: int = 100) -> list[CatalogSource]:
+        stub = catalog_pb2_grpc.CatalogServiceStub(_channel(info))
+        request = catalog_pb2.ConeSearchRequest(catalog=catalog, ra=ra, dec=dec,
+                                                radius_arcsec=radius, limit=limit)
+
+        async def collect() -> list[CatalogSource]:
+            return [CatalogSource(catalog=src.catalog, source_id=src.source_id, ra=src.ra,
+                                  dec=src.dec, distance_arcsec=src.distance_arcsec,
+                                  columns=MessageToDict(src.columns))
+                    async for chunk in stub.ConeSearch(request) for src in chunk.sources]
+
+        return await _rpc(collect())
 
 
 schema = strawberry.Schema(query=Query)
