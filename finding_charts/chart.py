@@ -97,7 +97,7 @@ def _arrow(c: canvas.Canvas, x0: float, y0: float, dx: float, dy: float, label: 
     angle = math.atan2(dy, dx)
     for side in (0.4, -0.4):
         c.line(x1, y1, x1 - 6 * math.cos(angle + side), y1 - 6 * math.sin(angle + side))
-    c.drawCentredString(x1 + 9 * math.cos(angle) - 0, y1 + 9 * math.sin(angle) - 3, label)
+    c.drawCentredString(x1 + 9 * math.cos(angle), y1 + 9 * math.sin(angle) - 3, label)
 
 
 def render_chart(data: ChartData, page: str = "A4") -> bytes:
