@@ -23,10 +23,11 @@ from pathlib import Path
 
 from nightjar.alerts import AlertSource
 from nightjar.ingest import RawInput
+from nightjar.processes import free_port
 from nightjar.settings import Settings
 from nightjar.simulate import AlertSimulator
 from nightjar.store import EmbeddedMongo
-from stream.devbroker import DevKafka, free_port
+from stream.devbroker import DevKafka
 from stream.kafka import new_producer
 from stream.kafka import produce as produce_paced
 from stream.localrun import StreamEnv, TopicRecord, Worker, keyed, produce, read_topic, wait_for

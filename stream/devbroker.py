@@ -24,6 +24,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from nightjar.processes import free_port, pid_alive
+
 KAFKA_VERSION = "3.9.1"
 SLF4J_VERSION = "1.7.36"  # the reload4j binding Kafka 3.9's own distribution ships
 JAVA_HEAP = "-Xmx512m"
@@ -96,26 +98,10 @@ def fetch_kafka(cache_dir: Path | None = None) -> Path:
     return libs
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -165,7 +151,7 @@ class DevKafka:
             state: dict[str, int] = json.loads(self._state_file.read_text())
         except (OSError, ValueError):
             return None
-        return state if _alive(state["pid"]) else None
+        return state if pid_alive(state["pid"]) else None
 
     def running(self) -> bool:
         state = self._read_state()
@@ -262,11 +248,11 @@ class DevKafka:
         pid = state["pid"]
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
             with contextlib.suppress(ChildProcessError):  # reap it when it is our child
                 os.waitpid(pid, os.WNOHANG)
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         self._state_file.unlink(missing_ok=True)
         return True

@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from nightjar.alerts import AlertDecoder
+from nightjar.processes import free_port
 from nightjar.store import NightjarStore
-from stream.devbroker import free_port
 from stream.kafka import message_key
 from stream.records import decode
 

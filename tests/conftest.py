@@ -18,10 +18,11 @@ from pymongo import AsyncMongoClient
 from nightjar.alerts import AlertSource
 from nightjar.archive import LocalArchive
 from nightjar.ingest import BatchProcessor, RawInput
+from nightjar.processes import free_port
 from nightjar.settings import Settings
 from nightjar.simulate import AlertSimulator
 from nightjar.store import EmbeddedMongo, NightjarStore
-from stream.devbroker import DevKafka, free_port, missing_tools
+from stream.devbroker import DevKafka, missing_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from nightjar.processes import free_port
 from nightjar.tns import COLUMNS
-from stream.devbroker import free_port
 
 _MARKER = re.compile(r'^tns_marker(\{.*\})$')
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from nightjar.store.embedded import STATE_FILE, free_port
+from nightjar.processes import free_port
+from nightjar.store.embedded import STATE_FILE
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]

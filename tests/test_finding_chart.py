@@ -29,12 +29,12 @@ from starlette.routing import Route
 from nightjar.alerts import AlertDecoder
 from nightjar.archive import LocalArchive
 from nightjar.ingest import BatchProcessor, ingest
+from nightjar.processes import free_port
 from nightjar.store import NightjarStore
 from nightjar.tns import SNAPSHOT, parse_public_objects
 from nightjar.v1 import finding_chart_pb2, finding_chart_pb2_grpc
 from services.finding_chart.servicer import finding_chart_service
 from services.grpc_server import start_server, stop_server
-from stream.devbroker import free_port
 from tests.conftest import as_inputs
 from tests.fake_tns import public_objects_zip
 

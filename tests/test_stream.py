@@ -21,10 +21,10 @@ import pytest
 from nightjar.alerts import AlertDecoder
 from nightjar.archive import LocalArchive
 from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.processes import free_port
 from nightjar.simulate import AlertSimulator
 from nightjar.store import NightjarStore
 from nightjar.store.schema import DEAD_LETTERS
-from stream.devbroker import free_port
 from stream.localrun import StreamEnv, Worker, keyed, produce, read_topic, wait_for
 from tests.conftest import as_inputs
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
+from nightjar.processes import free_port, pid_alive
 from nightjar.settings import Settings
 from nightjar.store.mongo import NightjarStore
 
@@ -34,12 +33,6 @@ DB_FILE = "nightjar.sqlite"
 
 class EmbeddedServerError(RuntimeError):
     """The embedded database server could not be started."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _nx_executable() -> str:
@@ -60,14 +53,6 @@ def _answers(uri: str, timeout_ms: int = 500) -> bool:
         return False
     finally:
         client.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 class EmbeddedMongo:
@@ -107,7 +92,7 @@ class EmbeddedMongo:
         except (OSError, ValueError):
             return None
         uri = f"mongodb://127.0.0.1:{state['port']}/?directConnection=true"
-        if _alive(int(state["pid"])) and _answers(uri):
+        if pid_alive(int(state["pid"])) and _answers(uri):
             return uri
         return None
 
