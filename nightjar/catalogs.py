@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nightjar.sky import separation_deg
+
 #: Rows an occupied partition pixel should hold, on average.
 TARGET_ROWS_PER_PIXEL = 2000
 MAX_ORDER = 12
@@ -89,28 +91,6 @@ class CatalogSource:
     dec: float  #: [deg]
     distance_arcsec: float
     columns: dict[str, Any]
-
-
-def angular_distance_arcsec(ra1: Any, dec1: Any, ra2: float, dec2: float) -> Any:
-    """Great-circle distance by the haversine formula, stable at small angles.
-
-    Parameters
-    ----------
-    ra1, dec1 : float or array
-        Positions [deg].
-    ra2, dec2 : float
-        Reference position [deg].
-
-    Returns
-    -------
-    float or array
-        Distance [arcsec].
-    """
-    phi1, phi2 = np.radians(dec1), math.radians(dec2)
-    dphi = phi1 - phi2
-    dlmb = np.radians(np.asarray(ra1) - ra2)
-    h = np.sin(dphi / 2) ** 2 + np.cos(phi1) * math.cos(phi2) * np.sin(dlmb / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))) * 3600.0
 
 
 def validate_cone(ra: float, dec: float, radius_arcsec: float) -> None:
@@ -314,7 +294,7 @@ class CatalogStore:
             if int(pix) not in info.pixels:
                 continue
             table, ras, decs = self._pixel(name, int(pix))
-            dist = angular_distance_arcsec(ras, decs, ra, dec)
+            dist = separation_deg(ras, decs, ra, dec) * 3600.0
             for row in np.flatnonzero(dist <= radius_arcsec):
                 found.append((float(dist[row]), table, int(row)))
         found.sort(key=lambda item: item[0])

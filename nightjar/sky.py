@@ -19,6 +19,7 @@ position of the object's earliest detection).  Why this choice:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import healpy as hp
 import numpy as np
@@ -81,10 +82,16 @@ def cone_ranges(ra: float, dec: float, radius_deg: float) -> list[tuple[int, int
     return ranges
 
 
-def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle separation [deg] between two ICRS positions given in degrees."""
-    return float(np.degrees(angular_separation(np.radians(ra1), np.radians(dec1),
-                                               np.radians(ra2), np.radians(dec2))))
+def separation_deg(ra1: Any, dec1: Any, ra2: float, dec2: float) -> Any:
+    """Great-circle separation [deg] between ICRS positions given in degrees.
+
+    ``ra1``/``dec1`` may be arrays (a catalogue's positions against one centre); the
+    result is then an array, else a float.  astropy's Vincenty formula is exact at
+    small and large angles alike.
+    """
+    sep = np.degrees(angular_separation(np.radians(ra1), np.radians(dec1),
+                                        np.radians(ra2), np.radians(dec2)))
+    return float(sep) if np.ndim(sep) == 0 else sep
 
 
 def mean_position(ra: Sequence[float], dec: Sequence[float]) -> tuple[float, float, float, float]:

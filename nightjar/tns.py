@@ -35,7 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nightjar.catalogs import angular_distance_arcsec, validate_cone
+from nightjar.catalogs import validate_cone
+from nightjar.sky import separation_deg
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class TnsIndex:
         validate_cone(ra, dec, radius_arcsec)
         if not len(self):
             return []
-        dist = angular_distance_arcsec(self.ra, self.dec, ra, dec)
+        dist = separation_deg(self.ra, self.dec, ra, dec) * 3600.0
         inside = np.flatnonzero(dist <= radius_arcsec)
         order = inside[np.argsort(dist[inside], kind="stable")][:limit]
         return [self._object(int(i), float(dist[i])) for i in order]
