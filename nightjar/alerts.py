@@ -186,10 +186,14 @@ class AlertDecoder:
         return records
 
 
+def finite_or_none(value: Any) -> Any:
+    """The value, or None for a NaN/inf float (MongoDB, JSON and protobuf want nulls)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _clean(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy a record replacing NaN/inf floats by None (MongoDB and JSON want nulls)."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in rec.items()}
+    """Copy a record replacing NaN/inf floats by None."""
+    return {k: finite_or_none(v) for k, v in rec.items()}
 
 
 def _missing(rec: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:

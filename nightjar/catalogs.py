@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nightjar.alerts import finite_or_none
 from nightjar.sky import separation_deg
 
 #: Rows an occupied partition pixel should hold, on average.
@@ -232,12 +233,6 @@ def import_catalog(path: Path, name: str, root: Path, *, ra_col: str | None = No
     return info, dropped
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 class CatalogStore:
     """Read side of the imported catalogues under ``root``.
 
@@ -307,7 +302,7 @@ class CatalogStore:
         return CatalogSource(
             catalog=info.name, source_id=record.pop(_ID), ra=record.pop(_RA),
             dec=record.pop(_DEC), distance_arcsec=dist,
-            columns={k: _plain(v) for k, v in record.items()})
+            columns={k: finite_or_none(v) for k, v in record.items()})
 
     def nearest(self, name: str, ra: float, dec: float,
                 radius_arcsec: float | None = None) -> CatalogSource | None:

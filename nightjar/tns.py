@@ -22,7 +22,6 @@ import datetime as dt
 import io
 import json
 import logging
-import math
 import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nightjar.alerts import finite_or_none
 from nightjar.catalogs import validate_cone
 from nightjar.sky import separation_deg
 
@@ -158,11 +158,10 @@ class TnsIndex:
 
     def _object(self, i: int, distance: float | None = None) -> TnsObject:
         r = self._rows[i]
-        redshift = r.get("redshift")
         return TnsObject(
             objid=r["objid"], name=f"{r['name_prefix'] or ''} {r['name']}".strip(),
             type=r.get("type"),
-            redshift=None if redshift is None or math.isnan(redshift) else redshift,
+            redshift=finite_or_none(r.get("redshift")),
             ra=r["ra"], dec=r["declination"], discovery_date=r.get("discoverydate"),
             reporting_group=r.get("reporting_group"), internal_names=r.get("internal_names"),
             distance_arcsec=distance)

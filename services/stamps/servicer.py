@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
 import grpc
 
-from nightjar.alerts import CUTOUT_KINDS, AlertDecoder
+from nightjar.alerts import CUTOUT_KINDS, AlertDecoder, finite_or_none
 from nightjar.archive import AlertArchive
 from nightjar.stamps import StampError, gunzip_fits, render_png
 from nightjar.store import NightjarStore
@@ -28,11 +27,7 @@ KINDS = {stamps_pb2.STAMP_KIND_SCIENCE: "science", stamps_pb2.STAMP_KIND_TEMPLAT
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bytes):
-        return None  # cutouts have their own RPC
-    return value
+    return None if isinstance(value, bytes) else finite_or_none(value)  # bytes: GetStamp
 
 
 class StampServicer(stamps_pb2_grpc.StampServiceServicer):
