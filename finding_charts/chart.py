@@ -30,6 +30,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from nightjar.stamps import cutout_image, render_png
+from nightjar.tns import MATCH_RADIUS_ARCSEC
 
 #: ZTF's pixel scale, assumed when an image has no WCS [arcsec/pixel].
 ZTF_PIXEL_SCALE = 1.01
@@ -172,7 +173,7 @@ def render_chart(data: ChartData, page: str = "A4") -> bytes:
     lines = [
         f"RA, Dec (J2000): {data.ra:.6f}  {data.dec:+.6f} deg",
         f"                 {pos.to_string('hmsdms', sep=':', precision=2)}",
-        f"TNS: {data.tns_name or 'no TNS object within 2 arcsec'}",
+        f"TNS: {data.tns_name or f'no TNS object within {MATCH_RADIUS_ARCSEC:g} arcsec'}",
         f"detections: {data.ndet if data.ndet is not None else '-'};  first "
         f"{_iso(data.firstmjd)};  last {_iso(data.lastmjd)}",
         f"alert: {data.candid if data.candid is not None else '-'}",

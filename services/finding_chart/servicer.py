@@ -24,14 +24,13 @@ from nightjar.archive import AlertArchive
 from nightjar.stamps import StampError, cutout_image, gunzip_fits
 from nightjar.store import NightjarStore
 from nightjar.store.schema import DETECTIONS
-from nightjar.tns import SNAPSHOT, TnsIndex
+from nightjar.tns import MATCH_RADIUS_ARCSEC, SNAPSHOT, TnsIndex
 from nightjar.v1 import finding_chart_pb2, finding_chart_pb2_grpc
 from services.grpc_server import GrpcService, abort
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "nightjar.v1.FindingChartService"
 PAGES = {finding_chart_pb2.PAGE_SIZE_LETTER: "LETTER"}
-TNS_MATCH_ARCSEC = 2.0
 
 
 class FindingChartServicer(finding_chart_pb2_grpc.FindingChartServiceServicer):
@@ -62,7 +61,7 @@ class FindingChartServicer(finding_chart_pb2_grpc.FindingChartServiceServicer):
     def _tns_name(self, ra: float, dec: float) -> str | None:
         if not self.tns_path.exists():
             return None
-        found = TnsIndex.load(self.tns_path).search(ra, dec, TNS_MATCH_ARCSEC, 1)
+        found = TnsIndex.load(self.tns_path).search(ra, dec, MATCH_RADIUS_ARCSEC, 1)
         return found[0].name if found else None
 
     async def GetFindingChart(self, request: finding_chart_pb2.GetFindingChartRequest,

@@ -23,6 +23,7 @@ from strawberry.types import Info
 
 from nightjar.store.mongo import Cone, NightjarStore, ObjectFilter
 from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
+from nightjar.tns import MATCH_RADIUS_ARCSEC
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc, tns_pb2, tns_pb2_grpc
 
 T = TypeVar("T")
@@ -193,10 +194,6 @@ def _tns(o: tns_pb2.TnsObject) -> TnsObject:
                      reporting_group=o.reporting_group, distance_arcsec=o.distance_arcsec)
 
 
-#: Radius within which a TNS object is taken to be this object [arcsec].
-TNS_MATCH_ARCSEC = 3.0
-
-
 @strawberry.type(name="Object", description="An astronomical object and its statistics")
 class AstroObject:
     oid: str
@@ -219,12 +216,12 @@ class AstroObject:
     xmatch: list[CrossMatch] = strawberry.field(
         description="nearest catalogue sources, one per catalogue, nearest first")
 
-    @strawberry.field(description=f"the TNS object within {TNS_MATCH_ARCSEC:g} arcsec of the "
+    @strawberry.field(description=f"the TNS object within {MATCH_RADIUS_ARCSEC:g} arcsec of the "
                       "mean position, if any (TNS service)")
     async def tns(self, info: Info[GatewayContext, None]) -> TnsObject | None:
         stub = tns_pb2_grpc.TnsServiceStub(_channel(info))
         found = await _rpc(stub.Search(tns_pb2.SearchRequest(
-            ra=self.meanra, dec=self.meandec, radius_arcsec=TNS_MATCH_ARCSEC, limit=1)))
+            ra=self.meanra, dec=self.meandec, radius_arcsec=MATCH_RADIUS_ARCSEC, limit=1)))
         return _tns(found.objects[0]) if found.objects else None
 
     @strawberry.field(description="detections in time order")
