@@ -8,7 +8,6 @@ POST /system/files/tns_public_objects/<file> with form field ``api_key`` and a
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -20,14 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from nightjar.processes import free_port
 from nightjar.tns import COLUMNS
+from tests.asgi import serve_asgi
 
 _MARKER = re.compile(r'^tns_marker(\{.*\})$')
 
@@ -89,14 +87,5 @@ class FakeTns:
         """Run the fake on 127.0.0.1; yield its base URL; stop it afterwards."""
         app = Starlette(routes=[Route("/system/files/tns_public_objects/{name}", self.handle,
                                       methods=["POST"])])
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
-            await asyncio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
+        async with serve_asgi(app) as url:
+            yield url

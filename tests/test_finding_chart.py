@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 from astropy.coordinates import SkyCoord
 from PIL import Image
 from starlette.applications import Starlette
@@ -29,12 +28,12 @@ from starlette.routing import Route
 from nightjar.alerts import AlertDecoder
 from nightjar.archive import LocalArchive
 from nightjar.ingest import BatchProcessor, ingest
-from nightjar.processes import free_port
 from nightjar.store import NightjarStore
 from nightjar.tns import SNAPSHOT, parse_public_objects
 from nightjar.v1 import finding_chart_pb2, finding_chart_pb2_grpc
 from services.finding_chart.servicer import finding_chart_service
 from services.grpc_server import start_server, stop_server
+from tests.asgi import serve_asgi
 from tests.conftest import as_inputs
 from tests.fake_tns import public_objects_zip
 
@@ -52,26 +51,12 @@ def poppler() -> None:
 @asynccontextmanager
 async def survey_server(fits_bytes: bytes) -> AsyncIterator[str]:
     """A stand-in for a hips2fits-style cutout service on loopback."""
-    seen: list[str] = []
 
     async def cutout(request: Request) -> Response:
-        seen.append(str(request.url))
         return Response(fits_bytes, media_type="application/fits")
 
-    app = Starlette(routes=[Route("/cutout", cutout)])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    import asyncio
-
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_asgi(Starlette(routes=[Route("/cutout", cutout)])) as url:
+        yield url
 
 
 def _pdf_text(pdf: bytes, tmp_path: Path) -> tuple[str, str]:
