@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -108,11 +109,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
 def catalog_service(store: CatalogStore) -> GrpcService:
     """The catalogue service for :func:`services.grpc_server.start_server`."""
-    servicer = CatalogServicer(store)
-
-    def add(server: grpc.aio.Server) -> None:
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server)
-
+    add = partial(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(store))
     return GrpcService(SERVICE_NAME, add, serving=bool(store.infos))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -117,8 +118,5 @@ def finding_chart_service(store: NightjarStore, archive: AlertArchive, tns_dir: 
                           cutout_url: str | None = None,
                           http: httpx.AsyncClient | None = None) -> GrpcService:
     servicer = FindingChartServicer(store, archive, tns_dir, cutout_url, http)
-
-    def add(server: grpc.aio.Server) -> None:
-        finding_chart_pb2_grpc.add_FindingChartServiceServicer_to_server(servicer, server)
-
-    return GrpcService(SERVICE_NAME, add)
+    return GrpcService(SERVICE_NAME, partial(
+        finding_chart_pb2_grpc.add_FindingChartServiceServicer_to_server, servicer))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 import grpc
@@ -119,9 +120,5 @@ class StampServicer(stamps_pb2_grpc.StampServiceServicer):
 
 
 def stamp_service(store: NightjarStore, archive: AlertArchive) -> GrpcService:
-    servicer = StampServicer(store, archive)
-
-    def add(server: grpc.aio.Server) -> None:
-        stamps_pb2_grpc.add_StampServiceServicer_to_server(servicer, server)
-
-    return GrpcService(SERVICE_NAME, add)
+    return GrpcService(SERVICE_NAME, partial(stamps_pb2_grpc.add_StampServiceServicer_to_server,
+                                             StampServicer(store, archive)))

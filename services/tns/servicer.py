@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -63,8 +64,5 @@ class TnsServicer(tns_pb2_grpc.TnsServiceServicer):
 
 def tns_service(directory: Path) -> GrpcService:
     servicer = TnsServicer(directory)
-
-    def add(server: grpc.aio.Server) -> None:
-        tns_pb2_grpc.add_TnsServiceServicer_to_server(servicer, server)
-
-    return GrpcService(SERVICE_NAME, add, serving=bool(len(servicer.index)))
+    return GrpcService(SERVICE_NAME, partial(tns_pb2_grpc.add_TnsServiceServicer_to_server,
+                                             servicer), serving=bool(len(servicer.index)))
