@@ -44,16 +44,17 @@ class ReconcileReport:
     reasons: Counter[str] = field(default_factory=Counter)
 
 
-async def _offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], bound: Bound,
+async def _offsets(consumer: AIOKafkaConsumer, bound: Bound,
+                   begin: dict[TopicPartition, int], last: dict[TopicPartition, int],
                    default: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Per partition, the offset a bound names, within [begin, last]; ``default`` if None."""
     if bound is None:
         return dict(default)
     if isinstance(bound, int):
-        return {tp: min(max(bound, (await consumer.beginning_offsets([tp]))[tp]), default_end)
-                for tp, default_end in (await consumer.end_offsets(tps)).items()}
-    stamps = await consumer.offsets_for_times({tp: int(bound.timestamp() * 1000) for tp in tps})
-    ends = await consumer.end_offsets(tps)
-    return {tp: (found.offset if found is not None else ends[tp]) for tp, found in stamps.items()}
+        return {tp: min(max(bound, begin[tp]), last[tp]) for tp in begin}
+    stamps = await consumer.offsets_for_times({tp: int(bound.timestamp() * 1000)
+                                               for tp in begin})
+    return {tp: (found.offset if found is not None else last[tp]) for tp, found in stamps.items()}
 
 
 async def read_range(consumer: AIOKafkaConsumer, topic: str, start: Bound, end: Bound,
@@ -75,8 +76,8 @@ async def read_range(consumer: AIOKafkaConsumer, topic: str, start: Bound, end: 
     consumer.assign(tps)
     begin = await consumer.beginning_offsets(tps)
     last = await consumer.end_offsets(tps)
-    starts = await _offsets(consumer, tps, start, begin)
-    stops = await _offsets(consumer, tps, end, last)
+    starts = await _offsets(consumer, start, begin, last, default=begin)
+    stops = await _offsets(consumer, end, begin, last, default=last)
     ranges = {tp.partition: (starts[tp], max(starts[tp], stops[tp])) for tp in tps}
     active = []
     for tp in tps:
