@@ -24,7 +24,7 @@ from pathlib import Path
 from nightjar.alerts import AlertSource
 from nightjar.ingest import RawInput
 from nightjar.processes import free_port
-from nightjar.settings import Settings
+from nightjar.settings import KafkaConnection
 from nightjar.simulate import AlertSimulator
 from nightjar.store import EmbeddedMongo
 from stream.devbroker import DevKafka
@@ -87,7 +87,7 @@ async def paced_latency(env: StreamEnv, packets: list[bytes], rate: float,
                         n_workers: int) -> None:
     workers = await start_workers(env, n_workers)
     try:
-        producer = new_producer(Settings(kafka_bootstrap_servers=env.bootstrap))
+        producer = new_producer(KafkaConnection(env.bootstrap))
         await producer.start()
         try:
             inputs = [RawInput(raw, AlertSource("file", path=str(i)))

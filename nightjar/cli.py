@@ -431,7 +431,7 @@ def produce(
 
     async def run() -> Any:
         await ensure_topics(settings)
-        producer = new_producer(settings)
+        producer = new_producer(settings.kafka_connection())
         await producer.start()
         try:
             return await produce_inputs(producer, topic or settings.topic_alerts,
@@ -500,7 +500,7 @@ def relay_command(
 
     async def run() -> RelaySummary:
         await ensure_topics(settings)
-        consumer, producer = source_consumer(settings), new_producer(settings)
+        consumer, producer = source_consumer(settings), new_producer(settings.kafka_connection())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -551,7 +551,7 @@ def reconcile(
         consumer = AIOKafkaConsumer(**connection_options(settings.kafka_connection()),
                                     group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
-        producer = new_producer(settings)
+        producer = new_producer(settings.kafka_connection())
         await consumer.start()
         await producer.start()
         try:

@@ -148,8 +148,8 @@ async def produce(producer: AIOKafkaProducer, topic: str, inputs: Iterable[RawIn
     return summary
 
 
-def new_producer(settings: Settings) -> AIOKafkaProducer:
-    """A producer for the configured cluster: acks from all replicas, idempotent."""
-    return AIOKafkaProducer(**connection_options(settings.kafka_connection()), acks="all",
+def new_producer(conn: KafkaConnection) -> AIOKafkaProducer:
+    """A producer for one cluster: acks from all replicas, idempotent."""
+    return AIOKafkaProducer(**connection_options(conn), acks="all",
                             enable_idempotence=True, max_request_size=MAX_MESSAGE_BYTES,
                             linger_ms=5)

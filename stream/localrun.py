@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,8 +29,9 @@ from pymongo import AsyncMongoClient
 
 from nightjar.alerts import AlertDecoder
 from nightjar.processes import free_port
+from nightjar.settings import KafkaConnection
 from nightjar.store import NightjarStore
-from stream.kafka import message_key
+from stream.kafka import message_key, new_producer
 from stream.records import decode
 
 ROOT = Path(__file__).resolve().parents[1]  #: where ``python -m nightjar.cli`` runs
@@ -171,8 +172,7 @@ def keyed(packets: list[bytes]) -> list[tuple[bytes | None, bytes]]:
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                max_request_size=10 * 1024 * 1024)
+    producer = new_producer(KafkaConnection(bootstrap))
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in messages]
