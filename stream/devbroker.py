@@ -98,6 +98,18 @@ def fetch_kafka(cache_dir: Path | None = None) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid`` it never begins with ``-``, so even a tool that
+    passes it as a separate argument cannot mistake it for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -209,6 +221,18 @@ class DevKafka:
                 f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
                 "-cp", f"{libs}/*", *args]
 
+    def format_storage(self, libs: Path, props: Path, cluster_id: str) -> None:
+        """Format the KRaft log directory for ``cluster_id`` (any id Kafka accepts).
+
+        The id goes in ``--cluster-id=<id>`` form: base64 ids may begin with ``-``, and
+        ``-t <id>`` then reads the id as an option and fails.
+        """
+        fmt = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format",
+                                        f"--cluster-id={cluster_id}", "-c", str(props)),
+                             capture_output=True, text=True, check=False)
+        if fmt.returncode != 0:
+            raise KafkaUnavailable(f"formatting Kafka storage failed: {fmt.stderr[-2000:]}")
+
     def start(self, timeout: float = 60.0) -> str:
         """Start the broker (or find it running); return its bootstrap address."""
         if self.running():
@@ -219,12 +243,7 @@ class DevKafka:
         self.workdir.mkdir(parents=True, exist_ok=True)
         props = self._configure(free_port())
         if not (self.workdir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format", "-t",
-                                            cluster_id, "-c", str(props)),
-                                 capture_output=True, text=True, check=False)
-            if fmt.returncode != 0:
-                raise KafkaUnavailable(f"formatting Kafka storage failed: {fmt.stderr[-2000:]}")
+            self.format_storage(libs, props, new_cluster_id())
         log = (self.workdir / "broker.log").open("ab")
         proc = subprocess.Popen(self._java(libs, "kafka.Kafka", str(props)), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
