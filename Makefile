@@ -27,12 +27,10 @@ $(BUF): tools/buf/package.json  # exact version pinned there; npm ci trips over 
 	npm install --prefix tools/buf --no-package-lock --no-audit --no-fund --loglevel=error
 	@touch $(BUF)
 
-proto: $(BUF)  ## buf lint, and buf breaking against the main branch when there is one
+proto: $(BUF)  ## buf lint, and buf breaking against the merge base (branch) or HEAD~1 (main)
 	$(BUF) lint
-	@ref=$$(git rev-parse --verify -q origin/main || git rev-parse --verify -q main || true); \
-	if [ -n "$$ref" ] && git cat-file -e "$$ref:buf.yaml" 2>/dev/null; then \
-	  echo "buf breaking against main ($$ref)"; $(BUF) breaking --against ".git#ref=$$ref"; \
-	else echo "buf breaking: main has no buf.yaml yet, nothing to compare against"; fi
+	@ref=$$($(UV) run python -m tools.buf_base) || exit 1; \
+	if [ -n "$$ref" ]; then $(BUF) breaking --against ".git#ref=$$ref"; fi
 
 test: lint typecheck generated proto  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -23,8 +24,28 @@ from nightjar.settings import Settings
 from nightjar.simulate import AlertSimulator
 from nightjar.store import EmbeddedMongo, NightjarStore
 from stream.devbroker import DevKafka, missing_tools
+from tools.ci import in_ci
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip a test whose tool or data is missing, except in CI, where that fails it."""
+    if in_ci():
+        pytest.fail(f"{message} (CI: every test must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test fails the run: a green CI must mean every test ran."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if in_ci() and skipped and session.exitstatus == 0:
+        for report in skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            reporter.write_line(f"CI: skipped {report.nodeid}: {reason}", red=True)
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; failing the run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def shared_data_dir() -> Path:
@@ -36,7 +57,7 @@ def shared_data_dir() -> Path:
 def shared_data() -> Path:
     path = shared_data_dir()
     if not (path / "ztf").is_dir():
-        pytest.skip(f"real data not found at {path} (set NIGHTJAR_SHARED_DATA); CI has it")
+        unavailable(f"real data not found at {path} (set NIGHTJAR_SHARED_DATA)")
     return path
 
 
@@ -89,14 +110,11 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevKafka]
 
     One listener is plaintext, a second takes SASL/PLAIN (``KAFKA_SASL_USER``), a third
     speaks TLS with a certificate of a throwaway CA (``<workdir>/tls/ca.pem``).  Skipped
-    where Java or Maven is missing, except under ``CI=true``, where it must run.
+    where Java or Maven is missing, except in CI, where it must run.
     """
     missing = missing_tools()
     if missing:
-        message = f"Kafka tests need {' and '.join(missing)} on PATH"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: they must run)")
-        pytest.skip(message)
+        unavailable(f"Kafka tests need {' and '.join(missing)} on PATH")
     from tests.tls import make_tls_files
 
     workdir = tmp_path_factory.mktemp("kafka")
