@@ -12,11 +12,13 @@ radii in arcseconds, every result with its distance, nearest first.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import re
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -249,11 +251,40 @@ class CatalogStore:
         self.cache_pixels = cache_pixels
         self._cache: OrderedDict[tuple[str, int], tuple[pa.Table, np.ndarray, np.ndarray]] = \
             OrderedDict()
+        self._lock = threading.Lock()  # refresh and cone searches run in worker threads
+        self._seen: dict[str, tuple[int, float]] = {}  # name -> catalog.json (inode, mtime)
         self.infos: dict[str, CatalogInfo] = {}
-        if root.is_dir():
-            for meta in sorted(root.glob("*/catalog.json")):
-                info = CatalogInfo.from_json(json.loads(meta.read_text()))
-                self.infos[info.name] = info
+        self.refresh()
+
+    def refresh(self) -> dict[str, CatalogInfo]:
+        """Pick up catalogues imported, re-imported or removed since the last look.
+
+        Cheap (one ``stat`` per catalogue); returns the catalogues now installed.
+        """
+        seen: dict[str, tuple[int, float]] = {}
+        metas = sorted(self.root.glob("*/catalog.json")) if self.root.is_dir() else []
+        for meta in metas:
+            with contextlib.suppress(OSError):  # removed between glob and stat
+                st = meta.stat()
+                seen[meta.parent.name] = (st.st_ino, st.st_mtime)
+        if seen == self._seen:
+            return self.infos
+        infos: dict[str, CatalogInfo] = {}
+        for name, stamp in seen.items():
+            if self._seen.get(name) == stamp and name in self.infos:
+                infos[name] = self.infos[name]
+                continue
+            try:
+                info = CatalogInfo.from_json(
+                    json.loads((self.root / name / "catalog.json").read_text()))
+            except (OSError, ValueError):
+                continue  # replaced mid-read: the next refresh sees the new one
+            infos[info.name] = info
+        with self._lock:
+            for key in [k for k in self._cache if self._seen.get(k[0]) != seen.get(k[0])]:
+                del self._cache[key]
+            self.infos, self._seen = infos, seen
+        return infos
 
     def info(self, name: str) -> CatalogInfo:
         try:
@@ -264,15 +295,17 @@ class CatalogStore:
 
     def _pixel(self, name: str, pix: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
         key = (name, pix)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         table = pq.read_table(self.root / name / "pixels" / f"{pix}.parquet", memory_map=True)
         entry = (table, table[_RA].to_numpy(), table[_DEC].to_numpy())
-        self._cache[key] = entry
-        if len(self._cache) > self.cache_pixels:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = entry
+            if len(self._cache) > self.cache_pixels:
+                self._cache.popitem(last=False)
         return entry
 
     def cone(self, name: str, ra: float, dec: float, radius_arcsec: float,

@@ -173,3 +173,59 @@ def test_serve_runs_every_grpc_service_and_one_alone(home: Path, tmp_path: Path)
         single.send_signal(signal.SIGINT)
         single.wait(timeout=30)
     assert single.returncode == 0
+
+
+def _wait_status(port: int, server: subprocess.Popen[bytes], service: str, wanted: int,
+                 within: float) -> float:
+    """Seconds until ``service`` reports ``wanted``; fails after ``within`` seconds."""
+    start = time.monotonic()
+    while (status := _wait_grpc(port, server, service)) != wanted:
+        assert time.monotonic() - start < within, \
+            f"{service} still {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_health_follows_imports_and_removals_on_a_running_server(home: Path,
+                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from nightjar.tns import SNAPSHOT, parse_public_objects
+    from tests.fake_tns import public_objects_zip
+
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    grpc_port = free_port()
+    env = {**_env(home), "NIGHTJAR_GRPC_PORT": str(grpc_port)}
+    server = subprocess.Popen([*NIGHTJAR, "serve", "--port", str(free_port())], env=env,
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    catalog, tns = "nightjar.v1.CatalogService", "nightjar.v1.TnsService"
+    try:
+        assert _wait_grpc(grpc_port, server, catalog) == not_serving
+        assert _wait_grpc(grpc_port, server, tns) == not_serving
+        (tmp_path / "c.csv").write_text("ra,dec,name\n10.0,-30.0,a\n")
+        imported = run(["catalogs", "import", str(tmp_path / "c.csv"), "--name", "tiny",
+                        "--id-col", "name"], home)
+        assert imported.returncode == 0, imported.stderr
+        _wait_status(grpc_port, server, catalog, serving, within=5)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            reply = catalog_pb2_grpc.CatalogServiceStub(channel).Crossmatch(
+                catalog_pb2.CrossmatchRequest(ra=10.0, dec=-30.0), timeout=10)
+        assert [m.source_id for m in reply.matches] == ["a"]  # the new data, no restart
+        # what `nightjar tns sync` leaves behind: the snapshot file
+        (home / "tns").mkdir(parents=True, exist_ok=True)
+        pq.write_table(parse_public_objects(public_objects_zip([{
+            "objid": 1, "name_prefix": "SN", "name": "2026abc", "ra": 10.0,
+            "declination": -30.0}])), home / "tns" / SNAPSHOT)
+        _wait_status(grpc_port, server, tns, serving, within=5)
+        shutil.rmtree(home / "catalogs" / "tiny")
+        (home / "tns" / SNAPSHOT).unlink()
+        _wait_status(grpc_port, server, catalog, not_serving, within=5)
+        _wait_status(grpc_port, server, tns, not_serving, within=5)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)

@@ -110,7 +110,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 def catalog_service(store: CatalogStore) -> GrpcService:
     """The catalogue service for :func:`services.grpc_server.start_server`."""
     add = partial(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(store))
-    return GrpcService(SERVICE_NAME, add, serving=bool(store.infos))
+    return GrpcService(SERVICE_NAME, add, serving=lambda: bool(store.refresh()))
 
 
 __all__ = ["SERVICE_NAME", "CatalogServicer", "catalog_service", "to_message"]

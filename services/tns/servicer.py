@@ -65,4 +65,4 @@ class TnsServicer(tns_pb2_grpc.TnsServiceServicer):
 def tns_service(directory: Path) -> GrpcService:
     servicer = TnsServicer(directory)
     return GrpcService(SERVICE_NAME, partial(tns_pb2_grpc.add_TnsServiceServicer_to_server,
-                                             servicer), serving=bool(len(servicer.index)))
+                                             servicer), serving=lambda: bool(len(servicer.index)))
