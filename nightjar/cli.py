@@ -160,7 +160,6 @@ def db_shard_script(
 
 
 async def _serve(settings: Settings, service: str, host: str | None, port: int | None) -> None:
-    import grpc
     import httpx
     import uvicorn
 
@@ -168,6 +167,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
     from services.catalog.servicer import catalog_service
     from services.finding_chart.servicer import finding_chart_service
     from services.gateway.app import create_app
+    from services.grpc_security import GrpcSecurity, client_channel
     from services.grpc_server import start_server, stop_server
     from services.stamps.servicer import stamp_service
     from services.tns.servicer import tns_service
@@ -184,19 +184,29 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
         }
         tasks: list[Coroutine[Any, Any, Any]] = []
         running = None
+        security = GrpcSecurity.from_settings(settings)
         if service in ("all", *grpc_services):
             wanted = list(grpc_services) if service == "all" else [service]
             grpc_port = port if port is not None and service != "all" else settings.grpc_port
             running = await start_server([grpc_services[name]() for name in wanted],
-                                         host or settings.grpc_host, grpc_port)
-            err.print(f"gRPC ({', '.join(wanted)}): {host or settings.grpc_host}:{running.port}")
+                                         host or settings.grpc_host, grpc_port,
+                                         security=security)
+            err.print(f"gRPC ({', '.join(wanted)}): {host or settings.grpc_host}:{running.port}"
+                      f" ({'TLS' if security.tls else 'plaintext'}"
+                      f"{', mutual TLS' if security.client_ca else ''}"
+                      f"{', bearer tokens' if security.tokens else ', no authentication'})")
         channel = None
         target = (f"127.0.0.1:{running.port}" if running is not None and service == "all"
                   else settings.grpc_target)
         try:
             if service in ("all", "graphql"):
                 if target:  # the gateway answers tns/coneSearch through the gRPC services
-                    channel = grpc.aio.insecure_channel(target)
+                    token = (settings.grpc_target_token.get_secret_value()
+                             if settings.grpc_target_token else
+                             security.tokens[0] if security.tokens else None)
+                    channel = client_channel(
+                        target, token=token, ca=(settings.grpc_target_ca.read_bytes()
+                                                 if settings.grpc_target_ca else None))
                 gql_host = host or settings.graphql_host
                 gql_port = port if port is not None else settings.graphql_port
                 config = uvicorn.Config(create_app(store, channel), host=gql_host,

@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     grpc_target: str | None = Field(default=None, description=(
         "host:port of the gRPC services for `nightjar serve graphql` alone "
         "(with `serve all` the gateway uses its own)"))
+    grpc_tls_cert: Path | None = Field(default=None, description=(
+        "PEM certificate chain of the gRPC server; with grpc_tls_key turns on TLS"))
+    grpc_tls_key: Path | None = Field(default=None, description="PEM key of the gRPC server")
+    grpc_tls_client_ca: Path | None = Field(default=None, description=(
+        "PEM CA bundle; when set, gRPC clients must present a certificate it signed"))
+    grpc_tokens: list[SecretStr] = Field(default_factory=list, description=(
+        "bearer tokens accepted by the gRPC services (JSON list); any token set = "
+        "every call but health and reflection needs one"))
+    grpc_tokens_file: Path | None = Field(default=None, description=(
+        "file of accepted bearer tokens, one per line (# comments), added to grpc_tokens"))
+    grpc_target_ca: Path | None = Field(default=None, description=(
+        "PEM CA that verifies the gRPC server the gateway calls; set = TLS on that channel "
+        "(needed with `serve all` when the server has TLS)"))
+    grpc_target_token: SecretStr | None = Field(default=None, description=(
+        "bearer token the gateway sends to the gRPC services (default: the first of "
+        "grpc_tokens / grpc_tokens_file)"))
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 

@@ -25,6 +25,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.grpc_security import GrpcSecurity, is_loopback
+
 #: Largest message either way.  Finding-chart PDFs and FITS cutouts are well under
 #: 8 MiB; cone results stream in chunks, so a larger cap would only admit abuse.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -87,9 +89,20 @@ async def _watch_health(services: Sequence[GrpcService], servicer: health.aio.He
 
 async def start_server(services: Sequence[GrpcService], host: str, port: int,
                        max_message_bytes: int = MAX_MESSAGE_BYTES,
-                       health_interval: float = HEALTH_INTERVAL) -> RunningServer:
-    """Start serving ``services`` on host:port (0 = a free port); return the bound port."""
-    server = grpc.aio.server(options=[
+                       health_interval: float = HEALTH_INTERVAL,
+                       security: GrpcSecurity | None = None) -> RunningServer:
+    """Start serving ``services`` on host:port (0 = a free port); return the bound port.
+
+    ``security``: TLS and bearer tokens (:mod:`services.grpc_security`); None = plaintext
+    and open, as fits loopback.
+    """
+    security = security or GrpcSecurity()
+    if not is_loopback(host) and not (security.tls and security.tokens):
+        log.warning("gRPC on %s without %s: set NIGHTJAR_GRPC_TLS_CERT/KEY and "
+                    "NIGHTJAR_GRPC_TOKENS(_FILE) before exposing it to a network", host,
+                    " and ".join(w for w, on in (("TLS", security.tls),
+                                                 ("tokens", bool(security.tokens))) if not on))
+    server = grpc.aio.server(interceptors=security.interceptors(), options=[
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),
@@ -104,7 +117,9 @@ async def start_server(services: Sequence[GrpcService], host: str, port: int,
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         [s.name for s in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    credentials = security.server_credentials()
+    bound = (server.add_secure_port(f"{host}:{port}", credentials) if credentials is not None
+             else server.add_insecure_port(f"{host}:{port}"))
     if bound == 0:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
     await server.start()
