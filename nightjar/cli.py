@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 import tempfile
@@ -198,6 +199,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
         channel = None
         target = (f"127.0.0.1:{running.port}" if running is not None and service == "all"
                   else settings.grpc_target)
+        http_server: Any = None
         try:
             if service in ("all", "graphql"):
                 if target:  # the gateway answers tns/coneSearch through the gRPC services
@@ -210,17 +212,93 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                 gql_host = host or settings.graphql_host
                 gql_port = port if port is not None else settings.graphql_port
                 config = uvicorn.Config(create_app(store, channel), host=gql_host,
-                                        port=gql_port, log_level="info")
+                                        port=gql_port, log_level="info",
+                                        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace))
                 err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/graphql")
-                tasks.append(uvicorn.Server(config).serve())
-            else:
-                tasks.append(asyncio.Event().wait())  # until interrupted
-            await asyncio.gather(*tasks)
+                http_server = _http_server(config)
+                tasks.append(http_server.serve())
+            await _until_stopped(tasks, http_server, running, settings.shutdown_grace)
         finally:
             if channel is not None:
                 await channel.close()
             if running is not None:
-                await stop_server(running)
+                await stop_server(running, grace=0)  # no-op when already stopped
+
+
+def _http_server(config: Any) -> Any:
+    """uvicorn's server without its own signal handling: :func:`_until_stopped` stops it.
+
+    (uvicorn re-raises a captured signal after serving, which then interrupts the
+    clean-up that follows: the embedded database, the gRPC server.)
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
+async def _until_stopped(tasks: list[Coroutine[Any, Any, Any]], http_server: Any,
+                         grpc_server: Any, grace: float) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop within ``grace`` seconds, saying why.
+
+    Nothing in flight: both servers stop at once.  Requests or calls in flight get up
+    to ``grace`` s and the console says what is awaited; a second Ctrl-C stops at once.
+    """
+    from services.grpc_server import stop_server
+
+    loop = asyncio.get_running_loop()
+    stop, force = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            err.print("stopping now, abandoning what is in flight")
+            force.set()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    serving = [asyncio.ensure_future(task) for task in tasks]
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([*serving, waiter], return_when=asyncio.FIRST_COMPLETED)
+        for task in serving:  # a server that ended by itself (e.g. port taken) says why
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        waiting = []
+        if http_server is not None:
+            n = len(http_server.server_state.tasks)
+            if n:
+                waiting.append(f"{n} HTTP request(s)")
+            http_server.should_exit = True
+        stopping = [*serving]
+        if grpc_server is not None:
+            stopping.append(asyncio.ensure_future(stop_server(grpc_server, grace)))
+        done, _ = await asyncio.wait(stopping, timeout=0.5)
+        if len(done) < len(stopping):
+            if grpc_server is not None and not all(t.done() for t in stopping[len(serving):]):
+                waiting.append("gRPC call(s)")
+            err.print(f"stopping: waiting up to {grace:g} s for {' and '.join(waiting) or 'calls'}"
+                      " in flight (Ctrl-C again to stop at once)")
+            forced = asyncio.ensure_future(force.wait())
+            everything: asyncio.Future[Any] = asyncio.gather(*stopping, return_exceptions=True)
+            await asyncio.wait([everything, forced], return_when=asyncio.FIRST_COMPLETED)
+            if force.is_set():
+                if http_server is not None:
+                    http_server.force_exit = True
+                if grpc_server is not None:
+                    await grpc_server.server.stop(0)
+                for task in stopping:
+                    task.cancel()
+            forced.cancel()
+        await asyncio.gather(*stopping, return_exceptions=True)
+    finally:
+        waiter.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 @app.command()

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     grpc_target_token: SecretStr | None = Field(default=None, description=(
         "bearer token the gateway sends to the gRPC services (default: the first of "
         "grpc_tokens / grpc_tokens_file)"))
+    shutdown_grace: float = Field(default=5.0, ge=0, description=(
+        "how long `nightjar serve` lets requests and calls in flight finish on Ctrl-C [s]"))
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 

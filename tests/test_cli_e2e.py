@@ -229,3 +229,91 @@ def test_health_follows_imports_and_removals_on_a_running_server(home: Path,
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+def _serve_until_up(home: Path, env: dict[str, str], gql: int,
+                    grpc_port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen([*NIGHTJAR, "serve", "--port", str(gql)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_grpc(grpc_port, server, "")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{gql}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.2)
+
+
+def _interrupt(server: subprocess.Popen[bytes]) -> tuple[float, str]:
+    """Ctrl-C; seconds until the process exited, and what it printed on stderr."""
+    start = time.monotonic()
+    server.send_signal(signal.SIGINT)
+    _, stderr = server.communicate(timeout=60)
+    return time.monotonic() - start, stderr.decode()
+
+
+def test_ctrl_c_with_idle_clients_connected_exits_at_once(home: Path) -> None:
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    gql, grpc_port = free_port(), free_port()
+    server = _serve_until_up(home, {**_env(home), "NIGHTJAR_GRPC_PORT": str(grpc_port)},
+                             gql, grpc_port)
+    try:
+        # a browser-like keep-alive connection and an open gRPC channel stay connected
+        with httpx.Client(base_url=f"http://127.0.0.1:{gql}") as http, \
+                grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            assert http.post("/graphql", json={"query": "{ objects(first: 1) { nodes { oid } } }"},
+                             timeout=10).status_code == 200
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                      timeout=5)
+            seconds, stderr = _interrupt(server)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 0, stderr[-2000:]
+    assert seconds < 2.0, f"took {seconds:.1f} s to exit"
+    assert "waiting" not in stderr
+    assert not (home / STATE_FILE).exists()  # the embedded database stopped with it
+
+
+def test_ctrl_c_says_what_it_waits_for_and_stops_within_the_grace(home: Path,
+                                                                  tmp_path: Path) -> None:
+    import socket
+
+    from nightjar.v1 import finding_chart_pb2, finding_chart_pb2_grpc
+
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    sim = run(["simulate", "--n", "3", "--out", str(tmp_path / "sim")], home)
+    assert sim.returncode == 0, sim.stderr
+    assert run(["ingest", str(tmp_path / "sim")], home).returncode == 0
+    oid = run(["query", "{ objects(first: 1) { nodes { oid } } }"], home)
+    oid = json.loads(oid.stdout)["data"]["objects"]["nodes"][0]["oid"]
+    with socket.socket() as silent:  # a survey cutout server that never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        gql, grpc_port = free_port(), free_port()
+        env = {**_env(home), "NIGHTJAR_GRPC_PORT": str(grpc_port),
+               "NIGHTJAR_SHUTDOWN_GRACE": "1",
+               "NIGHTJAR_FINDING_CHART_CUTOUT_URL":
+                   f"http://127.0.0.1:{silent.getsockname()[1]}/cutout?ra={{ra}}"}
+        server = _serve_until_up(home, env, gql, grpc_port)
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                call = finding_chart_pb2_grpc.FindingChartServiceStub(
+                    channel).GetFindingChart.future(
+                    finding_chart_pb2.GetFindingChartRequest(oid=oid), timeout=30)
+                time.sleep(1.0)  # the call now waits on the silent cutout server
+                assert not call.done()
+                seconds, stderr = _interrupt(server)
+                with pytest.raises(grpc.RpcError):
+                    call.result(timeout=10)  # abandoned after the grace, not completed
+        finally:
+            if server.poll() is None:
+                server.kill()
+    assert "waiting up to 1 s for gRPC call(s) in flight" in stderr, stderr[-2000:]
+    assert seconds < 1.0 + 2.0, f"took {seconds:.1f} s to exit"
+    assert server.returncode == 0
