@@ -90,11 +90,13 @@ async def _watch_health(services: Sequence[GrpcService], servicer: health.aio.He
 async def start_server(services: Sequence[GrpcService], host: str, port: int,
                        max_message_bytes: int = MAX_MESSAGE_BYTES,
                        health_interval: float = HEALTH_INTERVAL,
-                       security: GrpcSecurity | None = None) -> RunningServer:
+                       security: GrpcSecurity | None = None,
+                       interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+                       ) -> RunningServer:
     """Start serving ``services`` on host:port (0 = a free port); return the bound port.
 
     ``security``: TLS and bearer tokens (:mod:`services.grpc_security`); None = plaintext
-    and open, as fits loopback.
+    and open, as fits loopback.  ``interceptors`` run after the security ones.
     """
     security = security or GrpcSecurity()
     if not is_loopback(host) and not (security.tls and security.tokens):
@@ -102,7 +104,7 @@ async def start_server(services: Sequence[GrpcService], host: str, port: int,
                     "NIGHTJAR_GRPC_TOKENS(_FILE) before exposing it to a network", host,
                     " and ".join(w for w, on in (("TLS", security.tls),
                                                  ("tokens", bool(security.tokens))) if not on))
-    server = grpc.aio.server(interceptors=security.interceptors(), options=[
+    server = grpc.aio.server(interceptors=[*security.interceptors(), *interceptors], options=[
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),

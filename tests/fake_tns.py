@@ -54,6 +54,7 @@ class FakeTns:
     reset_s: float = 30.0
     used: int = 0
     requests: list[str] = field(default_factory=list)  #: file names asked for, in order
+    too_many: int = 0  #: requests answered 429 (a client that honours the headers makes none)
 
     def new_window(self) -> None:
         self.used = 0
@@ -70,6 +71,7 @@ class FakeTns:
                 or form.get("api_key") != [self.api_key]):
             return PlainTextResponse("Unauthorized", status_code=401)
         if self.used >= self.budget:
+            self.too_many += 1
             return PlainTextResponse("Too Many Requests", status_code=429, headers={
                 "x-rate-limit-limit": str(self.budget), "x-rate-limit-remaining": "0",
                 "x-rate-limit-reset": f"{self.reset_s:g}"})

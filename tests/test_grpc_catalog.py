@@ -6,8 +6,10 @@ import asyncio
 import math
 import shutil
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from nightjar.catalogs import CatalogStore, import_catalog
+from nightjar.catalogs import CatalogSource, CatalogStore, import_catalog
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import CHUNK, catalog_service
 from services.grpc_server import RunningServer, start_server, stop_server
@@ -138,12 +140,57 @@ async def test_unreadable_catalogue_is_unavailable(channel: grpc.aio.Channel,
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-async def test_deadline_is_honoured(channel: grpc.aio.Channel) -> None:
-    stub = catalog_pb2_grpc.CatalogServiceStub(channel)
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ConeSearchAll(catalog_pb2.ConeSearchAllRequest(
-            ra=150.0, dec=2.0, radius_arcsec=3600.0), timeout=1e-4)
-    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+class SlowStore(CatalogStore):
+    """A catalogue store whose cone searches take ``seconds`` (a cold disk)."""
+
+    seconds = 3.0
+
+    def cone(self, *args: Any, **kwargs: Any) -> list[CatalogSource]:
+        time.sleep(self.seconds)
+        return super().cone(*args, **kwargs)
+
+
+class ServerOutcomes(grpc.aio.ServerInterceptor):
+    """Records, on the server, how each unary call ended and when."""
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[grpc.StatusCode | None, float]] = []
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or not handler.unary_unary:
+            return handler
+        behaviour, ended = handler.unary_unary, self.ended
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = time.monotonic()
+            try:
+                return await behaviour(request, context)
+            finally:
+                ended.append((context.code(), time.monotonic() - start))
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+async def test_server_ends_a_call_at_its_deadline(catalog_root: Path) -> None:
+    outcomes = ServerOutcomes()
+    running = await start_server([catalog_service(SlowStore(catalog_root))], "127.0.0.1", 0,
+                                 interceptors=[outcomes])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            stub = catalog_pb2_grpc.CatalogServiceStub(ch)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ConeSearchAll(catalog_pb2.ConeSearchAllRequest(
+                    ra=150.0, dec=2.0, radius_arcsec=60.0), timeout=0.5)
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            await asyncio.sleep(0.3)
+            # the servicer itself gave up at the deadline, not after the 3 s search
+            (code, seconds), = outcomes.ended
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED and seconds < 1.5
+    finally:
+        await stop_server(running, grace=1)
 
 
 async def test_health_and_reflection(channel: grpc.aio.Channel, server: RunningServer) -> None:

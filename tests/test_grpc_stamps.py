@@ -18,6 +18,7 @@ from nightjar.alerts import AlertDecoder
 from nightjar.archive import LocalArchive
 from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.store import NightjarStore
+from nightjar.store.schema import DETECTIONS
 from nightjar.v1 import stamps_pb2, stamps_pb2_grpc
 from services.grpc_server import start_server, stop_server
 from services.stamps.servicer import stamp_service
@@ -117,6 +118,42 @@ async def test_wrong_object_and_history_only_detections_are_not_found(
     with pytest.raises(grpc.aio.AioRpcError) as err2:
         await stub.ListStamps(stamps_pb2.ListStampsRequest(oid="ZTF99zzzzzzz"))
     assert err2.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_detection_known_only_from_a_later_alerts_history_has_no_stamp(
+        store: NightjarStore, tmp_path: Path,
+        simulated: list[tuple[str, int, bytes]]) -> None:
+    by_object: dict[str, list[tuple[int, bytes]]] = {}
+    for oid, candid, raw in simulated:
+        by_object.setdefault(oid, []).append((candid, raw))
+    oid, alerts = next((o, a) for o, a in by_object.items() if len(a) >= 3)
+    last_candid, last_raw = alerts[-1]
+    archive = LocalArchive(tmp_path / "archive")
+    # only the object's latest alert: its earlier detections arrive as prv_candidates
+    await ingest(BatchProcessor(store, archive),
+                 as_inputs([(oid, last_candid, last_raw)]), 500)
+    dets = await store.light_curve(DETECTIONS, oid)
+    history_only = [d["_id"] for d in dets if not d.get("has_stamp")]
+    assert history_only and last_candid not in history_only
+    earlier = history_only[0]
+    running = await start_server([stamp_service(store, archive)], "127.0.0.1", 0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = stamps_pb2_grpc.StampServiceStub(channel)
+            for call in (stub.GetStamp(stamps_pb2.GetStampRequest(
+                             oid=oid, candid=earlier, kind=stamps_pb2.STAMP_KIND_SCIENCE)),
+                         stub.GetAvro(stamps_pb2.GetAvroRequest(oid=oid, candid=earlier))):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await call
+                assert err.value.code() == grpc.StatusCode.NOT_FOUND
+                assert "known only from a later alert's history" in err.value.details()
+            listed = await stub.ListStamps(stamps_pb2.ListStampsRequest(oid=oid))
+            assert [e.candid for e in listed.stamps] == [last_candid]
+            stamp = await stub.GetStamp(stamps_pb2.GetStampRequest(
+                oid=oid, candid=last_candid, kind=stamps_pb2.STAMP_KIND_SCIENCE))
+            assert stamp.content_type == "application/fits"
+    finally:
+        await stop_server(running, grace=1)
 
 
 async def test_real_alert_stamp_keeps_its_fits_header(store: NightjarStore, tmp_path: Path,

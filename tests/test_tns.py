@@ -99,12 +99,15 @@ async def test_rate_limit_is_respected(http: httpx.AsyncClient, fake: FakeTns,
     # day 1: full file (budget spent: remaining 0 -> pause before the next request)
     await sync(_client(http, fake, sleeps), tmp_path, TODAY - dt.timedelta(days=1))
     assert sleeps.waits == [42.0]
+    assert fake.too_many == 0  # it paused at remaining=0 instead of provoking a 429
+    assert fake.requests == [FULL_FILE, _day(TODAY - dt.timedelta(days=1))]
     # the fake's window is spent again; a client that ignores the headers gets a 429,
     # ours waits for the reset it announces and retries
     fake.used = fake.budget
     sleeps2 = Sleeps(fake)
     report = await sync(_client(http, fake, sleeps2), tmp_path, TODAY)
     assert sleeps2.waits[0] == 42.0
+    assert fake.too_many == 1  # the one 429 forced above, waited out and not repeated
     assert report.objects == 3 and report.rate_limit_waits >= 1
 
 

@@ -37,9 +37,17 @@ def to_message(source: CatalogSource) -> catalog_pb2.Source:
 
 
 async def _call(context: grpc.aio.ServicerContext, work: Callable[[], T]) -> T:
-    """Run store work off the event loop; map its errors to status codes."""
+    """Run store work off the event loop within the call's deadline; map errors to codes.
+
+    Past the deadline the call ends with DEADLINE_EXCEEDED at once instead of holding
+    the client's slot (the worker thread finishes its current read on its own).
+    """
+    remaining = context.time_remaining()
     try:
-        return await asyncio.to_thread(work)
+        return await asyncio.wait_for(asyncio.to_thread(work), timeout=remaining)
+    except TimeoutError:
+        await abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"deadline of {remaining:.3g} s exceeded")
     except UnknownCatalog as exc:
         await abort(context, grpc.StatusCode.NOT_FOUND, exc.args[0])
     except CatalogError as exc:
