@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,35 +67,27 @@ async def test_reingest_leaves_every_collection_unchanged(
 
 
 async def test_any_order_gives_the_same_store(
-        mongo_uri: str, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
-    from pymongo import AsyncMongoClient
-
+        store: NightjarStore, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
     from nightjar.archive import LocalArchive
 
-    client: AsyncMongoClient[dict] = AsyncMongoClient(mongo_uri)
-    names = ["nightjar_order_fwd", "nightjar_order_shuf"]
-    try:
-        snapshots = []
-        orders = [list(simulated), random.Random(1).sample(simulated, len(simulated))]
-        for name, packets in zip(names, orders, strict=True):
-            await client.drop_database(name)
-            store = NightjarStore(client[name])
-            await store.init()
-            proc = BatchProcessor(store, LocalArchive(tmp_path / name))
-            await ingest(proc, as_inputs(packets), batch_size=25)
-            snapshots.append(await store.snapshot())
-        assert snapshots[0][OBJECTS], "nothing was ingested"
-        # statistics, light curves and even the HEALPix anchors do not depend on order
-        assert snapshots[0] == snapshots[1]
-        for obj in snapshots[0][OBJECTS]:
-            dets = [d for d in snapshots[0][DETECTIONS] if d["oid"] == obj["_id"]]
-            first = min(dets, key=lambda d: (d["mjd"], d["candid"]))
-            assert obj["hpx"] == hpx_index(first["ra"], first["dec"])
-            assert {d["hpx"] for d in dets} == {obj["hpx"]}
-    finally:
-        for name in names:
-            await client.drop_database(name)
-        await client.close()
+    snapshots = []
+    orders = [list(simulated), random.Random(1).sample(simulated, len(simulated))]
+    for i, packets in enumerate(orders):
+        # emptied in between, not a second database: nx-27017 keeps every database
+        # name in one namespace, so two names would silently share the documents
+        for name in (await store.snapshot()):
+            await store.db[name].delete_many({})
+        await ingest(BatchProcessor(store, LocalArchive(tmp_path / str(i))),
+                     as_inputs(packets), batch_size=25)
+        snapshots.append(await store.snapshot())
+    assert snapshots[0][OBJECTS], "nothing was ingested"
+    # statistics, light curves and even the HEALPix anchors do not depend on order
+    assert snapshots[0] == snapshots[1]
+    for obj in snapshots[0][OBJECTS]:
+        dets = [d for d in snapshots[0][DETECTIONS] if d["oid"] == obj["_id"]]
+        first = min(dets, key=lambda d: (d["mjd"], d["candid"]))
+        assert obj["hpx"] == hpx_index(first["ra"], first["dec"])
+        assert {d["hpx"] for d in dets} == {obj["hpx"]}
 
 
 async def test_candidate_version_wins_over_prv_candidates(
@@ -138,3 +131,56 @@ async def test_archive_keeps_raw_avro_and_cutouts(
     assert archive.get_avro(candid) == raw
     assert archive.cutout_kinds(candid) == ["science", "template", "difference"]
     assert archive.get_cutout(candid, "science")[:2] == b"\x1f\x8b"  # gzip
+
+
+class _ObjectsWriteFails:
+    """A database whose next object-document write fails, after the light curves went in
+    (the store writes light curves first, objects last: a crash lands exactly here)."""
+
+    def __init__(self, db: Any):
+        self._db = db
+        self.armed = False
+
+    def __getitem__(self, name: str) -> Any:
+        collection = self._db[name]
+        if name != OBJECTS or not self.armed:
+            return collection
+        outer = self
+
+        class Failing:
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(collection, attr)
+
+            async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+                outer.armed = False
+                raise ConnectionError("connection lost before the object documents")
+
+        return Failing()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._db, attr)
+
+
+async def test_write_interrupted_between_light_curves_and_objects_then_replayed_is_clean(
+        store: NightjarStore, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
+    from nightjar.archive import LocalArchive
+
+    batches = [simulated[i:i + 50] for i in range(0, len(simulated), 50)]
+    await ingest(BatchProcessor(store, LocalArchive(tmp_path / "clean")),
+                 as_inputs(simulated), batch_size=50)
+    clean = await store.snapshot()
+    # one database at a time: nx-27017 keeps every database name in one namespace
+    for name in clean:
+        await store.db[name].delete_many({})
+    faulty_db = _ObjectsWriteFails(store.db)
+    faulty = NightjarStore(faulty_db)  # type: ignore[arg-type]
+    processor = BatchProcessor(faulty, LocalArchive(tmp_path / "interrupted"))
+    faulty_db.armed = True
+    with pytest.raises(ConnectionError):
+        await processor.process(as_inputs(batches[0]))
+    during = await store.snapshot()
+    # the interruption fell where claimed: light curves stored, no object documents
+    assert during[DETECTIONS] and during["non_detections"] and not during[OBJECTS]
+    for batch in batches:  # the replay after a restart, from the failed batch on
+        await processor.process(as_inputs(batch))
+    assert await store.snapshot() == clean
