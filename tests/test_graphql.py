@@ -6,8 +6,9 @@ from pathlib import Path
 
 from graphql import parse, validate
 from nightjar.ingest import BatchProcessor, ingest
+from nightjar.simulate import AlertSimulator
 from nightjar.store import NightjarStore
-from services.gateway.schema import GatewayContext, schema
+from services.gateway.schema import MAX_PAGE, GatewayContext, schema
 from tests.conftest import as_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +78,55 @@ def test_committed_operations_validate_against_the_schema() -> None:
     for path in files:
         errors = validate(graphql_schema, parse(path.read_text()))
         assert not errors, (path.name, errors)
+
+
+class ClusteredSimulator(AlertSimulator):
+    """The simulator with every object within ~0.1 deg of (150, 2): cones that page."""
+
+    def _position(self) -> tuple[float, float]:
+        return (150.0 + float(self.rng.normal(0, 0.05)), 2.0 + float(self.rng.normal(0, 0.05)))
+
+
+async def test_cone_pages_with_after_ndet_max_and_the_page_size_limit(
+        store: NightjarStore, processor: BatchProcessor) -> None:
+    import numpy as np
+    from astropy.coordinates import SkyCoord
+
+    packets = list(ClusteredSimulator(seed=11).packets(300))
+    await ingest(processor, as_inputs(packets), batch_size=100)
+    docs = [d async for d in store.db["objects"].find({})]
+    positions = SkyCoord([d["meanra"] for d in docs], [d["meandec"] for d in docs],
+                         unit="deg")
+    # a cone around one object reaching just past its 6th nearest neighbour
+    centre = positions[0]
+    distances = centre.separation(positions).arcsec
+    radius = float(np.sort(distances)[min(6, len(docs) - 1)]) + 0.5
+    inside = sorted(d["_id"] for d, r in zip(docs, distances, strict=True) if r <= radius)
+    assert 3 < len(inside) < len(docs)  # a cone that selects, pages and leaves some out
+    query = """query($ra: Float!, $dec: Float!, $r: Float!, $after: String) {
+        objects(cone: {ra: $ra, dec: $dec, radius: $r}, first: 2, after: $after) {
+        nodes { oid } pageInfo { hasNextPage endCursor } } }"""
+    seen: list[str] = []
+    after = None
+    while True:
+        out = await _run(store, query, ra=centre.ra.deg, dec=centre.dec.deg, r=radius,
+                         after=after)
+        assert not out["errors"], out["errors"]
+        page = out["data"]["objects"]
+        assert len(page["nodes"]) <= 2
+        seen += [n["oid"] for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == inside  # each object once, none skipped, in oid order
+
+    few = sorted(d["_id"] for d in docs if d["ndet"] <= 2)
+    assert few and len(few) < len(docs)
+    out = await _run(store, "{ objects(ndetMax: 2, first: 500) { nodes { oid ndet } } }")
+    assert [n["oid"] for n in out["data"]["objects"]["nodes"]] == few
+
+    too_many = await _run(store, f"{{ objects(first: {MAX_PAGE + 1}) {{ nodes {{ oid }} }} }}")
+    assert too_many["data"] is None and f"between 1 and {MAX_PAGE}" in too_many["errors"][0]
+    most = await _run(store, f"{{ objects(first: {MAX_PAGE}) {{ nodes {{ oid }} }} }}")
+    assert not most["errors"] and len(most["data"]["objects"]["nodes"]) == min(len(docs),
+                                                                               MAX_PAGE)
