@@ -608,7 +608,8 @@ def relay_command(
     with _kafka_errors(settings):
         summary = asyncio.run(run())
     err.print(f"relayed {summary.forwarded} messages to {settings.topic_alerts} in "
-              f"{summary.seconds:.1f} s ({summary.unkeyed} without a readable objectId)")
+              f"{summary.seconds:.1f} s ({summary.unkeyed} without a readable objectId; "
+              f"{summary.partitions} source partitions assigned)")
 
 
 @app.command()

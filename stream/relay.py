@@ -22,12 +22,16 @@ from nightjar.alerts import AlertDecoder
 from nightjar.settings import Settings
 from stream.kafka import connection_options, message_key
 
+#: Longest wait for a partition assignment when ``idle_exit`` is set [s].
+JOIN_TIMEOUT = 60.0
+
 
 @dataclass
 class RelaySummary:
     forwarded: int = 0
     unkeyed: int = 0  #: messages without a readable objectId (forwarded; dead-lettered later)
     seconds: float = 0.0
+    partitions: int = 0  #: external partitions the group assigned to this relay (most seen)
 
 
 def source_consumer(settings: Settings) -> AIOKafkaConsumer:
@@ -45,6 +49,10 @@ async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pattern:
                 stop: asyncio.Event | None = None) -> RelaySummary:
     """Forward messages until ``stop`` is set, or until ``idle_exit`` seconds pass idle.
 
+    The idle clock runs only once the group has assigned partitions (joining takes
+    seconds; "idle" before that would say nothing about the topics).  Without any
+    assignment the relay still gives up after ``idle_exit`` + :data:`JOIN_TIMEOUT` s.
+
     Parameters
     ----------
     consumer, producer
@@ -61,6 +69,13 @@ async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pattern:
     start = last_message = time.monotonic()
     while not (stop and stop.is_set()):
         fetched = await consumer.getmany(timeout_ms=500, max_records=batch_size)
+        assigned = len(consumer.assignment())
+        if not assigned:  # not in the group yet: the idle clock has not started
+            last_message = time.monotonic()
+            if idle_exit is not None and last_message - start > idle_exit + JOIN_TIMEOUT:
+                break
+            continue
+        summary.partitions = max(summary.partitions, assigned)
         if not fetched:
             if idle_exit is not None and time.monotonic() - last_message > idle_exit:
                 break
