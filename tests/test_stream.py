@@ -331,7 +331,7 @@ async def test_relay_rekeys_an_external_sasl_stream_by_object(
     # group and holds the partitions, forwards nothing again
     again = stream_env.cli("relay", "--idle-exit", "3")
     assert again.returncode == 0 and "relayed 0 messages" in again.stderr, again.stderr[-2000:]
-    assert re.search(r"; [1-9]\d* source partitions assigned\)", again.stderr), \
+    assert re.search(r";\s+[1-9]\d*\s+source\s+partitions\s+assigned\)", again.stderr), \
         again.stderr[-2000:]
 
 
@@ -355,3 +355,74 @@ async def test_tls_cluster_with_a_private_ca(stream_env: StreamEnv, kafka_broker
     check = stream_env.cli("reconcile")
     assert check.returncode == 0, check.stderr[-2000:]
     assert json.loads(check.stdout.strip().splitlines()[-1])["stored"] == 20
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known bug: with the store down, a SIGTERMed worker neither finishes nor reaches the "
+    "abandon path (os._exit(75)) within 60 s; Faust's shutdown does not cancel the agent "
+    "mid-batch, so stream/app.py's grace never starts. Nothing is lost (the batch is "
+    "uncommitted and a restart stores everything), but the stop hangs"))
+async def test_stop_while_the_store_is_down_abandons_the_batch_without_committing(
+        stream_env: StreamEnv, tmp_path: Path) -> None:
+    """SIGTERM while a batch cannot be stored: exit 75 after the grace, nothing committed,
+    and a restart stores everything (the path a clean stop cannot take)."""
+    from pymongo import AsyncMongoClient
+
+    from nightjar.store import EmbeddedMongo
+
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("takes its own embedded database down; MONGODB_URI is set")
+    packets = list(AlertSimulator(seed=17).packets(1500))
+    database = EmbeddedMongo(tmp_path / "db")  # a database this test can take down
+
+    async def stored(uri: str) -> int:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri, serverSelectionTimeoutMS=5000)
+        try:
+            return await client[stream_env.database]["detections"].count_documents(
+                {"has_stamp": True})
+        finally:
+            await client.close()
+
+    uri = database.start()
+    stream_env.batch_size = 100
+    stream_env.extra = {"MONGODB_URI": uri, "NIGHTJAR_WORKER_STOP_GRACE": "3"}
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  keyed([raw for _, _, raw in packets]))
+    doomed = Worker(stream_env, "doomed")
+    try:
+        async def some_stored() -> bool:
+            return await stored(uri) >= 200
+        await wait_for(some_stored, 240, "200 alerts stored")
+        before = await stored(uri)
+    finally:
+        database.stop()  # the store is gone: the batch in flight retries and cannot finish
+    assert before < len(packets), "stored everything before the database went down"
+    await asyncio.sleep(2)
+    code = doomed.stop()
+    assert code == 75, doomed.log[-3000:]
+    assert "exiting without committing" in doomed.log
+    revived = EmbeddedMongo(tmp_path / "db")  # same SQLite file, new port
+    uri = revived.start()
+    stream_env.extra["MONGODB_URI"] = uri
+    second = Worker(stream_env, "second")
+    try:
+        async def all_stored() -> bool:
+            return await stored(uri) >= len(packets)
+        await wait_for(all_stored, 300, "every alert stored after the restart")
+        assert await stored_candids(uri, stream_env.database) == {c for _, c, _ in packets}
+    finally:
+        code = second.stop()
+        revived.stop()
+    assert code == 0, second.log[-3000:]
+
+
+async def stored_candids(uri: str, database: str) -> set[int]:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        return {d["_id"] async for d in client[database]["detections"].find(
+            {"has_stamp": True}, {"_id": 1})}
+    finally:
+        await client.close()
