@@ -174,14 +174,13 @@ class _BearerMetadata(grpc.aio.UnaryUnaryClientInterceptor,
         return await continuation(self._with_token(client_call_details), request)
 
 
-def client_channel(target: str, *, ca: bytes | None = None, tls: bool = False,
-                   token: str | None = None, cert_chain: bytes | None = None,
+def client_channel(target: str, *, ca: bytes | None = None, token: str | None = None,
+                   cert_chain: bytes | None = None,
                    private_key: bytes | None = None) -> grpc.aio.Channel:
-    """A channel to Nightjar's gRPC services: TLS when ``tls`` or a CA is given (the CA
-    verifies the server; default: the system's roots), a client certificate for mutual
-    TLS, and the bearer token on every call."""
+    """A channel to Nightjar's gRPC services: TLS when a CA to verify the server is
+    given, a client certificate for mutual TLS, and the bearer token on every call."""
     interceptors = [_BearerMetadata(token)] if token else None
-    if tls or ca is not None:
+    if ca is not None:
         credentials = grpc.ssl_channel_credentials(root_certificates=ca,
                                                    private_key=private_key,
                                                    certificate_chain=cert_chain)
