@@ -29,6 +29,7 @@ from nightjar.ingest import (
     ingest,
     iter_inputs,
 )
+from nightjar.ml_cli import ml_app
 from nightjar.settings import Settings
 from nightjar.store import open_store
 from nightjar.store.schema import shard_script
@@ -47,6 +48,7 @@ catalogs_app = typer.Typer(help="Catalogues for cone search and cross-matching",
 app.add_typer(catalogs_app, name="catalogs")
 tns_app = typer.Typer(help="The Transient Name Server snapshot", no_args_is_help=True)
 app.add_typer(tns_app, name="tns")
+app.add_typer(ml_app, name="ml")
 #: What ``nightjar serve SERVICE`` accepts (``all``: GraphQL plus every gRPC service).
 SERVICES = ("all", "graphql", "catalog", "stamps", "tns", "finding_chart")
 err = Console(stderr=True)

@@ -1,0 +1,191 @@
+"""``nightjar ml``: feature extraction, training, evaluation and the model registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from nightjar.settings import Settings
+
+ml_app = typer.Typer(help="Light-curve features and classifiers", no_args_is_help=True)
+train_app = typer.Typer(help="Train a classifier and register it", no_args_is_help=True)
+ml_app.add_typer(train_app, name="train")
+console = Console(stderr=True)
+
+DetectionsOpt = Annotated[Path | None, typer.Option(
+    "--detections", help="detections, CSV or parquet: oid, mjd, fid, magpsf_corr, "
+                         "sigmapsf_corr (and magpsf, sigmapsf, corrected, isdiffpos, rb, "
+                         "sgscore1, ra, dec when present)")]
+NonDetectionsOpt = Annotated[Path | None, typer.Option(
+    "--non-detections", help="upper limits: oid, mjd, fid, diffmaglim")]
+ObjectsOpt = Annotated[Path | None, typer.Option(
+    "--objects", help="per-object table: oid with corrected, meanra, meandec, sgscore1")]
+FeaturesOpt = Annotated[Path | None, typer.Option(
+    "--features", help="feature table with ALeRCE's column names, one row per oid")]
+LabelsOpt = Annotated[Path, typer.Option(
+    "--labels", help="labels: oid (or objectId), classALeRCE")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _feature_table(features: Path | None, detections: Path | None,
+                   non_detections: Path | None, objects: Path | None) -> pd.DataFrame:
+    from ml.features.table import TableError, features_table, read_table
+
+    try:
+        if features is not None:
+            table = read_table(features)
+            if "oid" not in table.columns:
+                raise TableError(f"{features}: no oid (or objectId) column")
+            return table.set_index("oid")
+        if detections is None:
+            raise TableError("give --features, or --detections to compute them")
+        det = read_table(detections)
+        nd = read_table(non_detections) if non_detections else None
+        obj = read_table(objects) if objects else None
+        n_objects = det["oid"].nunique() if "oid" in det.columns else 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with console.status(f"computing features of {n_objects} objects") as status:
+                return features_table(det, nd, obj, progress=lambda n: status.update(
+                    f"computing features: {n}/{n_objects} objects"))
+    except (TableError, OSError, ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@ml_app.command("features")
+def features_command(
+    detections: Annotated[Path, typer.Option(
+        "--detections", help="detections, CSV or parquet (ALeRCE's column names)")],
+    out: Annotated[Path, typer.Option("--out", help="output table, .csv or .parquet")],
+    non_detections: NonDetectionsOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    """Compute ALeRCE's light-curve features, one row per oid."""
+    from ml.features.table import write_table
+
+    table = _feature_table(None, detections, non_detections, objects)
+    write_table(table, out)
+    console.print(f"{len(table)} objects x {table.shape[1]} features -> {out}")
+
+
+@train_app.command("lc")
+def train_lc(
+    labels: LabelsOpt,
+    features: FeaturesOpt = None,
+    detections: DetectionsOpt = None,
+    non_detections: NonDetectionsOpt = None,
+    objects: ObjectsOpt = None,
+    version: Annotated[str | None, typer.Option(
+        help="semantic version (default: a minor bump over the newest registered)")] = None,
+    holdout: Annotated[float, typer.Option(
+        min=0.0, max=0.9, help="stratified fraction held out for evaluation")] = 0.3,
+    seed: Annotated[int, typer.Option(help="random seed (training is deterministic)")] = 0,
+) -> None:
+    """Train the hierarchical light-curve classifier and register it under NIGHTJAR_HOME."""
+    from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+    from ml.lc_classifier.train import read_labels, train_and_register
+    from ml.registry import ModelRegistry, parse_version
+
+    settings = _settings()
+    table = _feature_table(features, detections, non_detections, objects)
+    from ml.features.table import read_table
+
+    label_series = read_labels(read_table(labels))
+    registry = ModelRegistry.default(settings.home)
+    version = version or registry.next_version(FULL_CLASSIFIER)
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out_dir = settings.home / "models" / FULL_CLASSIFIER / version
+    if out_dir.exists():
+        console.print(f"[red]error:[/red] {out_dir} exists; choose another --version")
+        raise typer.Exit(2)
+    source = str(features or detections)
+    try:
+        model, metrics = train_and_register(
+            table, label_series, out_dir, version, seed=seed, holdout=holdout,
+            training_data=f"{source} with labels {labels}")
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"trained {FULL_CLASSIFIER} {version} on {model.card['n_train']} objects "
+                  f"-> {out_dir}")
+    if metrics:
+        console.print(f"held-out balanced accuracy: top {metrics['top']['balanced_accuracy']:.3f}"
+                      f", 15-class {metrics['full']['balanced_accuracy']:.3f}")
+
+
+@ml_app.command("evaluate")
+def evaluate_command(
+    labels: LabelsOpt,
+    features: FeaturesOpt = None,
+    detections: DetectionsOpt = None,
+    non_detections: NonDetectionsOpt = None,
+    objects: ObjectsOpt = None,
+    version: Annotated[str | None, typer.Option(help="model version (default: newest)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="where metrics.json and the confusion PNGs go (default: next to a user model, "
+             "else NIGHTJAR_HOME/evaluations/<name>/<version>)")] = None,
+) -> None:
+    """Evaluate a registered model on a labelled set: metrics and confusion matrices."""
+    from ml.features.names import FEATURE_NAMES
+    from ml.features.table import read_table
+    from ml.lc_classifier.evaluate import evaluate, write_report
+    from ml.lc_classifier.model import HierarchicalModel, ModelMismatchError
+    from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+    from ml.lc_classifier.train import align, read_labels
+    from ml.registry import ModelRegistry
+
+    settings = _settings()
+    try:
+        registered = ModelRegistry.default(settings.home).get(FULL_CLASSIFIER, version)
+        model = HierarchicalModel.load(registered.path)
+        model.check_features(FEATURE_NAMES)
+    except (LookupError, ModelMismatchError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = _feature_table(features, detections, non_detections, objects)
+    x, y = align(table, read_labels(read_table(labels)))
+    if len(x) == 0:
+        console.print("[red]error:[/red] no labelled object in the 15 classes has features")
+        raise typer.Exit(2)
+    metrics = evaluate(model, x, y)
+    if out is None:
+        out = registered.path if os.access(registered.path, os.W_OK) and \
+            settings.home.resolve() in registered.path.resolve().parents else \
+            settings.home / "evaluations" / FULL_CLASSIFIER / registered.version
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    pngs = write_report(metrics, "evaluation", out)
+    for level in ("top", "full"):
+        m = metrics[level]
+        console.print(f"{level:>4}: n={m['n']} balanced accuracy {m['balanced_accuracy']:.3f} "
+                      f"macro P/R/F1 {m['macro_precision']:.3f}/{m['macro_recall']:.3f}/"
+                      f"{m['macro_f1']:.3f}")
+    console.print(f"metrics and {len(pngs)} confusion matrices -> {out}")
+
+
+@ml_app.command("models")
+def models_command() -> None:
+    """List registered models (user-trained and shipped), newest first."""
+    from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+    from ml.registry import ModelRegistry
+
+    registry = ModelRegistry.default(_settings().home)
+    for model in registry.versions(FULL_CLASSIFIER):
+        card = model.card
+        print(f"{model.name} {model.version}  {card.get('created', '')}  "
+              f"n_train={card.get('n_train')}  {model.path}")
