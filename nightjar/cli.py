@@ -33,7 +33,7 @@ from nightjar.ml_cli import ml_app
 from nightjar.settings import Settings
 from nightjar.store import open_store
 from nightjar.store.schema import shard_script
-from stream.topology import configured_topology
+from nightjar.topology import configured_topology
 
 app = typer.Typer(help="Nightjar alert broker", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database set-up", no_args_is_help=True)
@@ -546,6 +546,10 @@ def worker(
     metrics_port: Annotated[int | None, typer.Option(
         help="Prometheus port (default: NIGHTJAR_METRICS_PORT; 0 = any free port)")] = None,
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "info",
+    agents: Annotated[str, typer.Option(
+        help="agents to run: pipeline (ingest to publish), classify (light-curve "
+             "classifier), or both, comma-separated; run them in separate workers to scale "
+             "them separately")] = "pipeline,classify",
 ) -> None:
     """Run a Faust worker: consume the alert topic, store, publish classifications."""
     import faust
@@ -561,9 +565,20 @@ def worker(
     port = metrics.serve(settings.metrics_host,
                          settings.metrics_port if metrics_port is None else metrics_port)
     err.print(f"metrics: http://{settings.metrics_host}:{port}/metrics")
+    roles = tuple(a.strip() for a in agents.split(",") if a.strip())
+    if not roles or set(roles) - {"pipeline", "classify"}:
+        err.print(f"[red]error:[/red] --agents takes pipeline and/or classify, not {agents!r}")
+        raise typer.Exit(2)
+    classifier = None
+    if settings.lc_classifier and "classify" in roles:
+        from nightjar.classify import load_model
+
+        classifier = load_model(settings.home, settings.lc_classifier_version)
+        err.print(f"light-curve classifier {classifier.version}")
     faust_app = create_app(settings, store_factory=lambda: open_store(settings),
-                           topology=configured_topology(settings),
-                           archive=LocalArchive(settings.archive_path), metrics=metrics)
+                           topology=configured_topology(settings, classify_inline=False),
+                           archive=LocalArchive(settings.archive_path), metrics=metrics,
+                           classifier=classifier, agents=roles)
     # asyncio.run() above left no current loop; Faust's worker runs on the current one
     asyncio.set_event_loop(asyncio.new_event_loop())
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()

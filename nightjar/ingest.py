@@ -1,7 +1,7 @@
 """The embedded pipeline runner: files in, store and archive updated, a summary out.
 
 The step cores (:func:`nightjar.alerts.parse_payload` and the per-object steps of
-:mod:`stream.topology`) are pure; :class:`BatchProcessor` is the thin driver that
+:mod:`nightjar.topology`) are pure; :class:`BatchProcessor` is the thin driver that
 chains them with the archive and the store.  The Kafka worker drives the same
 processor.
 """
@@ -22,7 +22,7 @@ from nightjar.alerts import AlertDecoder, AlertSource, DeadLetter, ParsedAlert, 
 from nightjar.archive import AlertArchive
 from nightjar.lightcurve import ObjectState, ObjectWrite, group_by_object, merge_alerts, plan_write
 from nightjar.store.mongo import NightjarStore
-from stream.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.topology import DEFAULT_TOPOLOGY, Topology
 
 AVRO_SUFFIXES = (".avro",)
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -116,6 +116,10 @@ class BatchResult:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the corrected detection of each stored alert's own candidate, by candid
     detections: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: classifier rows of objects (re)classified inline in this batch, by oid
+    probabilities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: objects to hand to the classify agent (Kafka mode), in batch order
+    to_classify: list[str] = field(default_factory=list)
     new_detections: int = 0
     objects_written: int = 0
     steps: dict[str, StepStats] = field(default_factory=lambda: defaultdict(StepStats))
@@ -165,7 +169,7 @@ class BatchProcessor:
     decoder : AlertDecoder, optional
         Shared decoder with its writer-schema cache.
     topology : Topology, optional
-        The steps and their hooks (default: :data:`stream.topology.DEFAULT_TOPOLOGY`).
+        The steps and their hooks (default: :data:`nightjar.topology.DEFAULT_TOPOLOGY`).
     """
 
     def __init__(self, store: NightjarStore, archive: AlertArchive,
@@ -260,6 +264,10 @@ class BatchProcessor:
                     continue
                 result.alerts += state.alerts
                 result.objects[oid] = write.current
+                if state.probabilities:
+                    result.probabilities[oid] = state.probabilities
+                if state.classify_requested:
+                    result.to_classify.append(oid)
                 own = {a.candid for a in state.alerts}
                 result.detections.update((d["candid"], d) for d in state.corrected
                                          if d["candid"] in own)

@@ -31,7 +31,7 @@ PHOTOMETRY_FIELDS = ("candid", "oid", "mjd", "fid", "ra", "dec", "magpsf", "sigm
                      "isdiffpos", "distnr", "magnr", "sigmagnr", "chinr", "sharpnr",
                      "sgscore1", "distpsnr1", "rfid")
 #: What the store must return of each stored detection (a projection, to keep reads small).
-HISTORY_FIELDS = ("_id", "hpx", "has_stamp", "parent_candid", *PHOTOMETRY_FIELDS,
+HISTORY_FIELDS = ("_id", "hpx", "has_stamp", "parent_candid", "rb", *PHOTOMETRY_FIELDS,
                   *DERIVED_FIELDS)
 #: Fields kept on a non-detection (upper limit).
 NON_DETECTION_FIELDS = ("fid", "pid", "jd", "diffmaglim", "field", "rcid", "programid")
@@ -50,6 +50,8 @@ class ObjectHistory:
     detections: dict[int, Doc] = field(default_factory=dict)
     non_detections: dict[str, Doc] = field(default_factory=dict)
     forced_ids: set[str] = field(default_factory=set)
+    #: ids of the object's stored probability rows and features document
+    classification_ids: dict[str, set[Any]] = field(default_factory=dict)
 
     @property
     def hpx(self) -> int | None:
@@ -69,6 +71,9 @@ class ObjectWrite:
     detection_updates: list[tuple[int, Doc]] = field(default_factory=list)  #: candid, $set
     non_detections: list[Doc] = field(default_factory=list)
     forced_photometry: list[Doc] = field(default_factory=list)
+    #: classifier output rows (replacing the object's rows of the same classifiers)
+    probabilities: list[Doc] = field(default_factory=list)
+    features: Doc | None = None
     new_detections: int = 0
     #: the object's document after this write (also when unchanged): what is published
     current: Doc = field(default_factory=dict)
@@ -76,7 +81,8 @@ class ObjectWrite:
     @property
     def empty(self) -> bool:
         return not (self.moved_from_hpx is not None or self.object_doc or self.detections
-                    or self.detection_updates or self.non_detections or self.forced_photometry)
+                    or self.detection_updates or self.non_detections or self.forced_photometry
+                    or self.probabilities or self.features)
 
 
 def non_detection_id(oid: str, fid: int, mjd: float) -> str:
@@ -175,8 +181,13 @@ class ObjectState:
     statistics: Doc = field(default_factory=dict)
     #: nearest source per catalogue, filled by the xmatch hooks
     xmatch: dict[str, Doc] = field(default_factory=dict)
-    #: classifier outputs, filled by the classification hooks
+    #: classifier output rows ({classifier_name, classifier_version, class_name,
+    #: probability, ranking}), set by a classification hook when it (re)classifies
     probabilities: list[Doc] = field(default_factory=list)
+    #: the features behind them ({"version": ..., "values": {name: float | None}})
+    features: Doc | None = None
+    #: set by the Kafka-mode classify hook: hand this object to the classify agent
+    classify_requested: bool = False
 
     @property
     def oid(self) -> str:
@@ -225,9 +236,21 @@ def object_document(state: ObjectState, hpx: int) -> Doc:
     doc: Doc = {"_id": state.oid, "hpx": hpx, **state.statistics}
     if state.xmatch:
         doc["xmatch"] = state.xmatch
-    if state.probabilities:
-        doc["probabilities"] = state.probabilities
     return doc
+
+
+def probability_id(oid: str, classifier_name: str, class_name: str) -> str:
+    return f"{oid}:{classifier_name}:{class_name}"
+
+
+def classification_docs(oid: str, hpx: int, probabilities: Sequence[Doc],
+                        features: Doc | None) -> tuple[list[Doc], Doc | None]:
+    """Store documents for one object's classifier rows and features."""
+    rows = [{"_id": probability_id(oid, p["classifier_name"], p["class_name"]), "oid": oid,
+             "hpx": hpx, **p} for p in probabilities]
+    feature_doc = None if features is None else {"_id": oid, "oid": oid, "hpx": hpx,
+                                                 **features}
+    return rows, feature_doc
 
 
 def plan_write(state: ObjectState) -> ObjectWrite:
@@ -241,6 +264,7 @@ def plan_write(state: ObjectState) -> ObjectWrite:
             "detections": sorted(history.detections),
             "non_detections": sorted(history.non_detections),
             "forced_photometry": sorted(history.forced_ids),
+            **{coll: sorted(ids) for coll, ids in history.classification_ids.items()},
         }
     for det in state.corrected:
         candid = det["candid"]
@@ -257,6 +281,8 @@ def plan_write(state: ObjectState) -> ObjectWrite:
                             if nd_id not in history.non_detections]
     write.forced_photometry = [{**fp, "hpx": hpx} for fp_id, fp in state.new_forced.items()
                                if fp_id not in history.forced_ids]
+    write.probabilities, write.features = classification_docs(
+        state.oid, hpx, state.probabilities, state.features)
     write.current = object_document(state, hpx)
     if write.current != history.object_doc:
         write.object_doc = write.current
@@ -266,7 +292,7 @@ def plan_write(state: ObjectState) -> ObjectWrite:
 def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectWrite:
     """Merge, correct and aggregate one object without hooks; the writes it needs.
 
-    The topology (:mod:`stream.topology`) runs the same steps with the xmatch and
+    The topology (:mod:`nightjar.topology`) runs the same steps with the xmatch and
     classification hooks in between.
     """
     return plan_write(aggregate_object(correct_object(merge_alerts(history, alerts))))

@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     topic_alerts: str = "ztf-alerts"
     topic_classifications: str = "nightjar-classifications"
     topic_dead_letters: str = "nightjar-dead-letters"
+    topic_lc_classify: str = Field(default="nightjar-lc-classify", description=(
+        "objects the ingest agent hands to the light-curve classify agent (Kafka mode)"))
+    lc_classifier: bool = Field(default=True, description=(
+        "run the light-curve classifier (inline when embedded, its own agent on Kafka)"))
+    lc_classifier_version: str | None = Field(default=None, description=(
+        "pin a registered lc_classifier version (default: the newest)"))
+    classify_batch_size: int = Field(default=200, ge=1, le=100_000, description=(
+        "objects per batch of the classify agent"))
     alerts_partitions: int = Field(default=4, ge=1, description=(
         "partitions of the alert topic when Nightjar creates it: the most workers "
         "that can share the work"))

@@ -1,6 +1,6 @@
 """The pipeline's xmatch step (paper §4.5): nearest catalogue source per catalogue.
 
-A per-object hook for :class:`stream.topology.Topology`: for a new object, the nearest
+A per-object hook for :class:`nightjar.topology.Topology`: for a new object, the nearest
 source of each configured catalogue within that catalogue's default radius of the
 object's mean position; an object already stored keeps the matches it has.
 """

@@ -20,14 +20,16 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from ml.lc_classifier.model import HierarchicalModel
 from nightjar.archive import AlertArchive
 from nightjar.ingest import BatchProcessor
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
+from nightjar.topology import DEFAULT_TOPOLOGY, Topology
+from stream.classify import ClassifyDriver
 from stream.driver import InputMessage, StreamDriver
 from stream.kafka import MAX_MESSAGE_BYTES, faust_broker, faust_credentials
 from stream.metrics import WorkerMetrics
-from stream.topology import DEFAULT_TOPOLOGY, Topology
 
 log = logging.getLogger(__name__)
 StoreFactory = Callable[[], AbstractAsyncContextManager[NightjarStore]]
@@ -64,7 +66,9 @@ async def _finish_even_if_stopped(batch: Awaitable[Any], grace: float) -> None:
 
 
 def create_app(settings: Settings, *, store_factory: StoreFactory, archive: AlertArchive,
-               metrics: WorkerMetrics, topology: Topology = DEFAULT_TOPOLOGY) -> faust.App:
+               metrics: WorkerMetrics, topology: Topology = DEFAULT_TOPOLOGY,
+               classifier: HierarchicalModel | None = None,
+               agents: tuple[str, ...] = ("pipeline", "classify")) -> faust.App:
     """The Faust application of one worker.
 
     Parameters
@@ -79,7 +83,13 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     metrics : WorkerMetrics
         The worker's metrics.
     topology : Topology
-        Steps and hooks to run.
+        Steps and hooks to run.  In Kafka mode its classify hook only marks objects;
+        the pipeline agent forwards them to ``settings.topic_lc_classify``.
+    classifier : HierarchicalModel, optional
+        The light-curve classifier of the classify agent (that agent runs only with it).
+    agents : tuple of str
+        Which agents this worker runs: ``pipeline`` (ingest to publish) and/or
+        ``classify`` (light-curve classification), so each can scale on its own.
     """
     app = faust.App(
         settings.kafka_group_id,
@@ -104,19 +114,23 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                            "value_serializer": "raw"}
     alerts = app.topic(settings.topic_alerts, **raw)
     outputs = {name: app.topic(name, **raw)
-               for name in (settings.topic_classifications, settings.topic_dead_letters)}
+               for name in (settings.topic_classifications, settings.topic_dead_letters,
+                            settings.topic_lc_classify)}
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await outputs[topic].send(key=key, value=value)
 
-    @app.agent(alerts, name="nightjar-pipeline")
+    forward = settings.topic_lc_classify if classifier is not None or "classify" not in agents \
+        else None
+
     async def pipeline(stream: faust.StreamT[bytes]) -> None:
         async with store_factory() as store:
             await store.init()
             driver = StreamDriver(
                 BatchProcessor(store, archive, topology=topology), send,
                 classifications_topic=settings.topic_classifications,
-                dead_letters_topic=settings.topic_dead_letters, metrics=metrics)
+                dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
+                classify_topic=forward)
             # take_events is on faust.Stream; the StreamT protocol does not declare it
             batches = cast(faust.Stream[bytes], stream).take_events(
                 settings.worker_batch_size, within=settings.worker_batch_seconds)
@@ -134,4 +148,22 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                         metrics.lag.labels(tp.topic, str(tp.partition)).set(
                             max(0, highwater - offset - 1))
 
+    async def classify(stream: faust.StreamT[bytes]) -> None:
+        assert classifier is not None
+        async with store_factory() as store:
+            driver = ClassifyDriver(store, classifier, send,
+                                    classifications_topic=settings.topic_classifications,
+                                    metrics=metrics)
+            batches = cast(faust.Stream[bytes], stream).take_events(
+                settings.classify_batch_size, within=settings.worker_batch_seconds)
+            async for events in batches:
+                oids = [bytes(e.message.value or b"").decode() for e in events]
+                await _finish_even_if_stopped(driver.handle([o for o in oids if o]),
+                                              settings.worker_stop_grace)
+
+    if "pipeline" in agents:
+        app.agent(alerts, name="nightjar-pipeline")(pipeline)
+    if "classify" in agents and classifier is not None:
+        lc_topic = app.topic(settings.topic_lc_classify, **raw)
+        app.agent(lc_topic, name="nightjar-lc-classifier")(classify)
     return app

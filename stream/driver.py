@@ -118,11 +118,15 @@ class StreamDriver:
     permanent_retries : int
         Attempts of a batch whose store write fails with a permanent error before the
         batch is bisected to find (and dead-letter) the inputs the store rejects.
+    classify_topic : str, optional
+        Where objects that need a light-curve classification go (keyed by objectId),
+        for the classify agent; they are sent with the batch's other outputs.
     """
 
     def __init__(self, processor: BatchProcessor, send: Send, *, classifications_topic: str,
                  dead_letters_topic: str, metrics: WorkerMetrics,
-                 max_retry_delay: float = 30.0, permanent_retries: int = 3):
+                 max_retry_delay: float = 30.0, permanent_retries: int = 3,
+                 classify_topic: str | None = None):
         self.processor = processor
         self.send = send
         self.classifications_topic = classifications_topic
@@ -130,6 +134,7 @@ class StreamDriver:
         self.metrics = metrics
         self.max_retry_delay = max_retry_delay
         self.permanent_retries = permanent_retries
+        self.classify_topic = classify_topic
 
     async def _until_done(self, what: str, action: Callable[[], Awaitable[T]],
                           permanent_attempts: int | None = None) -> T:
@@ -193,13 +198,16 @@ class StreamDriver:
         result = await self._store(inputs, self.permanent_retries)
         start = time.perf_counter()
         stamp = now_ms()
-        outputs = classification_messages(result.alerts, result.objects, result.detections, stamp)
+        outputs = classification_messages(result.alerts, result.objects, result.detections, stamp,
+                                          result.probabilities)
         dead = dead_letter_messages(result.dead_letters, stamp)
+        requests = [(self.classify_topic, oid.encode(), oid.encode())
+                    for oid in result.to_classify] if self.classify_topic else []
         # re-sending after a partial failure duplicates records: the output stream is
         # at-least-once, and consumers deduplicate on candid (documented in the schema)
         await self._until_done("publish", lambda: self._publish(
             [(self.classifications_topic, k, v) for k, v in outputs]
-            + [(self.dead_letters_topic, k, v) for k, v in dead]))
+            + [(self.dead_letters_topic, k, v) for k, v in dead] + requests))
         publish = result.steps["publish"]
         publish.n_in = len(result.alerts)
         publish.n_out = len(outputs)
@@ -220,6 +228,8 @@ def merge_results(first: BatchResult, second: BatchResult) -> BatchResult:
         dead_letters=first.dead_letters + second.dead_letters,
         writes=first.writes + second.writes, objects={**first.objects, **second.objects},
         detections={**first.detections, **second.detections},
+        probabilities={**first.probabilities, **second.probabilities},
+        to_classify=first.to_classify + second.to_classify,
         new_detections=first.new_detections + second.new_detections,
         objects_written=first.objects_written + second.objects_written)
     for part in (first, second):

@@ -72,7 +72,8 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     """Each topic of the topology with the partition count Nightjar creates it with."""
     return {settings.topic_alerts: settings.alerts_partitions,
             settings.topic_classifications: settings.output_partitions,
-            settings.topic_dead_letters: settings.output_partitions}
+            settings.topic_dead_letters: settings.output_partitions,
+            settings.topic_lc_classify: settings.alerts_partitions}
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

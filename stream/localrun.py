@@ -58,6 +58,10 @@ class StreamEnv:
             "NIGHTJAR_TOPIC_ALERTS": f"alerts-{self.tag}",
             "NIGHTJAR_TOPIC_CLASSIFICATIONS": f"classifications-{self.tag}",
             "NIGHTJAR_TOPIC_DEAD_LETTERS": f"dead-letters-{self.tag}",
+            "NIGHTJAR_TOPIC_LC_CLASSIFY": f"lc-classify-{self.tag}",
+            # delivery tests count one output record per alert; the classifier's own
+            # records are tested with it switched on (tests/test_lc_classify.py)
+            "NIGHTJAR_LC_CLASSIFIER": "false",
             "NIGHTJAR_ALERTS_PARTITIONS": str(self.partitions),
             "NIGHTJAR_WORKER_BATCH_SIZE": str(self.batch_size),
             "NIGHTJAR_WORKER_BATCH_SECONDS": "0.3",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import fastavro
 from nightjar.alerts import MAX_DEAD_LETTER_BYTES, DeadLetter, ParsedAlert, sign_of_isdiffpos
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-CLASSIFICATION_SCHEMA_VERSION = "1.0"
+CLASSIFICATION_SCHEMA_VERSION = "1.1"
 DEAD_LETTER_SCHEMA_VERSION = "1.0"
 _SUMMARY_FIELDS = ("ndet", "firstmjd", "lastmjd", "meanra", "meandec", "sigmara", "sigmadec",
                    "corrected", "stellar", "reference_change", "g_r_max", "g_r_mean")
@@ -36,9 +36,51 @@ def load_schema(name: str) -> Any:
     return fastavro.parse_schema(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()))
 
 
+def _probabilities(rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+    return [{"classifier": r["classifier_name"], "classifier_version": r["classifier_version"],
+             "class_name": r["class_name"], "probability": float(r["probability"]),
+             "ranking": int(r["ranking"])} for r in rows]
+
+
+def _object_summary(object_doc: Mapping[str, Any]) -> Record:
+    return {**{k: object_doc.get(k) for k in _SUMMARY_FIELDS},
+            "magstats": [{k: band.get(k) for k in _BAND_FIELDS}
+                         for band in object_doc.get("magstats", [])]}
+
+
+def _xmatch(object_doc: Mapping[str, Any]) -> list[Record]:
+    return [{"catalog": name, "source_id": str(match.get("source_id", "")),
+             "distance_arcsec": float(match["distance_arcsec"])}
+            for name, match in sorted(object_doc.get("xmatch", {}).items())]
+
+
+def lc_classification_record(object_doc: Mapping[str, Any], detection: Mapping[str, Any],
+                             probabilities: Sequence[Mapping[str, Any]], *,
+                             processed_time_ms: int) -> Record:
+    """The output record of one light-curve (re)classification.
+
+    ``detection`` is the object's latest stored alert detection (what the record's alert
+    fields report); ``probabilities`` the classifier rows.
+    """
+    corr = detection.get("magpsf_corr") if detection.get("corrected") else None
+    return {
+        "schemavsn": CLASSIFICATION_SCHEMA_VERSION, "oid": object_doc["_id"],
+        "candid": int(detection["candid"]), "mjd": float(detection["mjd"]),
+        "fid": int(detection["fid"]), "ra": float(detection["ra"]),
+        "dec": float(detection["dec"]), "magpsf": float(detection["magpsf"]),
+        "sigmapsf": float(detection["sigmapsf"]),
+        "isdiffpos": sign_of_isdiffpos(detection["isdiffpos"]), "magpsf_corr": corr,
+        "hpx": object_doc["hpx"], "object": _object_summary(object_doc),
+        "xmatch": _xmatch(object_doc), "probabilities": _probabilities(probabilities),
+        "trigger": "lc_classifier", "alert_time": None,
+        "processed_time": processed_time_ms,
+    }
+
+
 def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
                           detection: Mapping[str, Any] | None, *, alert_time_ms: int | None,
-                          processed_time_ms: int) -> Record:
+                          processed_time_ms: int,
+                          probabilities: Sequence[Mapping[str, Any]] = ()) -> Record:
     """The output record of one processed alert.
 
     Parameters
@@ -47,17 +89,16 @@ def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
         The alert.
     object_doc : mapping
         Its object's document after the batch that held the alert (statistics,
-        ``magstats``, and ``xmatch``/``probabilities`` when hooks filled them).
+        ``magstats``, and ``xmatch`` when the hook filled it).
     detection : mapping or None
         The alert's corrected detection (for ``magpsf_corr``).
     alert_time_ms, processed_time_ms : int
         Kafka timestamp of the input and processing time [ms since the Unix epoch].
+    probabilities : sequence of mapping
+        Classifier rows when the object was classified inline in this batch.
     """
     cand = alert.candidate
     corr = detection.get("magpsf_corr") if detection and detection.get("corrected") else None
-    xmatch = [{"catalog": name, "source_id": str(match.get("source_id", "")),
-               "distance_arcsec": float(match["distance_arcsec"])}
-              for name, match in sorted(object_doc.get("xmatch", {}).items())]
     return {
         "schemavsn": CLASSIFICATION_SCHEMA_VERSION,
         "oid": alert.oid,
@@ -71,11 +112,10 @@ def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
         "isdiffpos": sign_of_isdiffpos(cand["isdiffpos"]),
         "magpsf_corr": corr,
         "hpx": object_doc["hpx"],
-        "object": {**{k: object_doc.get(k) for k in _SUMMARY_FIELDS},
-                   "magstats": [{k: band.get(k) for k in _BAND_FIELDS}
-                                for band in object_doc.get("magstats", [])]},
-        "xmatch": xmatch,
-        "probabilities": list(object_doc.get("probabilities", [])),
+        "object": _object_summary(object_doc),
+        "xmatch": _xmatch(object_doc),
+        "probabilities": _probabilities(probabilities),
+        "trigger": "alert",
         "alert_time": alert_time_ms,
         "processed_time": processed_time_ms,
     }
@@ -113,11 +153,20 @@ def decode(payload: bytes) -> list[Record]:
 
 def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Mapping[str, Any]],
                             detections: Mapping[int, Mapping[str, Any]],
-                            processed_time_ms: int) -> list[tuple[bytes, bytes]]:
-    """(key, value) messages for the output stream: one per alert, keyed by objectId."""
+                            processed_time_ms: int,
+                            probabilities: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+                            ) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages for the output stream: one per alert, keyed by objectId.
+
+    An object classified inline reports its probabilities on its last alert's record.
+    """
+    probabilities = probabilities or {}
+    last = {alert.oid: alert.candid for alert in alerts}
     return [(alert.oid.encode(), encode("classification", classification_record(
         alert, objects[alert.oid], detections.get(alert.candid),
-        alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms)))
+        alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms,
+        probabilities=probabilities.get(alert.oid, ()) if last[alert.oid] == alert.candid
+        else ())))
         for alert in alerts]
 
 

@@ -2,7 +2,7 @@
 
 Survey brokers publish on their own clusters, behind SASL/SSL, in topics such as ZTF's
 nightly ``ztf_YYYYMMDD_programid1``, and do not key messages by object.  The workers
-need one object's alerts on one partition (:mod:`stream.topology`), so the relay reads
+need one object's alerts on one partition (:mod:`nightjar.topology`), so the relay reads
 the external topics with the ``source_*`` settings and re-publishes each message
 unchanged, keyed by its objectId, to ``topic_alerts`` on Nightjar's cluster.  Offsets on
 the external cluster are committed only after the broker acknowledged the re-published

@@ -12,9 +12,9 @@ from nightjar.archive import LocalArchive
 from nightjar.ingest import BatchProcessor
 from nightjar.lightcurve import ObjectState
 from nightjar.store import NightjarStore
+from nightjar.topology import DEFAULT_TOPOLOGY, Topology
 from stream.reconcile import parse_bound
 from stream.records import classification_messages, dead_letter_messages, decode
-from stream.topology import DEFAULT_TOPOLOGY, Topology
 from tests.conftest import as_inputs
 
 

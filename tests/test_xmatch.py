@@ -15,9 +15,9 @@ from nightjar.catalogs import import_catalog
 from nightjar.ingest import BatchProcessor
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
+from nightjar.topology import configured_topology
 from services.gateway.schema import GatewayContext, schema
 from stream.records import classification_messages, decode
-from stream.topology import configured_topology
 from tests.conftest import as_inputs
 
 

@@ -35,7 +35,7 @@ def mag_to_flux(mag: FloatArray) -> FloatArray:
 
 
 def spm_flux(t: FloatArray, a: float, t0: float, gamma: float, beta: float,
-             t_rise: float, t_fall: float) -> FloatArray:
+             t_rise: float, t_fall: float | FloatArray) -> FloatArray:
     """Villar et al. (2019) supernova parametric model with ALeRCE's smooth transition.
 
     A / (1 + exp(-(t - t0)/t_rise)) times a plateau (1 - beta (t - t0)/gamma) before
@@ -150,7 +150,7 @@ def gp_drw(t: FloatArray, mag: FloatArray, err: FloatArray) -> dict[str, float]:
 
 
 def _mexican_hat_filter(time: FloatArray, values: FloatArray, sigma1: float, sigma2: float,
-                        dt_min: float) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+                        dt_min: float) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], float]:
     """Gaussian-smoothed values at two widths, a validity mask, and the filter norm."""
     half = max(6.0 * sigma1, 6.0 * dt_min)
     grid = np.linspace(-half, half, 1001)

@@ -16,11 +16,14 @@ Units: times in days, frequencies in 1/day.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+#: weighted sums of exp(i w t), exp(2i w t) and y exp(i w t) per frequency
+Sums = tuple[NDArray[Any], NDArray[Any], NDArray[Any]]
 
 #: Trial periods span 0.045 d to 500 d (ALeRCE's range), on a 1e-3 /d grid
 F_MIN = 1.0 / 500.0
@@ -72,7 +75,7 @@ def prepare_band(t: FloatArray, mag: FloatArray, err: FloatArray, t0: float) -> 
 
 
 def _grid_sums(band: BandData, f0: float, df: float,
-               count: int) -> tuple[NDArray[np.complex128], ...]:
+               count: int) -> Sums:
     """Weighted sums of exp(i w t), exp(2i w t) and y exp(i w t) on an even frequency grid.
 
     exp(i 2 pi (f0 + (j B + k) df) t) = base_j(t) * step_k(t), so every sum over points
@@ -90,13 +93,13 @@ def _grid_sums(band: BandData, f0: float, df: float,
     return s1, s2, sy
 
 
-def _point_sums(band: BandData, freqs: FloatArray) -> tuple[NDArray[np.complex128], ...]:
+def _point_sums(band: BandData, freqs: FloatArray) -> Sums:
     """The same sums at arbitrary frequencies (the few refinement points)."""
     z = np.exp(1j * np.outer(freqs, 2.0 * np.pi * band.t))
     return z @ band.w, (z * z) @ band.w, z @ (band.w * band.y)
 
 
-def _explained_fraction(band: BandData, sums: tuple[NDArray[np.complex128], ...]) -> FloatArray:
+def _explained_fraction(band: BandData, sums: Sums) -> FloatArray:
     """Fraction of the weighted variance explained by mean + one sinusoid, per frequency.
 
     The generalised (floating-mean) Lomb-Scargle closed form (Zechmeister & Kürster 2009),
@@ -139,7 +142,7 @@ def _evaluate(bands: dict[int, BandData], freqs: FloatArray,
     return np.nan_to_num(multiband, nan=0.0, posinf=0.0), per_band
 
 
-def _local_maxima(values: FloatArray, n: int) -> FloatArray:
+def _local_maxima(values: FloatArray, n: int) -> NDArray[np.intp]:
     inner = (values[1:-1] > values[:-2]) & (values[1:-1] >= values[2:])
     idx = np.flatnonzero(inner) + 1
     if len(idx) == 0:
@@ -163,7 +166,7 @@ def multiband_periodogram(bands: dict[int, BandData], f_min: float = F_MIN,
         Refinement step around each of the ``n_local_optima`` best maxima, 1/day.
     """
     n_grid = int(np.floor((f_max - f_min) / f_step))
-    grid = f_min + np.arange(n_grid) * f_step
+    grid = np.asarray(f_min + np.arange(n_grid) * f_step, dtype=np.float64)
     multiband, per_band = _evaluate(bands, grid, (f_min, f_step, n_grid))
     peaks = _local_maxima(multiband, n_local_optima)
     fine = np.concatenate([np.arange(grid[i] - f_step, grid[i] + f_step, fine_step)

@@ -59,6 +59,16 @@ def _column(df: pd.DataFrame, name: str) -> np.ndarray | None:
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)
 
 
+def _meta(objects: pd.DataFrame | None, oid: object, det: pd.DataFrame, name: str) -> float:
+    """A per-object value: from the objects table, else the median over detections."""
+    if objects is not None and oid in objects.index and name in objects.columns:
+        value = pd.to_numeric(objects.loc[oid, name], errors="coerce")
+        if np.isfinite(value):
+            return float(value)
+    col = _column(det, name)
+    return float(np.nanmedian(col)) if col is not None and np.isfinite(col).any() else math.nan
+
+
 def light_curves(detections: pd.DataFrame, non_detections: pd.DataFrame | None = None,
                  objects: pd.DataFrame | None = None) -> Iterator[tuple[str, LightCurve]]:
     """One :class:`LightCurve` per oid from ALeRCE-format tables.
@@ -90,7 +100,9 @@ def light_curves(detections: pd.DataFrame, non_detections: pd.DataFrame | None =
         magpsf = _column(det, "magpsf")
         sigmapsf = _column(det, "sigmapsf")
         mag_corr = _column(det, "magpsf_corr")
-        err_corr = _column(det, "sigmapsf_corr")
+        err_corr = _column(det, "sigmapsf_corr_ext")
+        if err_corr is None or not np.isfinite(err_corr).any():
+            err_corr = _column(det, "sigmapsf_corr")
         if obj is not None and oid in obj.index and "corrected" in obj.columns:
             corrected = bool(obj.loc[oid, "corrected"])
         elif "corrected" in det.columns:
@@ -102,17 +114,10 @@ def light_curves(detections: pd.DataFrame, non_detections: pd.DataFrame | None =
             magpsf, sigmapsf = mag_corr, err_corr
         mag, err = choose_magnitudes(corrected, magpsf, sigmapsf, mag_corr, err_corr)
 
-        def meta(name: str) -> float:
-            if obj is not None and oid in obj.index and name in obj.columns:
-                value = pd.to_numeric(obj.loc[oid, name], errors="coerce")
-                if np.isfinite(value):
-                    return float(value)
-            col = _column(det, name)
-            return float(np.nanmedian(col)) if col is not None and np.isfinite(col).any() \
-                else math.nan
-
-        ra = meta("meanra") if obj is not None and "meanra" in obj.columns else meta("ra")
-        dec = meta("meandec") if obj is not None and "meandec" in obj.columns else meta("dec")
+        ra = _meta(obj, oid, det, "meanra") if obj is not None and "meanra" in obj.columns \
+            else _meta(obj, oid, det, "ra")
+        dec = _meta(obj, oid, det, "meandec") if obj is not None and "meandec" in obj.columns \
+            else _meta(obj, oid, det, "dec")
         nd = nd_groups.get(oid)
         yield str(oid), LightCurve(
             mjd=det["mjd"].to_numpy(dtype=np.float64),
@@ -120,7 +125,7 @@ def light_curves(detections: pd.DataFrame, non_detections: pd.DataFrame | None =
             mag=mag, err=err, magpsf=magpsf, sigmapsf=sigmapsf,
             isdiffpos=_isdiffpos(det["isdiffpos"]) if "isdiffpos" in det.columns
             else np.ones(len(det)),
-            rb=_column(det, "rb"), ra=ra, dec=dec, sgscore1=meta("sgscore1"),
+            rb=_column(det, "rb"), ra=ra, dec=dec, sgscore1=_meta(obj, oid, det, "sgscore1"),
             nd_mjd=np.empty(0) if nd is None else nd["mjd"].to_numpy(dtype=np.float64),
             nd_fid=np.empty(0, dtype=np.int64) if nd is None
             else nd["fid"].to_numpy(dtype=np.int64),

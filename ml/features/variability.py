@@ -26,7 +26,7 @@ MIN_POINTS = 6  #: fewer points than this and the band's statistics are all NaN
 def amplitude(mag: FloatArray) -> float:
     """Half the difference between the medians of the brightest and faintest 5 % (mag)."""
     s = np.sort(mag)
-    k = int(math.ceil(0.05 * len(s)))
+    k = math.ceil(0.05 * len(s))
     return float((np.median(s[-k:]) - np.median(s[:k])) / 2.0)
 
 
@@ -112,7 +112,7 @@ def median_brp(mag: FloatArray) -> float:
 def pair_slope_trend(mag: FloatArray) -> float:
     """Over the last 30 points: (increasing - non-increasing first differences) / 30."""
     d = np.diff(mag[-30:])
-    return float((np.sum(d > 0) - np.sum(d <= 0)) / 30.0)
+    return (int(np.sum(d > 0)) - int(np.sum(d <= 0))) / 30.0
 
 
 def percent_amplitude(mag: FloatArray) -> float:

@@ -100,7 +100,7 @@ def _predict(booster: lgb.Booster | None, x: np.ndarray, n_classes: int,
     if booster is None:  # a branch trained on a single class
         out[:, present[0]] = 1.0
         return out
-    out[:, present] = booster.predict(x).reshape(len(x), -1)
+    out[:, present] = np.asarray(booster.predict(x)).reshape(len(x), -1)
     return out
 
 

@@ -82,7 +82,7 @@ def train_and_register(features: pd.DataFrame, labels: pd.Series, out_dir: Path,
     model.card = {
         "name": FULL_CLASSIFIER, "version": version,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "classes": sorted(set(y_train)), "n_train": int(len(x_train)),
+        "classes": sorted(set(y_train)), "n_train": len(x_train),
         "train_class_counts": {str(k): int(v) for k, v in y_train.value_counts().items()},
         "training_data": training_data, "seed": seed,
         "library_versions": library_versions(),

@@ -21,13 +21,16 @@ from nightjar.alerts import MAX_DEAD_LETTER_BYTES, DeadLetter
 from nightjar.lightcurve import HISTORY_FIELDS, ObjectHistory, ObjectWrite
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, cone_ranges, separation_deg
 from nightjar.store.schema import (
+    CLASSIFICATION_COLLECTIONS,
     COLLECTIONS,
     DEAD_LETTERS,
     DETECTIONS,
+    FEATURES,
     FORCED_PHOTOMETRY,
     LIGHT_CURVE_COLLECTIONS,
     NON_DETECTIONS,
     OBJECTS,
+    PROBABILITIES,
 )
 
 Doc = dict[str, Any]
@@ -68,6 +71,8 @@ class WriteSummary:
     non_detections: int = 0
     forced_photometry: int = 0
     moved_objects: int = 0
+    probabilities: int = 0
+    features: int = 0
     dead_letters: int = 0
 
 
@@ -125,6 +130,10 @@ class NightjarStore:
         async for doc in self.db[FORCED_PHOTOMETRY].find({"oid": {"$in": oid_list}},
                                                          {"_id": 1, "oid": 1}):
             hist[doc["oid"]].forced_ids.add(doc["_id"])
+        for coll in CLASSIFICATION_COLLECTIONS:
+            async for doc in self.db[coll].find({"oid": {"$in": oid_list}},
+                                                {"_id": 1, "oid": 1}):
+                hist[doc["oid"]].classification_ids.setdefault(coll, set()).add(doc["_id"])
         return hist
 
     # ------------------------------------------------------------------ the writer
@@ -138,7 +147,8 @@ class NightjarStore:
         last, so an interrupted batch is completed by re-ingesting it.
         """
         summary = WriteSummary()
-        ops: dict[str, list[Any]] = {name: [] for name in (OBJECTS, *LIGHT_CURVE_COLLECTIONS)}
+        ops: dict[str, list[Any]] = {name: [] for name in (
+            OBJECTS, *LIGHT_CURVE_COLLECTIONS, *CLASSIFICATION_COLLECTIONS)}
         moves: dict[str, list[Any]] = {name: [] for name in ops}
         for w in writes:
             if w.moved_from_hpx is not None:
@@ -154,6 +164,11 @@ class NightjarStore:
                                     for d in w.non_detections]
             ops[FORCED_PHOTOMETRY] += [ReplaceOne(_key(w.oid, w.hpx, d["_id"]), d, upsert=True)
                                        for d in w.forced_photometry]
+            ops[PROBABILITIES] += [ReplaceOne(_key(w.oid, w.hpx, p["_id"]), p, upsert=True)
+                                   for p in w.probabilities]
+            if w.features is not None:
+                ops[FEATURES].append(ReplaceOne(_key(w.oid, w.hpx, w.oid), w.features,
+                                                upsert=True))
             if w.object_doc is not None:
                 ops[OBJECTS].append(ReplaceOne(_key(w.oid, w.hpx, w.oid), w.object_doc,
                                                upsert=True))
@@ -163,8 +178,10 @@ class NightjarStore:
             summary.non_detections += len(w.non_detections)
             summary.forced_photometry += len(w.forced_photometry)
             summary.objects += w.object_doc is not None
+            summary.probabilities += len(w.probabilities)
+            summary.features += w.features is not None
         for batch in (moves, ops):
-            for coll in (*LIGHT_CURVE_COLLECTIONS, OBJECTS):
+            for coll in (*LIGHT_CURVE_COLLECTIONS, *CLASSIFICATION_COLLECTIONS, OBJECTS):
                 if batch[coll]:
                     await self.db[coll].bulk_write(batch[coll], ordered=False)
         if dead_letters:
@@ -211,6 +228,18 @@ class NightjarStore:
 
     async def get_object(self, oid: str) -> Doc | None:
         return await self.db[OBJECTS].find_one({"_id": oid})
+
+    async def probabilities(self, oid: str, classifier: str | None = None) -> list[Doc]:
+        """An object's classifier rows, by classifier then ranking."""
+        query: Doc = {"oid": oid}
+        if classifier is not None:
+            query["classifier_name"] = classifier
+        cursor = self.db[PROBABILITIES].find(query).sort([("classifier_name", 1),
+                                                          ("ranking", 1)])
+        return [doc async for doc in cursor]
+
+    async def features(self, oid: str) -> Doc | None:
+        return await self.db[FEATURES].find_one({"_id": oid})
 
     async def light_curve(self, collection: str, oid: str) -> list[Doc]:
         """Documents of one object from a light-curve collection, in time order."""

@@ -19,8 +19,12 @@ OBJECTS = "objects"
 DETECTIONS = "detections"
 NON_DETECTIONS = "non_detections"
 FORCED_PHOTOMETRY = "forced_photometry"
+PROBABILITIES = "probabilities"
+FEATURES = "features"
 DEAD_LETTERS = "dead_letters"
 LIGHT_CURVE_COLLECTIONS = (DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)
+#: per-object collections written by the classifiers (moved with the object's anchor)
+CLASSIFICATION_COLLECTIONS = (PROBABILITIES, FEATURES)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,16 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
                    doc="upper limits from prv_candidates; _id = oid_fid_mjd"),
     CollectionSpec(FORCED_PHOTOMETRY, (IndexSpec(SHARD_KEY), _BY_OID_TIME),
                    doc="forced photometry (fp_hists), flagged forced=true; _id = oid_pid"),
+    CollectionSpec(PROBABILITIES, (
+        IndexSpec(SHARD_KEY),
+        IndexSpec((("oid", 1), ("classifier_name", 1))),
+        IndexSpec((("classifier_name", 1), ("class_name", 1), ("ranking", 1),
+                   ("probability", -1))),
+    ), doc="classifier outputs, one row per object, classifier and class (ALeRCE's "
+           "probability table); _id = oid:classifier_name:class_name"),
+    CollectionSpec(FEATURES, (IndexSpec(SHARD_KEY),),
+                   doc="light-curve features of each classified object (ALeRCE names, "
+                       "null where undefined); _id = oid"),
     CollectionSpec(DEAD_LETTERS, (
         IndexSpec((("reason", 1),)),
         IndexSpec((("first_seen", 1),)),

@@ -187,6 +187,24 @@ class CatalogSource:
     columns: strawberry.scalars.JSON = strawberry.field(description="the other columns")
 
 
+@strawberry.type(description="one classifier's probability of one class for an object "
+                             "(ALeRCE's probability row)")
+class Probability:
+    classifier_name: str = strawberry.field(
+        description="lc_classifier (15 classes), lc_classifier_top, lc_classifier_transient, "
+                    "lc_classifier_stochastic or lc_classifier_periodic")
+    classifier_version: str = strawberry.field(description="semantic version of the model")
+    class_name: str
+    probability: float
+    ranking: int = strawberry.field(description="1 = the most probable class of this classifier")
+
+
+@strawberry.type(description="one light-curve feature (ALeRCE's name and definition)")
+class Feature:
+    name: str = strawberry.field(description="e.g. Multiband_period, Amplitude_1 (_1 = g, _2 = r)")
+    value: float | None = strawberry.field(description="null when undefined for this object")
+
+
 def _tns(o: tns_pb2.TnsObject) -> TnsObject:
     return TnsObject(name=o.name, type=o.type or None,
                      redshift=o.redshift if o.HasField("redshift") else None, ra=o.ra,
@@ -223,6 +241,20 @@ class AstroObject:
         found = await _rpc(stub.Search(tns_pb2.SearchRequest(
             ra=self.meanra, dec=self.meandec, radius_arcsec=MATCH_RADIUS_ARCSEC, limit=1)))
         return _tns(found.objects[0]) if found.objects else None
+
+    @strawberry.field(description="classifier probabilities, by classifier then ranking")
+    async def probabilities(self, info: Info[GatewayContext, None],
+                            classifier: str | None = None) -> list[Probability]:
+        rows = await _store(info).probabilities(self.oid, classifier)
+        return [_pick(Probability, r) for r in rows]
+
+    @strawberry.field(description="the light-curve features behind the latest classification "
+                                  "(empty until the object is classified)")
+    async def features(self, info: Info[GatewayContext, None]) -> list[Feature]:
+        doc = await _store(info).features(self.oid)
+        if doc is None:
+            return []
+        return [Feature(name=k, value=v) for k, v in doc.get("values", {}).items()]
 
     @strawberry.field(description="detections in time order")
     async def detections(self, info: Info[GatewayContext, None]) -> list[Detection]:

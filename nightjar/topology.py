@@ -9,19 +9,24 @@ stored history, which is why ``ztf-alerts`` is keyed by objectId: all alerts of 
 object arrive, in order, on one partition, so one worker owns each object.  For the
 same reason the steps from *ingest* to *publish* run fused in one consumer: a hop
 through Kafka between, say, *correct* and *statistics* would re-serialise the whole
-light curve for no gain in parallelism (ALeRCE pays that cost, paper §4.1).  A step
-that needs its own scaling later (the light-curve classifier) gets its own input
-topic here and its own agent.
+light curve for no gain in parallelism (ALeRCE pays that cost, paper §4.1).  The one
+exception is the light-curve classifier: feature extraction is the heaviest step, so in
+Kafka mode it runs as its own agent on its own topic (``nightjar-lc-classify``, keyed by
+objectId, carrying only the id: the agent reads the stored light curve) and scales
+separately; the embedded runner runs it inline.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from nightjar.lightcurve import ObjectState, aggregate_object, correct_object
 from nightjar.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: A per-object step: state in, state out, no I/O.
 ObjectStep = Callable[[ObjectState], ObjectState]
@@ -31,7 +36,7 @@ ObjectStep = Callable[[ObjectState], ObjectState]
 class TopicSpec:
     """A Kafka topic of the topology; its name and partition count come from settings."""
 
-    role: str  #: "alerts", "classifications", "dead_letters"
+    role: str  #: "alerts", "classifications", "lc_classify", "dead_letters"
     default_name: str
     key: str
     value: str
@@ -63,6 +68,10 @@ TOPICS = (
     TopicSpec("classifications", "nightjar-classifications", key="objectId (UTF-8)",
               value="Avro object container, schema stream/schemas/classification.avsc",
               description="annotated output: one record per processed alert (paper §5.1.5)"),
+    TopicSpec("lc_classify", "nightjar-lc-classify", key="objectId (UTF-8)",
+              value="the objectId again (UTF-8)",
+              description="objects the ingest agent hands to the light-curve classify agent; "
+                          "keyed by objectId so one classify worker owns each object"),
     TopicSpec("dead_letters", "nightjar-dead-letters", key="sha256 of the payload (hex)",
               value="Avro object container, schema stream/schemas/dead_letter.avsc",
               description="inputs that cannot be processed, with the reason and the bytes"),
@@ -76,7 +85,9 @@ STEPS = (
     Step("statistics", "object", "object statistics and per-band magstats (paper §4.3)",
          aggregate_object),
     Step("xmatch", "object", "nearest catalogue source per catalogue (hooks)", hook=True),
-    Step("classify", "object", "classifier probabilities (hooks)", hook=True),
+    Step("classify", "object", "light-curve classifier probabilities and features, for "
+         "objects with new detections and >= 6 in g or r (inline, or handed to the classify "
+         "agent in Kafka mode)", hook=True),
     Step("store", "batch", "one bulk write of every changed document and dead letter"),
     Step("publish", "batch", "one annotated record per alert on the output stream"),
 )
@@ -131,17 +142,30 @@ class Topology:
 DEFAULT_TOPOLOGY = Topology()
 
 
-def configured_topology(settings: Settings) -> Topology:
+def configured_topology(settings: Settings, *, classify_inline: bool = True) -> Topology:
     """The topology a deployment runs: hooks from the settings.
 
     The xmatch hook runs when catalogues are imported under ``settings.catalog_path``
-    (all of them, or those named in ``settings.xmatch_catalogs``).
+    (all of them, or those named in ``settings.xmatch_catalogs``).  The classify step
+    runs the registered light-curve classifier inline (embedded runner), or, with
+    ``classify_inline=False`` (Kafka worker), only marks objects for the classify agent.
     """
     from nightjar.catalogs import CatalogStore
+    from nightjar.classify import LcClassifierHook, load_model, request_classification
     from nightjar.xmatch import CrossmatchHook
 
     hooks: dict[str, Sequence[ObjectStep]] = {}
     store = CatalogStore(settings.catalog_path)
     if store.infos:
         hooks["xmatch"] = [CrossmatchHook(store, settings.xmatch_catalogs)]
+    if settings.lc_classifier:
+        if classify_inline:
+            try:
+                model = load_model(settings.home, settings.lc_classifier_version)
+            except LookupError as exc:  # no model: the pipeline runs, unclassified
+                log.warning("light-curve classifier off: %s", exc)
+            else:
+                hooks["classify"] = [LcClassifierHook(model)]
+        else:
+            hooks["classify"] = [request_classification]
     return Topology(hooks=hooks)

@@ -1,0 +1,151 @@
+"""The light-curve classification step: stored light curves in, probability rows out.
+
+Pure cores (:func:`light_curve_of`, :func:`classify_light_curve`) with two thin users:
+the per-object hook of the topology's *classify* step (embedded runner: inline), and
+:func:`classify_history`, which the Kafka classify agent runs on objects the ingest
+agent forwarded.  An object is (re)classified when it has at least six detections in g
+or in r and new detections arrived.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.features.extract import (
+    MIN_DETECTIONS,
+    LightCurve,
+    enough_detections,
+    extract,
+    preprocess,
+)
+from ml.features.names import FEATURE_NAMES
+from ml.lc_classifier.model import HierarchicalModel
+from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+from ml.registry import ModelRegistry
+from nightjar.alerts import sign_of_isdiffpos
+from nightjar.lightcurve import ObjectHistory, ObjectState, ObjectWrite, classification_docs
+
+Doc = dict[str, Any]
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def light_curve_of(detections: Iterable[Mapping[str, Any]],
+                   non_detections: Iterable[Mapping[str, Any]],
+                   corrected: bool) -> LightCurve:
+    """A :class:`LightCurve` from stored detection and non-detection documents.
+
+    Magnitudes as ALeRCE's stream: ``magpsf_corr``/``sigmapsf_corr_ext`` when the
+    object is corrected, else ``magpsf``/``sigmapsf``.
+    """
+    dets = sorted(detections, key=lambda d: (d["mjd"], d["candid"]))
+    nds = list(non_detections)
+
+    def col(name: str) -> np.ndarray:
+        return np.array([_float(d.get(name)) for d in dets], dtype=np.float64)
+
+    magpsf, sigmapsf = col("magpsf"), col("sigmapsf")
+    if corrected:
+        mag, err = col("magpsf_corr"), col("sigmapsf_corr_ext")
+    else:
+        mag, err = magpsf, sigmapsf
+    sg = [float(d["sgscore1"]) for d in dets if d.get("sgscore1") is not None]
+    return LightCurve(
+        mjd=col("mjd"), fid=np.array([int(d["fid"]) for d in dets], dtype=np.int64),
+        mag=mag, err=err, magpsf=magpsf, sigmapsf=sigmapsf,
+        isdiffpos=np.array([float(sign_of_isdiffpos(d.get("isdiffpos", "t"))) for d in dets]),
+        rb=col("rb"),
+        ra=float(np.mean([d["ra"] for d in dets])) if dets else math.nan,
+        dec=float(np.mean([d["dec"] for d in dets])) if dets else math.nan,
+        sgscore1=float(np.median(sg)) if sg else math.nan,
+        nd_mjd=np.array([_float(n.get("mjd")) for n in nds], dtype=np.float64),
+        nd_fid=np.array([int(n["fid"]) for n in nds], dtype=np.int64),
+        nd_diffmaglim=np.array([_float(n.get("diffmaglim")) for n in nds], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Classification:
+    rows: list[Doc]  #: probability rows of every classifier level
+    features: Doc  #: {"version", "values": {name: float | None}}
+
+
+def classify_light_curve(model: HierarchicalModel, lc: LightCurve) -> Classification | None:
+    """Features and probabilities of one light curve; None below the detection threshold."""
+    lc = preprocess(lc)
+    if not enough_detections(lc):
+        return None
+    vector = extract(lc, preprocessed=True)
+    table = pd.DataFrame([vector.as_array()], columns=list(FEATURE_NAMES))
+    rows = model.predict(table).rows(0, model.version)
+    values = {k: (None if not np.isfinite(v) else float(v)) for k, v in vector.values.items()}
+    return Classification(rows=rows, features={
+        "classifier_version": model.version, "values": values, "missing": vector.missing})
+
+
+class LcClassifierHook:
+    """The *classify* step's hook: reclassify objects that received new detections."""
+
+    def __init__(self, model: HierarchicalModel):
+        model.check_features(FEATURE_NAMES)
+        self.model = model
+
+    def __call__(self, state: ObjectState) -> ObjectState:
+        if not state.replaced:  # nothing new: the stored classification stands
+            return state
+        corrected = bool(state.statistics.get("corrected", False))
+        result = classify_light_curve(self.model, light_curve_of(
+            state.corrected, state.non_detections, corrected))
+        if result is None:
+            return state
+        return replace(state, probabilities=result.rows, features=result.features)
+
+
+def needs_classification(state: ObjectState) -> bool:
+    """Whether the object got new detections and has enough to be classified (before
+    preprocessing; the classifier applies the exact gate)."""
+    if not state.replaced:
+        return False
+    counts = [sum(1 for d in state.corrected if d["fid"] == fid) for fid in (1, 2)]
+    return max(counts) >= MIN_DETECTIONS
+
+
+def request_classification(state: ObjectState) -> ObjectState:
+    """The *classify* step's hook in Kafka mode: mark the object for the classify agent,
+    which runs on its own topic and scales separately (feature extraction is the
+    heaviest step of the pipeline)."""
+    return replace(state, classify_requested=True) if needs_classification(state) else state
+
+
+def classify_history(model: HierarchicalModel, history: ObjectHistory
+                     ) -> tuple[ObjectWrite, Classification] | None:
+    """The write that stores a stored object's classification (Kafka classify agent)."""
+    if history.object_doc is None or not history.detections:
+        return None
+    corrected = bool(history.object_doc.get("corrected", False))
+    result = classify_light_curve(model, light_curve_of(
+        history.detections.values(), history.non_detections.values(), corrected))
+    if result is None:
+        return None
+    hpx = history.object_doc["hpx"]
+    write = ObjectWrite(oid=history.oid, hpx=hpx)
+    write.probabilities, write.features = classification_docs(history.oid, hpx, result.rows,
+                                                              result.features)
+    write.current = history.object_doc
+    return write, result
+
+
+def load_model(home: Path, version: str | None = None) -> HierarchicalModel:
+    """The registered light-curve classifier (newest, or the pinned version)."""
+    registered = ModelRegistry.default(home).get(FULL_CLASSIFIER, version)
+    model = HierarchicalModel.load(registered.path)
+    model.check_features(FEATURE_NAMES)
+    return model

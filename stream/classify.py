@@ -1,0 +1,101 @@
+"""The classify agent's driver: objects handed over by the ingest agent, classified.
+
+Thin: it reads each object's stored light curve, runs the pure classification core
+(:func:`nightjar.classify.classify_history`) off the event loop, writes the
+probabilities and features through the store's one writer, and publishes one
+``lc_classifier`` record per classified object on the output stream.  Messages are
+acknowledged (offsets committed) only after that, so a crash reclassifies at most the
+batch in flight, which rewrites the same documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ml.lc_classifier.model import HierarchicalModel
+from nightjar.classify import Classification, classify_history
+from nightjar.ingest import StepStats
+from nightjar.lightcurve import ObjectHistory, ObjectWrite
+from nightjar.store import NightjarStore
+from stream.driver import now_ms
+from stream.metrics import WorkerMetrics
+from stream.records import encode, lc_classification_record
+
+log = logging.getLogger(__name__)
+Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
+
+
+def classify_all(model: HierarchicalModel, histories: dict[str, ObjectHistory]
+                 ) -> list[tuple[ObjectWrite, Classification]]:
+    """Classify each stored object that passes the detection threshold (pure, CPU)."""
+    out = []
+    for history in histories.values():
+        try:
+            result = classify_history(model, history)
+        except Exception:  # one object must not stop the others; it is logged
+            log.exception("classifying %s failed", history.oid)
+            continue
+        if result is not None:
+            out.append(result)
+    return out
+
+
+def latest_alert(history: ObjectHistory) -> dict[str, Any]:
+    """The object's most recent detection that was an alert of its own (else any)."""
+    dets = list(history.detections.values())
+    own = [d for d in dets if d.get("has_stamp")] or dets
+    return max(own, key=lambda d: (d["mjd"], d["candid"]))
+
+
+class ClassifyDriver:
+    """Classify batches of object ids and publish the results."""
+
+    def __init__(self, store: NightjarStore, model: HierarchicalModel, send: Send, *,
+                 classifications_topic: str, metrics: WorkerMetrics,
+                 max_retry_delay: float = 30.0):
+        self.store = store
+        self.model = model
+        self.send = send
+        self.classifications_topic = classifications_topic
+        self.metrics = metrics
+        self.max_retry_delay = max_retry_delay
+
+    async def _retry(self, what: str, action: Callable[[], Awaitable[Any]]) -> Any:
+        delay = 0.5
+        while True:
+            try:
+                return await action()
+            except Exception as exc:  # the store or broker, not the objects: retry
+                self.metrics.retries.labels(what).inc()
+                log.error("%s failed (%s: %s); retrying in %.1f s", what,
+                          type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+
+    async def handle(self, oids: Sequence[str]) -> int:
+        """Classify these objects (duplicates merged); returns how many were classified."""
+        unique = list(dict.fromkeys(oids))
+        start = time.perf_counter()
+        histories = await self._retry("classify-load", lambda: self.store.load_histories(unique))
+        results = await asyncio.to_thread(classify_all, self.model, histories)
+        if results:
+            await self._retry("classify-store", lambda: self.store.write(
+                [write for write, _ in results]))
+            stamp = now_ms()
+            messages = [(write.oid.encode(), encode("classification", lc_classification_record(
+                write.current, latest_alert(histories[write.oid]), result.rows,
+                processed_time_ms=stamp))) for write, result in results]
+
+            async def publish() -> None:
+                deliveries = [await self.send(self.classifications_topic, k, v)
+                              for k, v in messages]
+                await asyncio.gather(*deliveries)
+
+            await self._retry("classify-publish", publish)
+        self.metrics.observe_step("classify", StepStats(
+            n_in=len(unique), n_out=len(results), seconds=time.perf_counter() - start))
+        return len(results)

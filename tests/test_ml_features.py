@@ -1,0 +1,222 @@
+"""The light-curve feature extractor: analytic curves, edge cases, real stars, the CLI."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.features.extract import LightCurve, extract, preprocess
+from ml.features.names import FEATURE_NAMES, WISE_NAMES
+from ml.features.periodogram import multiband_periodogram, prepare_band
+from ml.features.table import features_table, light_curves, read_table
+
+ALERCE = Path("lightcurves") / "alerce-lc-classifier"
+
+
+def _curve(t: np.ndarray, mag: np.ndarray, err: np.ndarray | float = 0.02,
+           fid: np.ndarray | None = None) -> LightCurve:
+    err_arr = np.broadcast_to(np.asarray(err, dtype=float), t.shape).copy()
+    fids = np.ones(len(t), dtype=np.int64) if fid is None else fid
+    return LightCurve(mjd=t, fid=fids, mag=mag, err=err_arr, magpsf=mag, sigmapsf=err_arr,
+                      isdiffpos=np.ones(len(t)), ra=150.0, dec=2.0, sgscore1=0.9)
+
+
+def _times(n: int, seed: int = 0, span: float = 300.0) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).uniform(58000, 58000 + span, n))
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    warnings.simplefilter("ignore", RuntimeWarning)
+
+
+@pytest.mark.parametrize("period", [0.0873, 0.5371, 3.217, 47.3])
+def test_a_sinusoid_period_is_recovered_within_one_percent(period: float) -> None:
+    rng = np.random.default_rng(1)
+    t = _times(120, seed=2, span=400)
+    fid = rng.integers(1, 3, len(t))
+    mag = 17 + 0.4 * np.sin(2 * np.pi * t / period) + 0.1 * (fid == 2) + rng.normal(0, 0.02,
+                                                                                      len(t))
+    values = extract(_curve(t, mag, 0.02, fid)).values
+    assert values["Multiband_period"] == pytest.approx(period, rel=0.01)
+    # both single-band periodograms find it too
+    assert values["Period_band_1"] == pytest.approx(period, rel=0.01)
+    assert values["delta_period_1"] < 0.01 * period
+    # a strong single peak: high significance and little power at half the period
+    assert values["PPE"] > 0.1
+    assert values["Power_rate_1/2"] < 0.5
+    # a pure sinusoid: the first harmonic carries the amplitude, the others little
+    assert values["Harmonics_mag_1_1"] == pytest.approx(0.4, rel=0.1)
+    assert values["Harmonics_mag_2_1"] < 0.05
+
+
+def test_white_noise_gives_turbofats_documented_values() -> None:
+    rng = np.random.default_rng(3)
+    # near-regular sampling: Eta_e weights pairs by 1/dt^2, so a few very close pairs of
+    # random times would dominate it
+    t = 58000 + np.arange(3000) * 0.3 + rng.uniform(0, 0.01, 3000)
+    # sigma 0.5 mag (ZTF preprocessing drops errors >= 1 mag); the statistics below
+    # are scale-free except Std and Q31
+    mag = 18 + rng.normal(0, 0.5, len(t))
+    values = extract(_curve(t, mag, 0.5)).values
+    assert values["Std_1"] == pytest.approx(0.5, abs=0.025)
+    assert 0.30 <= values["Beyond1Std_1"] <= 0.40
+    assert values["Eta_e_1"] == pytest.approx(2.0, abs=0.2)
+    assert abs(values["Skew_1"]) < 0.15
+    assert abs(values["SmallKurtosis_1"]) < 0.3
+    assert values["Q31_1"] == pytest.approx(0.5 * 1.349, abs=0.04)  # normal IQR
+    assert values["Autocor_length_1"] == 1  # uncorrelated: drops below 1/e at lag 1
+    assert values["Con_1"] < 0.01
+    assert values["Pvar_1"] < 0.99  # scatter equals the errors: not variable
+
+
+def test_a_linear_trend_is_measured_and_sinusoid_amplitude_is_half_the_range() -> None:
+    t = _times(80, seed=5)
+    trend = extract(_curve(t, 18 + 0.01 * (t - t[0]))).values
+    assert trend["LinearTrend_1"] == pytest.approx(0.01, rel=1e-6)
+    assert trend["PairSlopeTrend_1"] == pytest.approx(29 / 30)  # all 29 steps increase
+    wave = extract(_curve(t, 18 + 0.5 * np.sin(2 * np.pi * t / 7.3))).values
+    assert wave["Amplitude_1"] == pytest.approx(0.5, rel=0.05)
+
+
+def test_constant_short_gappy_and_single_band_curves_give_nan_with_a_reason() -> None:
+    t = _times(40, seed=6)
+    constant = extract(_curve(t, np.full(len(t), 18.0)))
+    assert math.isnan(constant.values["Std_1"]) or constant.values["Std_1"] == 0
+    assert math.isnan(constant.values["Multiband_period"])
+    assert "periodogram" in constant.missing
+    assert constant.values["n_det_1"] == 40  # detection counts stay defined
+
+    short = extract(_curve(t[:3], 18 + np.arange(3) * 0.1))
+    assert math.isnan(short.values["Amplitude_1"])
+    assert "3 detection(s)" in short.missing["band 1 statistics"]
+
+    single = extract(_curve(t, 18 + 0.3 * np.sin(t)))
+    assert all(math.isnan(single.values[f"{n}_2"]) for n in ("Mean", "n_det", "SPM_A"))
+    assert "band 2" in single.missing
+    assert math.isnan(single.values["g-r_max"])
+
+    no_errors = extract(_curve(t, 18 + 0.3 * np.sin(t), np.full(len(t), np.nan)))
+    assert "all" in no_errors.missing  # every point dropped by preprocessing
+
+    gappy_t = np.concatenate([t[:20], t[20:] + 2000.0])
+    gappy = extract(_curve(gappy_t, 18 + 0.3 * np.sin(gappy_t)))
+    assert np.isfinite(gappy.values["Mean_1"])
+    # AllWISE colours are never made up
+    assert all(math.isnan(constant.values[n]) for n in WISE_NAMES)
+    assert "WISE" in constant.missing
+
+
+def test_a_10000_point_curve_is_handled() -> None:
+    rng = np.random.default_rng(7)
+    t = _times(10_000, seed=8, span=2000)
+    fid = rng.integers(1, 3, len(t))
+    mag = 16 + 0.2 * np.sin(2 * np.pi * t / 1.73) + rng.normal(0, 0.03, len(t))
+    start = time.perf_counter()
+    values = extract(_curve(t, mag, 0.03, fid)).values
+    elapsed = time.perf_counter() - start
+    assert values["Multiband_period"] == pytest.approx(1.73, rel=0.01)
+    assert values["n_det_1"] + values["n_det_2"] == 10_000
+    assert np.isfinite([values["GP_DRW_tau_1"], values["SF_ML_amplitude_1"],
+                        values["MHPS_low_1"], values["IAR_phi_1"]]).all()
+    assert elapsed < 120, f"10,000 points took {elapsed:.0f} s"
+
+
+def test_preprocessing_drops_bogus_noisy_and_duplicate_detections() -> None:
+    t = np.array([1.0, 2.0, 2.0, 3.0, 4.0, 5.0])
+    lc = LightCurve(mjd=t, fid=np.ones(6, dtype=np.int64), mag=np.arange(6.0) + 15,
+                    err=np.array([0.1, 0.1, 0.1, 1.5, 0.1, 0.1]), magpsf=np.arange(6.0),
+                    sigmapsf=np.full(6, 0.1), isdiffpos=np.ones(6),
+                    rb=np.array([0.9, 0.6, 0.8, 0.9, 0.3, np.nan]))
+    out = preprocess(lc)
+    # t=2 keeps the higher rb (0.8), sigma 1.5 and rb 0.3 go, unknown rb stays
+    assert out.mjd.tolist() == [1.0, 2.0, 5.0]
+    assert out.mag.tolist() == [15.0, 17.0, 20.0]
+
+
+def test_feature_names_are_alerces(shared_data: Path) -> None:
+    path = shared_data / "lightcurves" / "feature_names_ztf_lc_classifier_100_objects_features.txt"
+    alerce = {n for n in path.read_text().split() if n != "objectId"}
+    assert set(FEATURE_NAMES) == alerce
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES))
+
+
+def test_periodic_stars_with_catalogue_periods(shared_data: Path) -> None:
+    """ALeRCE's 25 periodic test stars: how many catalogue periods are recovered."""
+    root = shared_data / ALERCE / "late_classifier_tests_data"
+    detections = read_table(root / "e9f3fab_periodic_light_curves.csv")
+    labels = read_table(root / "633f11b_periodic_light_curve_labels.csv").set_index("oid")
+    table = features_table(detections)
+    known = labels["period"].dropna()
+    exact = alias = 0
+    for oid, period in known.items():
+        found = table.loc[oid, "Multiband_period"]
+        ratios = [r for r in (1, 2, 0.5, 3, 1 / 3) if abs(found / (period * r) - 1) < 0.01]
+        exact += ratios[:1] == [1]
+        alias += bool(ratios)
+    print(f"catalogue period recovered for {exact}/{len(known)} stars, "
+          f"{alias}/{len(known)} counting x2, x1/2, x3, x1/3 aliases")
+    assert len(known) == 18  # 7 of the 25 (LPVs, two RRL) have no catalogue period
+    assert exact >= 9
+    assert alias >= 11
+
+
+def test_periodogram_agrees_with_p4j_on_real_stars(shared_data: Path) -> None:
+    """The vectorised MHAOV finds the same best period as P4J's MHAOV (ALeRCE's)."""
+    import P4J
+
+    root = shared_data / ALERCE / "late_classifier_tests_data"
+    detections = read_table(root / "e9f3fab_periodic_light_curves.csv")
+    agree = total = 0
+    for _, lc in light_curves(detections):
+        lc = preprocess(lc)
+        bands = {b: np.flatnonzero(lc.fid == b) for b in (1, 2)}
+        bands = {b: i for b, i in bands.items() if len(i) > 5}
+        keep = np.concatenate(list(bands.values()))
+        reference = P4J.MultiBandPeriodogram(method="MHAOV")
+        reference.set_data(lc.mjd[keep], lc.mag[keep], lc.err[keep], lc.fid[keep])
+        reference.frequency_grid_evaluation(fmin=1 / 500, fmax=1 / 0.045, fresolution=1e-3)
+        reference.finetune_best_frequencies(n_local_optima=10, fresolution=1e-4)
+        p4j_freq = reference.get_best_frequencies()[0][0]
+        ours = multiband_periodogram({b: prepare_band(lc.mjd[i], lc.mag[i], lc.err[i],
+                                                      float(lc.mjd.min()))
+                                      for b, i in bands.items()})
+        total += 1
+        agree += abs(ours.best_frequency / p4j_freq - 1) < 0.01
+    print(f"best period equal to P4J's (1 %) for {agree}/{total} stars")
+    assert agree >= 0.8 * total
+
+
+def test_features_cli_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / ALERCE / "data_examples"
+    out = tmp_path / "sne.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "nightjar.cli", "ml", "features",
+         "--detections", str(root / "30_sne_detections_corr.csv"),
+         "--non-detections", str(root / "30_sne_non_detections.csv"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_parquet(out)
+    labels = read_table(root / "30_sne_labels.csv")
+    assert sorted(table.index) == sorted(labels["oid"])
+    assert list(table.columns) == list(FEATURE_NAMES)
+    # supernovae: detections are positive, the SN model fits, non-detections precede them
+    assert (table[["n_pos_1", "n_pos_2"]].max(axis=1) >= 1).all()
+    assert table["SPM_A_1"].notna().sum() >= 15
+    assert (table["n_non_det_before_fid_1"].fillna(0) + table["n_non_det_before_fid_2"]
+            .fillna(0) > 0).sum() >= 20
+    assert table["positive_fraction_1"].dropna().between(0.5, 1.0).mean() > 0.8
+    # a bad input is a clear error, not a traceback
+    bad = subprocess.run([sys.executable, "-m", "nightjar.cli", "ml", "features",
+                          "--detections", str(root / "30_sne_labels.csv"), "--out",
+                          str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "detections need columns" in bad.stderr
