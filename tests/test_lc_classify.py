@@ -1,0 +1,142 @@
+"""Live light-curve classification: embedded runner inline, Faust agent on real Kafka."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightjar.archive import LocalArchive
+from nightjar.classify import LcClassifierHook, load_model
+from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.store import NightjarStore
+from nightjar.store.schema import FEATURES, PROBABILITIES
+from nightjar.topology import Topology
+from services.gateway.schema import GatewayContext, schema
+from stream.localrun import StreamEnv, Worker, read_topic, wait_for
+
+SHIPPED_HOME = Path("/nonexistent-nightjar-home")  # no user models: the shipped default
+
+
+def _eligible(rows: list[dict[str, Any]]) -> set[str]:
+    """Objects with >= 6 stored detections in g or in r (before rb filtering)."""
+    counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for det in rows:
+        counts[det["oid"]][det["fid"]] += 1
+    return {oid for oid, per_band in counts.items() if max(per_band.values()) >= 6}
+
+
+def _check_rows(rows: list[dict[str, Any]]) -> None:
+    by_classifier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_classifier[row["classifier_name"]].append(row)
+    assert set(by_classifier) == {"lc_classifier", "lc_classifier_top",
+                                  "lc_classifier_transient", "lc_classifier_stochastic",
+                                  "lc_classifier_periodic"}
+    full = by_classifier["lc_classifier"]
+    assert len(full) == 15
+    assert sum(r["probability"] for r in full) == pytest.approx(1.0, abs=1e-9)
+    assert sorted(r["ranking"] for r in full) == list(range(1, 16))
+    best = min(full, key=lambda r: r["ranking"])
+    assert best["probability"] == max(r["probability"] for r in full)
+
+
+@pytest.fixture
+def classifying_processor(store: NightjarStore, tmp_path: Path) -> BatchProcessor:
+    model = load_model(SHIPPED_HOME)
+    return BatchProcessor(store, LocalArchive(tmp_path / "archive"),
+                          topology=Topology(hooks={"classify": [LcClassifierHook(model)]}))
+
+
+async def test_embedded_pipeline_classifies_real_alerts(
+        store: NightjarStore, classifying_processor: BatchProcessor,
+        shared_data: Path) -> None:
+    files = expand_paths([shared_data / "ztf" / "alerts"])
+    await ingest(classifying_processor, iter_inputs(files), 100)
+    detections = [d async for d in store.db["detections"].find({}, {"oid": 1, "fid": 1})]
+    eligible = _eligible(detections)
+    rows = [r async for r in store.db[PROBABILITIES].find({})]
+    classified = {r["oid"] for r in rows}
+    assert len(classified) >= 20, "real alerts with >= 6 detections in a band get classified"
+    assert classified <= eligible  # nothing below the threshold
+    by_oid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_oid[row["oid"]].append(row)
+        assert row["classifier_version"] == "1.0.0"
+    for oid_rows in by_oid.values():
+        _check_rows(oid_rows)
+    features = {d["_id"]: d async for d in store.db[FEATURES].find({})}
+    assert set(features) == classified
+    some = next(iter(features.values()))
+    assert some["values"]["n_det_1"] is not None or some["values"]["n_det_2"] is not None
+    assert some["values"]["W1-W2"] is None  # never made up
+
+    # GraphQL serves them
+    oid = sorted(classified)[0]
+    result = await schema.execute(
+        """query($oid: String!) { object(oid: $oid) {
+             probabilities(classifier: "lc_classifier") { classifierName classifierVersion
+               className probability ranking }
+             features { name value } } }""",
+        variable_values={"oid": oid}, context_value=GatewayContext(store))
+    assert not result.errors, result.errors
+    assert result.data is not None
+    probs = result.data["object"]["probabilities"]
+    assert len(probs) == 15 and probs[0]["ranking"] == 1
+    assert {f["name"] for f in result.data["object"]["features"]} >= {"Multiband_period",
+                                                                     "Mean_1", "gal_b"}
+
+    # re-ingesting the same alerts: no duplicate rows, nothing rewritten
+    before = await store.count(PROBABILITIES)
+    summary = await ingest(classifying_processor, iter_inputs(files), 100)
+    assert summary.new_detections == 0
+    assert await store.count(PROBABILITIES) == before
+    assert await store.count(FEATURES) == len(classified)
+
+
+async def test_classify_agent_on_kafka_classifies_real_alerts(
+        kafka_bootstrap: str, mongo_uri: str, tmp_path: Path, shared_data: Path) -> None:
+    env = StreamEnv(kafka_bootstrap, mongo_uri, tmp_path,
+                    extra={"NIGHTJAR_LC_CLASSIFIER": "true"})
+    try:
+        alerts_dir = shared_data / "ztf" / "alerts"
+        produced = env.cli("produce", str(alerts_dir))
+        assert produced.returncode == 0, produced.stderr
+        n_files = len(expand_paths([alerts_dir]))
+        worker = Worker(env)
+        try:
+            async def classified() -> int:
+                async with env.store() as store:
+                    return len(await store.db[PROBABILITIES].distinct("oid"))
+
+            await wait_for(lambda: _at_least(classified, 20), 300, "classified objects")
+            records = await read_topic(env.bootstrap, env.topic("classifications"),
+                                       expected=n_files + 20, wait_s=120)
+            classify_in = worker.metric("nightjar_step_alerts_in_total", step="classify")
+        finally:
+            assert worker.stop() == 0, worker.log[-3000:]
+        lc_records = [r.value for r in records if r.value["trigger"] == "lc_classifier"]
+        alert_records = [r.value for r in records if r.value["trigger"] == "alert"]
+        assert len(alert_records) == n_files  # one per alert, as before
+        assert lc_records, "the classify agent publishes its results"
+        assert classify_in >= 20
+        for record in lc_records:
+            rows = [{**p, "classifier_name": p["classifier"]} for p in record["probabilities"]]
+            _check_rows(rows)
+        async with env.store() as store:
+            rows = [r async for r in store.db[PROBABILITIES].find({})]
+            by_oid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for row in rows:
+                by_oid[row["oid"]].append(row)
+            for oid_rows in by_oid.values():
+                _check_rows(oid_rows)  # exactly one row per classifier and class
+            assert {r["oid"] for r in lc_records} <= set(by_oid)
+            assert await store.count(FEATURES) == len(by_oid)
+    finally:
+        await env.drop()
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return bool(await count() >= n)
