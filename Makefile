@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog kafka clean
+.PHONY: setup demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -35,7 +35,7 @@ proto: $(BUF)  ## buf lint, and buf breaking against the merge base (branch) or 
 test: lint typecheck generated proto  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-catalog  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency  ## all benchmarks (see README)
 
 bench-ingest: setup  ## embedded ingest throughput
 	$(UV) run python -m bench.bench_ingest
@@ -45,6 +45,12 @@ bench-stream: setup  ## Kafka: alerts/s with 1 and 2 workers, end-to-end latency
 
 bench-catalog: setup  ## cone search / crossmatch latency, in-process and over gRPC
 	$(UV) run python -m bench.bench_catalog
+
+bench-features: setup  ## light-curve feature extraction: objects/s per core, profile
+	$(UV) run python -m bench.bench_features
+
+bench-lc-latency: setup  ## Kafka: alert -> stored light-curve classification latency
+	$(UV) run python -m bench.bench_lc_latency
 
 kafka: setup  ## start the development Kafka broker on 127.0.0.1:9092 (stop: nightjar dev kafka stop)
 	$(UV) run nightjar dev kafka start

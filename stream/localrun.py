@@ -123,13 +123,14 @@ class StreamEnv:
 class Worker:
     """``nightjar worker`` in a subprocess, with its own metrics port and log file."""
 
-    def __init__(self, stream_env: StreamEnv, name: str = "worker"):
+    def __init__(self, stream_env: StreamEnv, name: str = "worker",
+                 args: tuple[str, ...] = ()):
         self.metrics_port = free_port()
         self.log_path = stream_env.home / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nightjar.cli", "worker", "--loglevel", "warn",
-             "--metrics-port", str(self.metrics_port)],
+             "--metrics-port", str(self.metrics_port), *args],
             env={**os.environ, **stream_env.env}, cwd=ROOT, stdout=self._log,
             stderr=subprocess.STDOUT)
 

@@ -33,9 +33,9 @@ def test_unknown_hook_step_is_refused() -> None:
 def _brightness_classifier(state: ObjectState) -> ObjectState:
     bright = min(d["magpsf"] for d in state.corrected) < 18.0
     return replace(state, probabilities=[
-        {"classifier": "toy", "classifier_version": "0", "class_name": "bright",
+        {"classifier_name": "toy", "classifier_version": "0", "class_name": "bright",
          "probability": 1.0 if bright else 0.0, "ranking": 1 if bright else 2},
-        {"classifier": "toy", "classifier_version": "0", "class_name": "faint",
+        {"classifier_name": "toy", "classifier_version": "0", "class_name": "faint",
          "probability": 0.0 if bright else 1.0, "ranking": 2 if bright else 1}])
 
 
@@ -60,14 +60,22 @@ async def test_hooks_run_between_statistics_and_store_and_reach_the_output(
     for oid in stored:
         doc = await store.get_object(oid)
         bright = min(m["magmin"] for m in doc["magstats"]) < 18.0
-        top = next(p for p in doc["probabilities"] if p["ranking"] == 1)
-        assert top["class_name"] == ("bright" if bright else "faint")
-    messages = classification_messages(result.alerts, result.objects, result.detections, 0)
+        rows = await store.probabilities(oid, "toy")  # their own collection, ranked
+        assert [r["class_name"] for r in rows] == (["bright", "faint"] if bright
+                                                   else ["faint", "bright"])
+        assert "probabilities" not in doc
+    messages = classification_messages(result.alerts, result.objects, result.detections, 0,
+                                       result.probabilities)
     assert len(messages) == len(result.alerts)
-    key, value = messages[0]
-    (record,) = decode(value)
-    assert key == record["oid"].encode()
-    assert {p["class_name"] for p in record["probabilities"]} == {"bright", "faint"}
+    records = [decode(value)[0] for _, value in messages]
+    assert all(key == rec["oid"].encode() for (key, _), rec in zip(messages, records,
+                                                                   strict=True))
+    # each object's probabilities ride on its last alert of the batch
+    last = {rec["oid"]: i for i, rec in enumerate(records)}
+    for i, rec in enumerate(records):
+        names = {p["class_name"] for p in rec["probabilities"]}
+        assert names == ({"bright", "faint"} if last[rec["oid"]] == i else set())
+        assert rec["trigger"] == "alert"
 
 
 async def test_output_record_reports_the_objects_statistics_after_its_batch(

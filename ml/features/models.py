@@ -51,6 +51,34 @@ def spm_flux(t: FloatArray, a: float, t0: float, gamma: float, beta: float,
                        + (1.0 - beta * (t - t0) / gamma) * (1.0 - sigmoid)) * a / rise)
 
 
+def spm_jacobian(t: FloatArray, a: float, t0: float, gamma: float, beta: float,
+                 t_rise: float, t_fall: float) -> FloatArray:
+    """Partial derivatives of :func:`spm_flux` with respect to its six parameters,
+    (len(t), 6) in the order (A, t0, gamma, beta, t_rise, t_fall)."""
+    t1 = t0 + gamma
+    dt0 = t - t0
+    with np.errstate(over="ignore", invalid="ignore"):
+        sig = 1.0 / (1.0 + np.exp(-(t - t1) / 3.0))
+        e_rise = np.exp(-dt0 / t_rise)
+        r = 1.0 / (1.0 + e_rise)
+        e_fall = np.exp(-(t - t1) / t_fall)
+        plateau = 1.0 - beta * dt0 / gamma
+        p = (1.0 - beta) * e_fall * sig + plateau * (1.0 - sig)
+        # t1 = t0 + gamma moves the decline and the sigmoid together
+        dp_dt1 = ((1.0 - beta) * e_fall / t_fall * sig
+                  + ((1.0 - beta) * e_fall - plateau) * (-sig * (1.0 - sig) / 3.0))
+        dr_dt0 = -r * r * e_rise / t_rise
+        dr_drise = -r * r * e_rise * dt0 / t_rise**2
+        jac = np.empty((len(t), 6))
+        jac[:, 0] = p * r
+        jac[:, 1] = a * ((dp_dt1 + (1.0 - sig) * beta / gamma) * r + p * dr_dt0)
+        jac[:, 2] = a * (dp_dt1 + (1.0 - sig) * beta * dt0 / gamma**2) * r
+        jac[:, 3] = a * (-e_fall * sig - (1.0 - sig) * dt0 / gamma) * r
+        jac[:, 4] = a * p * dr_drise
+        jac[:, 5] = a * (1.0 - beta) * sig * e_fall * (t - t1) / t_fall**2 * r
+    return np.nan_to_num(jac)
+
+
 def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, float]:
     """SPM_* from the difference-image magnitudes fitted in flux (ALeRCE 2021 classifier).
 
@@ -78,7 +106,7 @@ def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, fl
         for ftol in (p0[0] / 20.0, p0[0] / 3.0):
             try:
                 params, _ = curve_fit(spm_flux, times, flux, p0=p0, bounds=(lower, upper),
-                                      ftol=ftol)
+                                      ftol=ftol, jac=spm_jacobian)
                 break
             except (ValueError, RuntimeError):
                 continue

@@ -1,0 +1,131 @@
+"""Light-curve feature extraction throughput, per core, and where the time goes.
+
+Run with ``make bench-features`` (or ``uv run python -m bench.bench_features``).  Two-band
+ZTF-like light curves of 20, 50 and 200 detections (simulated RR Lyrae, QSOs and
+supernovae on a ZTF-like cadence, so every feature family does real work) go through
+the full extractor on one core (BLAS limited to one thread).  Target: >= 50 objects/s
+per core at 50 detections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ml.features import models, variability
+from ml.features.extract import LightCurve, extract, preprocess
+from ml.features.periodogram import multiband_periodogram, prepare_band
+from ml.lc_classifier.simulate import observe, synthetic_cadence
+
+
+def make_curves(n_det: int, count: int, seed: int) -> list[LightCurve]:
+    """``count`` two-band light curves with exactly ``n_det`` detections."""
+    rng = np.random.default_rng(seed)
+    out: list[LightCurve] = []
+    classes = ("RRL", "QSO", "SNIa", "E", "LPV")
+    while len(out) < count:
+        label = classes[len(out) % len(classes)]
+        det, nd = observe("BENCH", label, synthetic_cadence(rng), rng)
+        if len(det) < n_det or det["fid"].nunique() < 2:
+            continue
+        det = det.sort_values("mjd").iloc[:n_det]
+        corrected = bool(det["corrected"].iloc[0])
+        mag = det["magpsf_corr" if corrected else "magpsf"].to_numpy(dtype=float)
+        err = det["sigmapsf_corr" if corrected else "sigmapsf"].to_numpy(dtype=float)
+        out.append(LightCurve(
+            mjd=det["mjd"].to_numpy(dtype=float), fid=det["fid"].to_numpy(dtype=np.int64),
+            mag=mag, err=err, magpsf=det["magpsf"].to_numpy(dtype=float),
+            sigmapsf=det["sigmapsf"].to_numpy(dtype=float),
+            isdiffpos=det["isdiffpos"].to_numpy(dtype=float), rb=det["rb"].to_numpy(),
+            ra=float(det["ra"].iloc[0]), dec=float(det["dec"].iloc[0]),
+            sgscore1=float(det["sgscore1"].iloc[0]),
+            nd_mjd=nd["mjd"].to_numpy(dtype=float), nd_fid=nd["fid"].to_numpy(dtype=np.int64),
+            nd_diffmaglim=nd["diffmaglim"].to_numpy(dtype=float)))
+    return out
+
+
+def profile(curves: list[LightCurve]) -> dict[str, float]:
+    """Seconds per object spent in each feature family (same work as :func:`extract`)."""
+    spent: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def timed(name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        spent[name] += time.perf_counter() - start
+
+    for raw in curves:
+        with timed("preprocess"):
+            lc = preprocess(raw)
+        bands = {f: lc.fid == f for f in (1, 2)}
+        with timed("periodogram (MHAOV)"):
+            pgram = multiband_periodogram(
+                {f: prepare_band(lc.mjd[s], lc.mag[s], lc.err[s], float(lc.mjd.min()))
+                 for f, s in bands.items() if s.sum() > 5})
+        period = 1.0 / pgram.best_frequency
+        for sel in bands.values():
+            t, m, e = lc.mjd[sel], lc.mag[sel], lc.err[sel]
+            if len(t) < variability.MIN_POINTS:
+                continue
+            with timed("turbo-fats (without IAR, SF)"):
+                for stat in (variability.amplitude, variability.anderson_darling,
+                             variability.autocor_length, variability.con, variability.gskew,
+                             variability.median_brp, variability.percent_amplitude,
+                             variability.rcs, variability.small_kurtosis):
+                    stat(m)
+                for with_err in (variability.beyond_1std, variability.stetson_k,
+                                 variability.pvar, variability.excess_var):
+                    with_err(m, e)
+                for with_time in (variability.eta_e, variability.max_slope,
+                                  variability.linear_trend):
+                    with_time(t, m)
+            with timed("IAR_phi"):
+                variability.iar_phi(t, m, e)
+            with timed("structure function"):
+                variability.structure_function(t, m, e)
+            with timed("SPM"):
+                models.spm(t, lc.magpsf[sel], lc.sigmapsf[sel])
+            with timed("MHPS"):
+                models.mhps(t, m, e)
+            with timed("GP DRW"):
+                models.gp_drw(t, m, e)
+            with timed("harmonics + folded"):
+                models.harmonics(t, m, e, period)
+                models.folded(t, m, period)
+    return {k: v / len(curves) for k, v in spent.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=60, help="objects per size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 200])
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    print(f"cores on this machine: {os.cpu_count()}; extraction runs on one core "
+          "(one process, BLAS limited to one thread)")
+    with threadpool_limits(limits=1):
+        extract(make_curves(20, 1, 99)[0])  # warm-up: imports, astropy's frame matrix
+        for n_det in args.sizes:
+            curves = make_curves(n_det, args.objects, seed=n_det)
+            start = time.perf_counter()
+            for lc in curves:
+                extract(lc)
+            elapsed = time.perf_counter() - start
+            rate = len(curves) / elapsed
+            print(f"\n{n_det:4d} detections (two bands): {rate:6.1f} objects/s per core, "
+                  f"{1000 * elapsed / len(curves):6.1f} ms per object"
+                  + ("   target >= 50 objects/s" if n_det == 50 else ""))
+            for name, seconds in sorted(profile(curves).items(), key=lambda kv: -kv[1]):
+                print(f"      {name:32s} {1000 * seconds:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
