@@ -226,7 +226,8 @@ def build(shared: Path, version: str, per_class: int, seed: int, out_root: Path
     model.save(out_dir)
     for name, metrics in evaluations.items():
         write_report(metrics, name, out_dir)
-    (out_dir / "MODEL_CARD.md").write_text(model_card(model.card))
+    saved = json.loads((out_dir / "model.json").read_text())
+    (out_dir / "MODEL_CARD.md").write_text(model_card(saved))
     print(json.dumps({k: {lvl: v[lvl]["balanced_accuracy"] for lvl in ("top", "full")}
                       for k, v in evaluations.items()}, indent=1))
     print(f"model {version} written to {out_dir} in {time.perf_counter() - start:.0f} s")
