@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from ml.features import models, variability
 from ml.features.extract import LightCurve, extract, preprocess
 from ml.features.periodogram import multiband_periodogram, prepare_band
-from ml.lc_classifier.simulate import observe, synthetic_cadence
+from ml.lc_classifier.simulate import Cadence, observe
 
 
 def make_curves(n_det: int, count: int, seed: int) -> list[LightCurve]:
@@ -33,7 +33,12 @@ def make_curves(n_det: int, count: int, seed: int) -> list[LightCurve]:
     classes = ("RRL", "QSO", "SNIa", "E", "LPV")
     while len(out) < count:
         label = classes[len(out) % len(classes)]
-        det, nd = observe("BENCH", label, synthetic_cadence(rng), rng)
+        # a ZTF-like g/r sequence long enough for n_det detections (limits ~20.8 mag)
+        epochs = int(n_det * 1.8) + 20
+        cadence = Cadence(mjd=np.sort(rng.uniform(58300, 58300 + 3 * epochs, epochs)),
+                          fid=np.tile([1.0, 2.0], epochs)[:epochs],
+                          limit=rng.normal(20.8, 0.3, epochs))
+        det, nd = observe("BENCH", label, cadence, rng)
         if len(det) < n_det or det["fid"].nunique() < 2:
             continue
         det = det.sort_values("mjd").iloc[:n_det]

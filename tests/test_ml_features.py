@@ -220,3 +220,43 @@ def test_features_cli_end_to_end(shared_data: Path, tmp_path: Path) -> None:
                           str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "detections need columns" in bad.stderr
+
+
+def test_fast_statistics_equal_the_library_definitions() -> None:
+    """Closed forms used for speed equal scipy's and celerite2's results."""
+    import celerite2
+    from celerite2 import terms
+    from scipy import stats
+
+    from ml.features import variability
+    from ml.features.models import drw_nll
+
+    rng = np.random.default_rng(9)
+    for n in (7, 40, 500):
+        t = np.sort(rng.uniform(0, 400, n))
+        mag = 15 + rng.gamma(2.0, 0.3, n)
+        err = rng.uniform(0.01, 0.2, n)
+        a2 = stats.anderson(mag, method="interpolate").statistic
+        assert variability.anderson_darling(mag) == pytest.approx(
+            1 / (1 + np.exp(-10 * (a2 - 0.3))), rel=1e-12)
+        assert variability.skew(mag) == pytest.approx(stats.skew(mag), rel=1e-12)
+        assert variability.linear_trend(t, mag) == pytest.approx(
+            stats.linregress(t, mag).slope, rel=1e-9)
+        chi = np.sum((mag - mag.mean()) ** 2 / err**2)
+        assert variability.pvar(mag, err) == pytest.approx(stats.chi2.cdf(chi, n - 1),
+                                                           rel=1e-12)
+        y = mag - mag.mean()
+        for log_a, log_c in ((0.3, -1.0), (-3.0, 2.0), (1.0, -6.0)):
+            gp = celerite2.GaussianProcess(terms.RealTerm(a=np.exp(log_a), c=np.exp(log_c)),
+                                           mean=0.0)
+            gp.compute(t, diag=err**2)
+            nll, grad = drw_nll(np.array([log_a, log_c]), t, y, err**2)
+            assert nll == pytest.approx(-gp.log_likelihood(y), rel=1e-10)
+            step = 1e-6
+            for k in range(2):
+                shift = np.zeros(2)
+                shift[k] = step
+                numeric = (drw_nll(np.array([log_a, log_c]) + shift, t, y, err**2)[0]
+                           - drw_nll(np.array([log_a, log_c]) - shift, t, y, err**2)[0]) / (
+                    2 * step)
+                assert grad[k] == pytest.approx(numeric, rel=1e-4, abs=1e-6)

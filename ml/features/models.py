@@ -11,11 +11,8 @@ from __future__ import annotations
 import math
 import warnings
 
-import celerite2
 import numpy as np
-from celerite2 import terms
 from numpy.typing import NDArray
-from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import OptimizeWarning, curve_fit, minimize
 
 FloatArray = NDArray[np.float64]
@@ -119,60 +116,69 @@ def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, fl
     return dict(zip(SPM_NAMES, [*map(float, params), chi], strict=True))
 
 
-#: above this many points the DRW likelihood uses celerite2's O(N) solver instead of a
-#: dense Cholesky factorisation with an analytic gradient
-DENSE_GP_MAX_POINTS = 300
+def drw_nll(log_params: FloatArray, t: FloatArray, y: FloatArray,
+            var: FloatArray) -> tuple[float, FloatArray]:
+    """Negative log-likelihood of a damped random walk (covariance a exp(-c |dt|)) plus
+    white measurement noise ``var``, and its gradient in (ln a, ln c).
 
-
-def _drw_dense_nll(log_params: FloatArray, lags: FloatArray, diag: FloatArray,
-                   y: FloatArray) -> tuple[float, FloatArray]:
-    """Negative log-likelihood of a DRW plus white noise and its gradient in (ln a, ln c)."""
-    a, c = np.exp(log_params)
-    e = np.exp(-c * lags)
-    k = a * e
-    k[np.diag_indices_from(k)] += diag
-    try:
-        factor = cho_factor(k, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        return 1e25, np.zeros(2)
-    alpha = cho_solve(factor, y, check_finite=False)
-    kinv = cho_solve(factor, np.eye(len(y)), check_finite=False)
-    logdet = 2.0 * float(np.sum(np.log(np.diag(factor[0]))))
-    nll = 0.5 * float(y @ alpha) + 0.5 * logdet + 0.5 * len(y) * math.log(2 * math.pi)
-    outer = np.outer(alpha, alpha) - kinv
-    d_a = a * e  # dK / d ln a
-    d_c = -c * lags * d_a  # dK / d ln c
-    grad = np.array([-0.5 * float(np.sum(outer * d_a)), -0.5 * float(np.sum(outer * d_c))])
-    return nll, grad
+    The exact O(N) Kalman filter of the Ornstein-Uhlenbeck process (the same likelihood
+    as celerite2's ``RealTerm(a, c)`` GP, which ``tests/test_ml_features.py`` checks),
+    with the derivative recursions carried along.  ``t`` sorted (days), ``y`` centred.
+    """
+    a = math.exp(float(log_params[0]))
+    c = math.exp(float(log_params[1]))
+    m = 0.0
+    p = a  # stationary prior variance
+    dm_a = dm_c = 0.0
+    dp_a, dp_c = a, 0.0
+    nll = 0.0
+    g_a = g_c = 0.0
+    prev = float(t[0])
+    for ti, yi, vi in zip(t.tolist(), y.tolist(), var.tolist(), strict=True):
+        dt = ti - prev
+        prev = ti
+        if dt > 0:
+            phi = math.exp(-c * dt)
+            dphi_c = -c * dt * phi
+            q = 1.0 - phi * phi
+            dm_a, dm_c = phi * dm_a, dphi_c * m + phi * dm_c
+            m *= phi
+            dp_a = phi * phi * dp_a + a * q
+            dp_c = 2 * phi * dphi_c * p + phi * phi * dp_c - 2 * a * phi * dphi_c
+            p = phi * phi * p + a * q
+        s = p + vi
+        if s <= 0:
+            return 1e25, np.zeros(2)
+        r = yi - m
+        nll += 0.5 * (math.log(2 * math.pi * s) + r * r / s)
+        g_a += 0.5 * (dp_a / s - 2 * r * dm_a / s - r * r * dp_a / (s * s))
+        g_c += 0.5 * (dp_c / s - 2 * r * dm_c / s - r * r * dp_c / (s * s))
+        k = p / s
+        dk_a, dk_c = dp_a * vi / (s * s), dp_c * vi / (s * s)
+        dm_a += dk_a * r - k * dm_a
+        dm_c += dk_c * r - k * dm_c
+        m += k * r
+        shrink = vi * vi / (s * s)
+        dp_a, dp_c = dp_a * shrink, dp_c * shrink
+        p = p * vi / s
+    return nll, np.array([g_a, g_c])
 
 
 def gp_drw(t: FloatArray, mag: FloatArray, err: FloatArray) -> dict[str, float]:
     """GP_DRW_sigma and GP_DRW_tau: a damped random walk (kernel a exp(-c dt), celerite2's
     RealTerm) plus the measurement errors, fitted by maximum likelihood with L-BFGS-B from
-    a = c = 1 as ALeRCE; sigma is the amplitude a (mag^2) and tau = 1/c (days)."""
-    time = t - t.min()
-    y = mag - mag.mean()
-    diag = err**2
+    a = c = 1 as ALeRCE; sigma is the amplitude a (mag^2) and tau = 1/c (days).
+
+    The likelihood is :func:`drw_nll` (a Kalman filter with an analytic gradient):
+    celerite2's per-call overhead dominated on ZTF-sized curves.
+    """
+    order = np.argsort(t, kind="stable")
+    time = (t - t.min())[order]
+    y = (mag - mag.mean())[order]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if len(time) <= DENSE_GP_MAX_POINTS:
-            lags = np.abs(time[:, None] - time[None, :])
-            sol = minimize(_drw_dense_nll, np.zeros(2), args=(lags, diag, y), jac=True,
-                           method="L-BFGS-B")
-        else:
-            gp = celerite2.GaussianProcess(terms.RealTerm(a=1.0, c=1.0), mean=0.0)
-
-            def neg_log_like(log_params: FloatArray) -> float:
-                a, c = np.exp(log_params)
-                gp.kernel = terms.RealTerm(a=a, c=c)
-                try:
-                    gp.compute(time, diag=diag, quiet=True)
-                    value = -gp.log_likelihood(y)
-                except (celerite2.driver.LinAlgError, ValueError):
-                    return 1e25
-                return float(value) if np.isfinite(value) else 1e25
-
-            sol = minimize(neg_log_like, np.zeros(2), method="L-BFGS-B")
+        sol = minimize(drw_nll, np.zeros(2), args=(time, y, (err**2)[order]), jac=True,
+                       method="L-BFGS-B")
     a, c = np.exp(sol.x)
     return {"GP_DRW_sigma": float(a), "GP_DRW_tau": float(1.0 / c)}
 
