@@ -260,3 +260,13 @@ def test_fast_statistics_equal_the_library_definitions() -> None:
                            - drw_nll(np.array([log_a, log_c]) - shift, t, y, err**2)[0]) / (
                     2 * step)
                 assert grad[k] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+def test_extreme_parameters_never_raise() -> None:
+    """The optimisers probe far outside the data's range; that must not crash a band."""
+    from ml.features.models import drw_nll
+
+    t = np.linspace(0, 100, 20)
+    y = np.sin(t)
+    nll, grad = drw_nll(np.array([800.0, -800.0]), t, y, np.full(20, 1e-6))
+    assert nll == 1e25 and np.isfinite(grad).all()

@@ -13,7 +13,9 @@ detections with rb < 0.55 (when rb is known), non-finite values or errors outsid
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -260,12 +262,21 @@ def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
                                             lc.nd_diffmaglim[nd]))
         band["iqr"] = float(np.subtract(*np.percentile(mag, (75, 25))))
         if n >= variability.MIN_POINTS and np.ptp(mag) > 0:
-            band.update(variability.turbofats(t, mag, err))
-            band.update(models.spm(t, lc.magpsf[sel], lc.sigmapsf[sel]))
-            band.update(models.mhps(t, mag, err))
-            band.update(models.gp_drw(t, mag, err))
-            band.update(models.harmonics(t, mag, err, period))
-            band.update(models.folded(t, mag, period))
+            families: tuple[tuple[str, Callable[..., dict[str, float]], tuple[Any, ...]],
+                            ...] = (
+                ("turbo-fats", variability.turbofats, (t, mag, err)),
+                ("SPM", models.spm, (t, lc.magpsf[sel], lc.sigmapsf[sel])),
+                ("MHPS", models.mhps, (t, mag, err)),
+                ("GP_DRW", models.gp_drw, (t, mag, err)),
+                ("harmonics", models.harmonics, (t, mag, err, period)),
+                ("folded", models.folded, (t, mag, period)),
+            )
+            for family, compute, args in families:
+                try:
+                    band.update(compute(*args))
+                except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+                    # a numerical failure on a pathological curve: that family stays NaN
+                    missing[f"band {fid} {family}"] = f"{type(exc).__name__}: {exc}"
         else:
             missing[f"band {fid} statistics"] = (
                 f"{n} detection(s), fewer than {variability.MIN_POINTS}" if n <

@@ -125,6 +125,8 @@ def drw_nll(log_params: FloatArray, t: FloatArray, y: FloatArray,
     as celerite2's ``RealTerm(a, c)`` GP, which ``tests/test_ml_features.py`` checks),
     with the derivative recursions carried along.  ``t`` sorted (days), ``y`` centred.
     """
+    if not np.all(np.abs(log_params) < 300):  # the optimiser probing far outside
+        return 1e25, -np.sign(log_params) * 1e3
     a = math.exp(float(log_params[0]))
     c = math.exp(float(log_params[1]))
     m = 0.0
