@@ -30,7 +30,8 @@ def make_curves(n_det: int, count: int, seed: int) -> list[LightCurve]:
     """``count`` two-band light curves with exactly ``n_det`` detections."""
     rng = np.random.default_rng(seed)
     out: list[LightCurve] = []
-    classes = ("RRL", "QSO", "SNIa", "E", "LPV")
+    # supernovae fade long before 200 detections: long curves are of persistent sources
+    classes = ("RRL", "QSO", "SNIa", "E", "LPV") if n_det <= 60 else ("RRL", "QSO", "E", "LPV")
     while len(out) < count:
         label = classes[len(out) % len(classes)]
         # a ZTF-like g/r sequence long enough for n_det detections (limits ~20.8 mag)
