@@ -13,21 +13,16 @@ real ``nightjar worker`` processes, and measures on simulated alerts:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
+from bench.services import with_broker_and_store
 from nightjar.alerts import AlertSource
 from nightjar.ingest import RawInput
-from nightjar.processes import free_port
 from nightjar.settings import KafkaConnection
 from nightjar.simulate import AlertSimulator
-from nightjar.store import EmbeddedMongo
-from stream.devbroker import DevKafka
 from stream.kafka import new_producer
 from stream.kafka import produce as produce_paced
 from stream.localrun import StreamEnv, TopicRecord, Worker, keyed, produce, read_topic, wait_for
@@ -141,16 +136,8 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=20.0)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="nightjar-bench-stream-") as tmp:
-        workdir = Path(tmp)
-        uri = os.environ.get("MONGODB_URI")
-        database = contextlib.nullcontext(uri) if uri else EmbeddedMongo(workdir / "mongo")
-        with database as mongo_uri:
-            if args.bootstrap:
-                asyncio.run(run(args, workdir, mongo_uri, args.bootstrap))
-            else:
-                with DevKafka(workdir / "kafka", free_port()) as bootstrap:
-                    asyncio.run(run(args, workdir, mongo_uri, bootstrap))
+    with_broker_and_store("nightjar-bench-stream-", args.bootstrap,
+                          lambda workdir, uri, bootstrap: run(args, workdir, uri, bootstrap))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from nightjar.classify import Classification, classify_history
 from nightjar.ingest import StepStats
 from nightjar.lightcurve import ObjectHistory, ObjectWrite
 from nightjar.store import NightjarStore
-from stream.driver import now_ms
+from stream.driver import now_ms, until_done
 from stream.metrics import WorkerMetrics
 from stream.records import encode, lc_classification_record
 
@@ -65,16 +65,8 @@ class ClassifyDriver:
         self.max_retry_delay = max_retry_delay
 
     async def _retry(self, what: str, action: Callable[[], Awaitable[Any]]) -> Any:
-        delay = 0.5
-        while True:
-            try:
-                return await action()
-            except Exception as exc:  # the store or broker, not the objects: retry
-                self.metrics.retries.labels(what).inc()
-                log.error("%s failed (%s: %s); retrying in %.1f s", what,
-                          type(exc).__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
+        # the store or broker failing is not the objects' fault: retry until it works
+        return await until_done(what, action, self.metrics, self.max_retry_delay)
 
     async def handle(self, oids: Sequence[str]) -> int:
         """Classify these objects (duplicates merged); returns how many were classified."""

@@ -100,6 +100,32 @@ def is_transient(exc: BaseException) -> bool:
     return not isinstance(exc, (ValueError, TypeError, OverflowError))
 
 
+async def until_done(what: str, action: Callable[[], Awaitable[T]], metrics: WorkerMetrics,
+                     max_retry_delay: float, permanent_attempts: int | None = None) -> T:
+    """Run ``action`` until it succeeds, backing off up to ``max_retry_delay`` seconds.
+
+    A failing store, archive or broker is not the inputs' fault: giving up would let the
+    caller acknowledge (and the consumer commit) messages whose results were never
+    stored or published.  Only a permanent error, once seen ``permanent_attempts``
+    times, is raised instead (:class:`PermanentStoreError`).
+    """
+    delay = 0.5
+    permanent = 0
+    while True:
+        try:
+            return await action()
+        except Exception as exc:
+            metrics.retries.labels(what).inc()
+            if permanent_attempts is not None and not is_transient(exc):
+                permanent += 1
+                if permanent >= permanent_attempts:
+                    raise PermanentStoreError(f"{type(exc).__name__}: {exc}") from exc
+            log.error("%s failed (%s: %s); retrying in %.1f s", what,
+                      type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_retry_delay)
+
+
 class StreamDriver:
     """Process batches of Kafka messages and publish what they yield.
 
@@ -138,25 +164,8 @@ class StreamDriver:
 
     async def _until_done(self, what: str, action: Callable[[], Awaitable[T]],
                           permanent_attempts: int | None = None) -> T:
-        # A failing store, archive or broker is not the alerts' fault: retry until it
-        # succeeds.  Giving up would let the caller acknowledge (and the consumer
-        # commit) messages whose alerts were never stored or published.  Only a
-        # permanent error, once seen ``permanent_attempts`` times, is raised instead.
-        delay = 0.5
-        permanent = 0
-        while True:
-            try:
-                return await action()
-            except Exception as exc:
-                self.metrics.retries.labels(what).inc()
-                if permanent_attempts is not None and not is_transient(exc):
-                    permanent += 1
-                    if permanent >= permanent_attempts:
-                        raise PermanentStoreError(f"{type(exc).__name__}: {exc}") from exc
-                log.error("%s failed (%s: %s); retrying in %.1f s", what,
-                          type(exc).__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
+        return await until_done(what, action, self.metrics, self.max_retry_delay,
+                                permanent_attempts)
 
     async def _store(self, inputs: Sequence[RawInput], attempts: int) -> BatchResult:
         """Process and store ``inputs``; bisect around inputs the store rejects for good.
