@@ -55,8 +55,9 @@ err = Console(stderr=True)
 out = Console()
 
 EXAMPLE_QUERY = """{
-  objects(ndetMin: 2, first: 5) {
-    nodes { oid ndet meanra meandec magstats { band ndet magmean magmeanCorr } }
+  objects(ndetMin: 6, first: 5) {
+    nodes { oid ndet meanra meandec magstats { band ndet magmean magmeanCorr }
+            probabilities(classifier: "lc_classifier_top") { className probability } }
     pageInfo { hasNextPage endCursor }
   }
 }"""
@@ -93,6 +94,7 @@ def _print_summary(summary: IngestSummary) -> None:
     table.add_row("objects", str(len(summary.objects_seen)))
     table.add_row("new detections", str(summary.new_detections))
     table.add_row("objects updated", str(summary.objects_written))
+    table.add_row("objects classified", str(len(summary.classified)))
     table.add_row("elapsed", f"{summary.seconds:.1f} s ({summary.rate:.0f} inputs/s)")
     for reason, count in summary.reasons.most_common():
         table.add_row(f"  rejected x{count}", reason)

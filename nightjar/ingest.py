@@ -133,6 +133,8 @@ class IngestSummary:
     new_detections: int = 0
     objects_written: int = 0
     objects_seen: set[str] = field(default_factory=set)
+    #: objects (re)classified by the light-curve classifier
+    classified: set[str] = field(default_factory=set)
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -143,6 +145,7 @@ class IngestSummary:
         self.new_detections += result.new_detections
         self.objects_written += result.objects_written
         self.objects_seen.update(a.oid for a in result.alerts)
+        self.classified.update(result.probabilities)
         self.reasons.update(d.reason for d in result.dead_letters)
 
     @property
