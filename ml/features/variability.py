@@ -240,19 +240,22 @@ def _iar_loglike(phi: float, t: FloatArray, y: FloatArray, yerr: FloatArray) -> 
     sum_lambda = 0.0
     sum_error = 0.0
     delta = np.diff(t)
-    ph = phi ** delta  # phi^dt for every step
-    ph2 = 1.0 - phi ** (2.0 * delta)
-    err2 = yerr[1:] ** 2
+    # Python floats in the loop: indexing numpy arrays element by element is the cost
+    ph = (phi ** delta).tolist()  # phi^dt for every step
+    ph2 = (1.0 - phi ** (2.0 * delta)).tolist()
+    err2 = (yerr[1:] ** 2).tolist()
+    ys = y.tolist()
     for i in range(n - 1):
         lam = sighat + err2[i]
         if lam <= 0 or lam != lam:
             return 1e10
-        theta = ph[i] * sighat
-        resid = y[i] - xhat
+        p_i = ph[i]
+        theta = p_i * sighat
+        resid = ys[i] - xhat
         sum_lambda += math.log(lam)
         sum_error += resid * resid / lam
-        xhat = ph[i] * xhat + theta / lam * resid
-        sighat = ph[i] * sighat * ph[i] + ph2[i] - theta / lam * theta
+        xhat = p_i * xhat + theta / lam * resid
+        sighat = p_i * sighat * p_i + ph2[i] - theta / lam * theta
     out = (sum_lambda + sum_error) / n
     return out if out == out else 1e10
 
