@@ -75,7 +75,7 @@ def light_curve_of(detections: Iterable[Mapping[str, Any]],
 @dataclass(frozen=True)
 class Classification:
     rows: list[Doc]  #: probability rows of every classifier level
-    features: Doc  #: {"version", "values": {name: float | None}}
+    features: Doc  #: {"classifier_version", "values": {name: float | None}, "missing"}
 
 
 def classify_light_curve(model: HierarchicalModel, lc: LightCurve) -> Classification | None:

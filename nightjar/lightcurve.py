@@ -184,7 +184,8 @@ class ObjectState:
     #: classifier output rows ({classifier_name, classifier_version, class_name,
     #: probability, ranking}), set by a classification hook when it (re)classifies
     probabilities: list[Doc] = field(default_factory=list)
-    #: the features behind them ({"version": ..., "values": {name: float | None}})
+    #: the features behind them ({"classifier_version", "values": {name: float | None},
+    #: "missing": {group: reason}})
     features: Doc | None = None
     #: set by the Kafka-mode classify hook: hand this object to the classify agent
     classify_requested: bool = False

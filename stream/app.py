@@ -120,9 +120,6 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await outputs[topic].send(key=key, value=value)
 
-    forward = settings.topic_lc_classify if classifier is not None or "classify" not in agents \
-        else None
-
     async def pipeline(stream: faust.StreamT[bytes]) -> None:
         async with store_factory() as store:
             await store.init()
@@ -130,7 +127,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                 BatchProcessor(store, archive, topology=topology), send,
                 classifications_topic=settings.topic_classifications,
                 dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
-                classify_topic=forward)
+                # the topology's classify hook decides which objects are forwarded
+                classify_topic=settings.topic_lc_classify)
             # take_events is on faust.Stream; the StreamT protocol does not declare it
             batches = cast(faust.Stream[bytes], stream).take_events(
                 settings.worker_batch_size, within=settings.worker_batch_seconds)
