@@ -94,7 +94,8 @@ def _print_summary(summary: IngestSummary) -> None:
     table.add_row("objects", str(len(summary.objects_seen)))
     table.add_row("new detections", str(summary.new_detections))
     table.add_row("objects updated", str(summary.objects_written))
-    table.add_row("objects classified", str(len(summary.classified)))
+    table.add_row("objects classified (light curve)", str(len(summary.classified)))
+    table.add_row("objects classified (stamps)", str(len(summary.stamp_classified)))
     table.add_row("elapsed", f"{summary.seconds:.1f} s ({summary.rate:.0f} inputs/s)")
     for reason, count in summary.reasons.most_common():
         table.add_row(f"  rejected x{count}", reason)

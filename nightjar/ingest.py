@@ -9,6 +9,7 @@ processor.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tarfile
 import time
 from collections import Counter, defaultdict
@@ -18,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 from nightjar.alerts import AlertDecoder, AlertSource, DeadLetter, ParsedAlert, parse_payload
 from nightjar.archive import AlertArchive
 from nightjar.lightcurve import ObjectState, ObjectWrite, group_by_object, merge_alerts, plan_write
 from nightjar.store.mongo import NightjarStore
 from nightjar.topology import DEFAULT_TOPOLOGY, Topology
+
+log = logging.getLogger(__name__)
 
 AVRO_SUFFIXES = (".avro",)
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -135,6 +139,8 @@ class IngestSummary:
     objects_seen: set[str] = field(default_factory=set)
     #: objects (re)classified by the light-curve classifier
     classified: set[str] = field(default_factory=set)
+    #: objects classified by the stamp classifier (their first alert)
+    stamp_classified: set[str] = field(default_factory=set)
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -145,7 +151,12 @@ class IngestSummary:
         self.new_detections += result.new_detections
         self.objects_written += result.objects_written
         self.objects_seen.update(a.oid for a in result.alerts)
-        self.classified.update(result.probabilities)
+        for oid, rows in result.probabilities.items():
+            names = {row["classifier_name"] for row in rows}
+            if STAMP_CLASSIFIER in names:
+                self.stamp_classified.add(oid)
+            if names - {STAMP_CLASSIFIER}:
+                self.classified.add(oid)
         self.reasons.update(d.reason for d in result.dead_letters)
 
     @property
@@ -214,17 +225,30 @@ class BatchProcessor:
 
     def _run_object_steps(self, result: BatchResult,
                           states: dict[str, ObjectState]) -> dict[str, ObjectState]:
-        for name, step in self._object_steps:
-            with self._timed(result, name) as stats:
+        for step in self._object_steps:
+            with self._timed(result, step.name) as stats:
                 survivors: dict[str, ObjectState] = {}
+                if step.batched and states:
+                    try:  # one call for the whole batch (one model run)
+                        done = step.run_batch(list(states.values()))
+                    except Exception:  # find the object at fault, one at a time below
+                        log.warning("batched step %s failed; retrying per object",
+                                    step.name, exc_info=True)
+                    else:
+                        for state in done:
+                            survivors[state.oid] = state
+                            stats.n_in += len(state.alerts)
+                            stats.n_out += len(state.alerts)
+                        states = survivors
+                        continue
                 for oid, state in states.items():
                     stats.n_in += len(state.alerts)
                     try:
-                        survivors[oid] = step(state)
+                        survivors[oid] = step.run_batch([state])[0]
                         stats.n_out += len(state.alerts)
                     except Exception as exc:  # one bad object must not sink the batch
                         stats.n_dead += len(state.alerts)
-                        result.dead_letters += _failed(state.alerts, name, exc)
+                        result.dead_letters += _failed(state.alerts, step.name, exc)
                 states = survivors
         return states
 

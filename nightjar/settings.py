@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         "run the light-curve classifier (inline when embedded, its own agent on Kafka)"))
     lc_classifier_version: str | None = Field(default=None, description=(
         "pin a registered lc_classifier version (default: the newest)"))
+    stamp_classifier: bool = Field(default=True, description=(
+        "classify each new object's first alert from its cutouts (the stamp classifier), "
+        "inline in the pipeline"))
+    stamp_classifier_version: str | None = Field(default=None, description=(
+        "pin a registered stamp_classifier version (default: the newest)"))
     classify_batch_size: int = Field(default=200, ge=1, le=100_000, description=(
         "objects per batch of the classify agent"))
     alerts_partitions: int = Field(default=4, ge=1, description=(

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: A per-object step: state in, state out, no I/O.
 ObjectStep = Callable[[ObjectState], ObjectState]
+#: A batched per-object step: every object of a batch at once (one model call), same
+#: states out, in order.  Drivers fall back to one object at a time when it raises.
+BatchedStep = Callable[[Sequence[ObjectState]], list[ObjectState]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Step:
     description: str
     function: ObjectStep | None = None
     hook: bool = False  #: the step applies the hooks registered under its name
+    batched: bool = False  #: its hooks are :data:`BatchedStep` s
 
 
 TOPICS = (
@@ -85,6 +89,9 @@ STEPS = (
     Step("statistics", "object", "object statistics and per-band magstats (paper §4.3)",
          aggregate_object),
     Step("xmatch", "object", "nearest catalogue source per catalogue (hooks)", hook=True),
+    Step("stamp", "object", "stamp classifier probabilities from the first alert with "
+         "cutouts of objects not yet stamp-classified (batched over the batch's objects)",
+         hook=True, batched=True),
     Step("classify", "object", "light-curve classifier probabilities and features, for "
          "objects with new detections and >= 6 in g or r (inline, or handed to the classify "
          "agent in Kafka mode)", hook=True),
@@ -101,6 +108,36 @@ def _apply_hooks(hooks: Sequence[ObjectStep]) -> ObjectStep:
     return run
 
 
+def _apply_batched_hooks(hooks: Sequence[BatchedStep]) -> BatchedStep:
+    def run(states: Sequence[ObjectState]) -> list[ObjectState]:
+        out = list(states)
+        for hook in hooks:
+            out = hook(out)
+        return out
+    return run
+
+
+def _batched(step: ObjectStep) -> BatchedStep:
+    def run(states: Sequence[ObjectState]) -> list[ObjectState]:
+        return [step(state) for state in states]
+    return run
+
+
+@dataclass(frozen=True)
+class RunnableStep:
+    """A per-object step as the drivers run it: ``function`` takes one object's state,
+    or, when ``batched``, the states of a whole batch."""
+
+    name: str
+    function: ObjectStep | BatchedStep
+    batched: bool = False
+
+    def run_batch(self, states: Sequence[ObjectState]) -> list[ObjectState]:
+        if self.batched:
+            return self.function(states)  # type: ignore[arg-type,return-value]
+        return _batched(self.function)(states)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Topology:
     """The ordered steps with the hooks a deployment registers on them.
@@ -112,7 +149,8 @@ class Topology:
         order.  Without hooks those steps pass objects through unchanged.
     """
 
-    hooks: dict[str, Sequence[ObjectStep]] = field(default_factory=dict)
+    hooks: dict[str, Sequence[ObjectStep] | Sequence[BatchedStep]] = field(
+        default_factory=dict)
     steps: tuple[Step, ...] = STEPS
 
     def __post_init__(self) -> None:
@@ -126,16 +164,20 @@ class Topology:
     def step_names(self) -> list[str]:
         return [s.name for s in self.steps]
 
-    def object_steps(self) -> list[tuple[str, ObjectStep]]:
-        """The per-object steps in order, as (name, function), hooks included."""
-        out: list[tuple[str, ObjectStep]] = []
+    def object_steps(self) -> list[RunnableStep]:
+        """The per-object steps in order, hooks included (steps without hooks left out)."""
+        out: list[RunnableStep] = []
         for step in self.steps:
             if step.hook:
                 hooks = self.hooks.get(step.name, ())
-                if hooks:
-                    out.append((step.name, _apply_hooks(hooks)))
+                if hooks and step.batched:
+                    out.append(RunnableStep(step.name, _apply_batched_hooks(
+                        hooks), batched=True))  # type: ignore[arg-type]
+                elif hooks:
+                    out.append(RunnableStep(step.name, _apply_hooks(
+                        hooks)))  # type: ignore[arg-type]
             elif step.function is not None:
-                out.append((step.name, step.function))
+                out.append(RunnableStep(step.name, step.function))
         return out
 
 
@@ -149,15 +191,24 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
     (all of them, or those named in ``settings.xmatch_catalogs``).  The classify step
     runs the registered light-curve classifier inline (embedded runner), or, with
     ``classify_inline=False`` (Kafka worker), only marks objects for the classify agent.
+    The stamp step runs the registered stamp classifier inline in both.
     """
     from nightjar.catalogs import CatalogStore
     from nightjar.classify import LcClassifierHook, load_model, request_classification
+    from nightjar.stamp_classify import StampClassifierHook, load_stamp_model
     from nightjar.xmatch import CrossmatchHook
 
-    hooks: dict[str, Sequence[ObjectStep]] = {}
+    hooks: dict[str, Sequence[ObjectStep] | Sequence[BatchedStep]] = {}
     store = CatalogStore(settings.catalog_path)
     if store.infos:
         hooks["xmatch"] = [CrossmatchHook(store, settings.xmatch_catalogs)]
+    if settings.stamp_classifier:
+        try:
+            stamp_model = load_stamp_model(settings.home, settings.stamp_classifier_version)
+        except LookupError as exc:
+            log.warning("stamp classifier off: %s", exc)
+        else:
+            hooks["stamp"] = [StampClassifierHook(stamp_model)]
     if settings.lc_classifier:
         if classify_inline:
             try:

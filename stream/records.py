@@ -158,15 +158,19 @@ def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Map
                             ) -> list[tuple[bytes, bytes]]:
     """(key, value) messages for the output stream: one per alert, keyed by objectId.
 
-    An object classified inline reports its probabilities on its last alert's record.
+    Classifier rows of one alert (the stamp classifier's, which carry the ``candid`` they
+    used) go on that alert's record; an object's other rows (classified inline from its
+    light curve) on its last alert's record.
     """
-    probabilities = probabilities or {}
     last = {alert.oid: alert.candid for alert in alerts}
+    rows_of: dict[int, list[Mapping[str, Any]]] = {}
+    for oid, rows in (probabilities or {}).items():
+        for row in rows:
+            rows_of.setdefault(int(row.get("candid") or last.get(oid, -1)), []).append(row)
     return [(alert.oid.encode(), encode("classification", classification_record(
         alert, objects[alert.oid], detections.get(alert.candid),
         alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms,
-        probabilities=probabilities.get(alert.oid, ()) if last[alert.oid] == alert.candid
-        else ())))
+        probabilities=rows_of.get(alert.candid, ()))))
         for alert in alerts]
 
 

@@ -22,7 +22,7 @@ def test_steps_are_in_the_documented_order() -> None:
     assert DEFAULT_TOPOLOGY.step_names == ["ingest", "correct", "statistics", "xmatch",
                                            "classify", "store", "publish"]
     # without hooks the hook steps are not run at all
-    assert [name for name, _ in DEFAULT_TOPOLOGY.object_steps()] == ["correct", "statistics"]
+    assert [step.name for step in DEFAULT_TOPOLOGY.object_steps()] == ["correct", "statistics"]
 
 
 def test_unknown_hook_step_is_refused() -> None:

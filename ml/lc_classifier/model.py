@@ -30,6 +30,7 @@ from ml.lc_classifier.taxonomy import (
     TOP_CLASSIFIER,
     TOP_OF,
 )
+from ml.probabilities import ranked_rows
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "multiclass",
@@ -65,11 +66,7 @@ class Prediction:
         out: list[dict[str, Any]] = []
 
         def add(classifier: str, names: tuple[str, ...], probs: np.ndarray) -> None:
-            order = np.argsort(-probs, kind="stable")
-            for rank, j in enumerate(order, start=1):
-                out.append({"classifier_name": classifier, "classifier_version": version,
-                            "class_name": names[j], "probability": float(probs[j]),
-                            "ranking": rank})
+            out.extend(ranked_rows(classifier, version, names, probs))
 
         add(FULL_CLASSIFIER, CLASSES, self.full[index])
         add(TOP_CLASSIFIER, TOP_CLASSES, self.top[index])

@@ -1,0 +1,12 @@
+"""The stamp classifier: AGN, SN, VS, asteroid or bogus from an object's first alert.
+
+After Carrasco-Davis et al. 2021 (AJ 162, 231) and the ALeRCE paper §3.1: the three
+cutouts (science, template, difference) seen in their four rotations by one small CNN,
+the features pooled across rotations, the alert's metadata concatenated after the
+convolutional part, a 5-class softmax.  Trained with torch (:mod:`.train`, the ``train``
+dependency group), served with ONNX Runtime (:mod:`.runtime`), which is all the live
+pipeline needs.
+"""
+
+NAME = "stamp_classifier"
+CLASSES: tuple[str, ...] = ("AGN", "SN", "VS", "asteroid", "bogus")
