@@ -6,7 +6,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -14,9 +14,15 @@ from rich.console import Console
 
 from nightjar.settings import Settings
 
-ml_app = typer.Typer(help="Light-curve features and classifiers", no_args_is_help=True)
+if TYPE_CHECKING:
+    from ml.stamp_classifier.dataset import StampSet
+
+ml_app = typer.Typer(help="Light-curve features, the classifiers and their registry",
+                     no_args_is_help=True)
 train_app = typer.Typer(help="Train a classifier and register it", no_args_is_help=True)
+label_app = typer.Typer(help="Derive labels for real alerts", no_args_is_help=True)
 ml_app.add_typer(train_app, name="train")
+ml_app.add_typer(label_app, name="label")
 console = Console(stderr=True)
 
 DetectionsOpt = Annotated[Path | None, typer.Option(
@@ -31,6 +37,12 @@ FeaturesOpt = Annotated[Path | None, typer.Option(
     "--features", help="feature table with ALeRCE's column names, one row per oid")]
 LabelsOpt = Annotated[Path, typer.Option(
     "--labels", help="labels: oid (or objectId), classALeRCE")]
+AlertsOpt = Annotated[list[Path], typer.Option(
+    "--alerts", help="ZTF alerts: Avro files, tar archives, Fink-style parquet, or folders "
+                     "of them (repeatable)")]
+StampLabelsOpt = Annotated[Path, typer.Option(
+    "--labels", help="labels, CSV or parquet: oid (or candid) and class (AGN, SN, VS, "
+                     "asteroid, bogus)")]
 
 
 def _settings() -> Settings:
@@ -128,9 +140,148 @@ def train_lc(
                       f", 15-class {metrics['full']['balanced_accuracy']:.3f}")
 
 
+def _stamp_set(alerts: list[Path], labels: Path) -> StampSet:
+    from ml.features.table import read_table
+    from ml.stamp_classifier.dataset import LabelsError, read_labels
+    from nightjar.stamp_training import labelled_set, read_alerts
+
+    try:
+        key, mapping = read_labels(read_table(labels))
+        with console.status("reading alerts"):
+            found, skipped = read_alerts(alerts)
+    except (LabelsError, OSError, ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    data = labelled_set(found, key, mapping)
+    console.print(f"{len(found)} alerts with cutouts ({skipped} skipped); {len(data)} "
+                  f"labelled by {key}: {data.counts()}")
+    return data
+
+
+@label_app.command("stamps")
+def label_stamps(
+    alerts: AlertsOpt,
+    out: Annotated[Path, typer.Option("--out", help="labels CSV: oid, candid, class, rule")],
+    data: Annotated[Path | None, typer.Option(
+        help="the shared data folder: catalogs/ (GCVS, VSX, CTAO blazars, TNS) and "
+             "ALeRCE's labelled lists (default: the shared_data setting)")] = None,
+) -> None:
+    """Label the first alert of each object from strong evidence (rules in
+    ml/stamp_classifier/labels.py); every label says which rule gave it."""
+    from nightjar.stamp_training import curated_labels, derive_labels, read_alerts
+
+    data = data or _settings().shared_data
+    found, skipped = read_alerts(alerts)
+    labels = derive_labels(found, data / "catalogs", curated_labels(data))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_csv(out, index=False)
+    console.print(f"{len(found)} alerts ({skipped} skipped), "
+                  f"{len({a.oid for a in found})} objects; {len(labels)} labelled: "
+                  f"{labels['class'].value_counts().to_dict()} -> {out}")
+
+
+@train_app.command("stamps")
+def train_stamps(
+    alerts: AlertsOpt,
+    labels: StampLabelsOpt,
+    version: Annotated[str | None, typer.Option(
+        help="semantic version (default: a minor bump over the newest registered)")] = None,
+    holdout: Annotated[float, typer.Option(
+        min=0.0, max=0.9, help="fraction of the labelled objects held out (stratified) for "
+                               "the evaluation written to the model card")] = 0.4,
+    simulated: Annotated[int, typer.Option(
+        min=0, help="simulated alerts per class added to the training set")] = 2000,
+    epochs: Annotated[int, typer.Option(min=1)] = 14,
+    seed: Annotated[int, typer.Option(help="random seed (training is deterministic)")] = 0,
+) -> None:
+    """Train the stamp classifier (torch; needs the train dependency group), export it to
+    ONNX and register it under NIGHTJAR_HOME."""
+    try:
+        from ml.stamp_classifier.train import TrainConfig, train_and_register
+    except ImportError as exc:
+        console.print(f"[red]error:[/red] training needs torch and onnx ({exc}); install "
+                      "them with `uv sync --group train`")
+        raise typer.Exit(2) from exc
+    from ml.registry import ModelRegistry, parse_version
+    from ml.stamp_classifier import NAME
+    from ml.stamp_classifier.evaluate import write_report
+
+    settings = _settings()
+    data = _stamp_set(alerts, labels)
+    registry = ModelRegistry.default(settings.home)
+    version = version or registry.next_version(NAME)
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out_dir = settings.home / "models" / NAME / version
+    if out_dir.exists():
+        console.print(f"[red]error:[/red] {out_dir} exists; choose another --version")
+        raise typer.Exit(2)
+    try:
+        model, metrics = train_and_register(
+            data, out_dir, version, seed=seed, holdout=holdout, simulated_per_class=simulated,
+            config=TrainConfig(epochs=epochs),
+            training_data=f"{simulated} simulated alerts per class + alerts "
+                          f"{', '.join(map(str, alerts))} labelled by {labels}",
+            progress=lambda e, n, loss: console.print(f"epoch {e}/{n}: loss {loss:.3f}"))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for name, m in metrics.items():
+        write_report(m, name, out_dir)
+    console.print(f"trained {NAME} {version} on {model.card['n_train']} -> {out_dir}")
+    for name, m in metrics.items():
+        console.print(f"{name}: n={m['n']} balanced accuracy {m['balanced_accuracy']:.3f}, "
+                      f"recall {m['recall']}")
+
+
+def _evaluate_stamps(alerts: list[Path], labels: Path, version: str | None,
+                     out: Path | None) -> None:
+    from ml.registry import ModelRegistry
+    from ml.stamp_classifier import NAME
+    from ml.stamp_classifier.evaluate import evaluate, write_report
+    from ml.stamp_classifier.runtime import ModelFileError, StampModel
+
+    settings = _settings()
+    try:
+        registered = ModelRegistry.default(settings.home).get(NAME, version)
+        model = StampModel.load(registered.path)
+    except (LookupError, ModelFileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    data = _stamp_set(alerts, labels)
+    if not len(data):
+        console.print("[red]error:[/red] no labelled alert with cutouts")
+        raise typer.Exit(2)
+    metrics = evaluate(model, data)
+    out = out or _evaluation_dir(settings, registered.path, NAME, registered.version)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    png = write_report(metrics, "evaluation", out)
+    console.print(f"n={metrics['n']} balanced accuracy {metrics['balanced_accuracy']:.3f} "
+                  f"recall {metrics['recall']}")
+    console.print(f"metrics and {png.name} -> {out}")
+
+
+def _evaluation_dir(settings: Settings, model_path: Path, name: str, version: str) -> Path:
+    """Next to a user model, else NIGHTJAR_HOME/evaluations/<name>/<version>."""
+    if os.access(model_path, os.W_OK) and \
+            settings.home.resolve() in model_path.resolve().parents:
+        return model_path
+    return settings.home / "evaluations" / name / version
+
+
 @ml_app.command("evaluate")
 def evaluate_command(
-    labels: LabelsOpt,
+    labels: Annotated[Path, typer.Option(
+        "--labels", help="labels: oid (or objectId), classALeRCE (lc_classifier); oid or "
+                         "candid, class (stamp_classifier)")],
+    classifier: Annotated[str, typer.Option(
+        help="lc_classifier or stamp_classifier")] = "lc_classifier",
+    alerts: Annotated[list[Path] | None, typer.Option(
+        "--alerts", help="alerts to classify (stamp_classifier)")] = None,
     features: FeaturesOpt = None,
     detections: DetectionsOpt = None,
     non_detections: NonDetectionsOpt = None,
@@ -141,6 +292,15 @@ def evaluate_command(
              "else NIGHTJAR_HOME/evaluations/<name>/<version>)")] = None,
 ) -> None:
     """Evaluate a registered model on a labelled set: metrics and confusion matrices."""
+    if classifier == "stamp_classifier":
+        if not alerts:
+            console.print("[red]error:[/red] --alerts is needed for the stamp classifier")
+            raise typer.Exit(2)
+        _evaluate_stamps(alerts, labels, version, out)
+        return
+    if classifier != "lc_classifier":
+        console.print(f"[red]error:[/red] unknown classifier {classifier!r}")
+        raise typer.Exit(2)
     from ml.features.names import FEATURE_NAMES
     from ml.features.table import read_table
     from ml.lc_classifier.evaluate import evaluate, write_report
@@ -164,9 +324,7 @@ def evaluate_command(
         raise typer.Exit(2)
     metrics = evaluate(model, x, y)
     if out is None:
-        out = registered.path if os.access(registered.path, os.W_OK) and \
-            settings.home.resolve() in registered.path.resolve().parents else \
-            settings.home / "evaluations" / FULL_CLASSIFIER / registered.version
+        out = _evaluation_dir(settings, registered.path, FULL_CLASSIFIER, registered.version)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     pngs = write_report(metrics, "evaluation", out)
@@ -183,9 +341,10 @@ def models_command() -> None:
     """List registered models (user-trained and shipped), newest first."""
     from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
     from ml.registry import ModelRegistry
+    from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 
     registry = ModelRegistry.default(_settings().home)
-    for model in registry.versions(FULL_CLASSIFIER):
+    for model in [*registry.versions(FULL_CLASSIFIER), *registry.versions(STAMP_CLASSIFIER)]:
         card = model.card
         print(f"{model.name} {model.version}  {card.get('created', '')}  "
               f"n_train={card.get('n_train')}  {model.path}")
