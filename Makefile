@@ -2,22 +2,25 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --inexact
+
+setup-train: setup  ## add the training group (torch, onnx: ~3 GB); tests and training need it
+	$(UV) sync --frozen --inexact --group train
 
 demo: setup  ## ingest real (../shared) and simulated alerts, then serve GraphQL on :8000
 	$(UV) run nightjar demo
 
-lint: setup
+lint: setup-train
 	$(UV) run ruff check .
 
-typecheck: setup
+typecheck: setup-train
 	$(UV) run mypy
 
-generated: setup  ## fail when generated files drift from their sources
+generated: setup-train  ## fail when generated files drift from their sources
 	$(UV) run python -m tools.gen_ztf_schema --check
 	$(UV) run python -m tools.export_graphql_schema --check
 	$(UV) run python -m tools.gen_protos --check

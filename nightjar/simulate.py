@@ -8,11 +8,17 @@ Objects of four kinds are observed on a ZTF-like cadence (g and r, every ~1-3 ni
   the difference flux changes sign and the correction path with negative
   ``isdiffpos`` is exercised;
 * ``stochastic``: a damped-random-walk (AGN-like) source, also on a reference source;
-* ``bogus``: one or two low-``rb`` artefacts at random positions.
+* ``bogus``: one or two low-``rb`` artefacts at random positions;
+* ``asteroid``: a single detection of a known minor planet (``ssdistnr`` set), with
+  no counterpart in the reference image.
 
 Every epoch where the difference flux beats the 5-sigma limit is a detection and
 yields an alert whose ``prv_candidates`` carry the previous 30 days of detections and
-upper limits; every alert carries three gzipped FITS cutouts with a PSF-shaped source.
+upper limits; every alert carries three gzipped FITS cutouts drawn by the stamp
+classifier's simulator (:func:`ml.stamp_classifier.simulate.render`) with the
+morphology of its class: a SN offset from its host, an AGN at a galaxy's nucleus, a
+variable star on its template star, an asteroid with no template counterpart, bogus
+dipoles, cosmic rays, bad columns and bright-star residuals.
 Photometry follows f = 10**(-0.4 m); errors follow the 5-sigma limit.
 """
 
@@ -30,10 +36,14 @@ import fastavro
 import numpy as np
 from astropy.io import fits
 
+from ml.stamp_classifier.simulate import render
 from nightjar.ztf_schema import ALERT_SCHEMA_V4_02
 
-KINDS = ("sn", "periodic", "stochastic", "bogus")
-KIND_WEIGHTS = (0.35, 0.3, 0.2, 0.15)
+KINDS = ("sn", "periodic", "stochastic", "bogus", "asteroid")
+KIND_WEIGHTS = (0.33, 0.28, 0.19, 0.12, 0.08)
+#: the stamp class each kind's cutouts are drawn as
+STAMP_CLASS = {"sn": "SN", "periodic": "VS", "stochastic": "AGN", "bogus": "bogus",
+               "asteroid": "asteroid"}
 STAMP_SIZE = 63  #: cutout side [pixels]
 PIXEL_SCALE = 1.01  #: ZTF pixel scale [arcsec/pixel]
 ZERO_POINT = 26.0  #: photometric zero point of the simulated stamps [mag]
@@ -192,7 +202,7 @@ class AlertSimulator:
         obj = SimObject(self._oid(self.start_jd + start_offset), kind, ra, dec, magnr, distnr,
                         sgscore)
         t = start_offset
-        n_epochs = 2 if kind == "bogus" else int(self.rng.integers(15, 40))
+        n_epochs = {"bogus": 2, "asteroid": 1}.get(kind) or int(self.rng.integers(15, 40))
         for _ in range(n_epochs):
             for fid in (1, 2):
                 limit = float(self.rng.normal(20.4, 0.35))
@@ -239,6 +249,9 @@ class AlertSimulator:
                  magzpsci=ZERO_POINT, xpos=31.0, ypos=31.0)
         if "drb" in c:
             c["drb"] = c["rb"]
+        if obj.kind == "asteroid":  # ZTF's match to a known minor planet
+            c.update(ssdistnr=float(self.rng.uniform(0.0, 2.0)), ssmagnr=ep.magpsf,
+                     ssnamenr=f"{int(self.rng.integers(1000, 600000))}")
         return c
 
     def _prv(self, obj: SimObject, ep: Epoch) -> dict[str, Any]:
@@ -250,15 +263,8 @@ class AlertSimulator:
             p = {k: v for k, v in p.items() if k in _BLANK_PRV}
         return p
 
-    def _stamp(self, flux: float, background: float, with_noise: bool,
-               ra: float, dec: float) -> bytes:
-        y, x = np.mgrid[:STAMP_SIZE, :STAMP_SIZE] - STAMP_SIZE // 2
-        sigma_px = 2.1 / 2.3548
-        psf = np.exp(-(x**2 + y**2) / (2 * sigma_px**2)) / (2 * np.pi * sigma_px**2)
-        counts = flux * 10 ** (0.4 * ZERO_POINT)
-        image = background + counts * psf
-        if with_noise:
-            image = image + self.rng.normal(0, 8.0, image.shape)
+    def _stamp(self, image: np.ndarray, ra: float, dec: float) -> bytes:
+        """One gzipped FITS cutout with a TAN WCS centred on (ra, dec) [deg]."""
         data = image.astype(">f4").tobytes()
         pad = b"\0" * (-len(data) % _FITS_BLOCK)
         header = bytearray(_STAMP_HEADER)
@@ -278,9 +284,12 @@ class AlertSimulator:
                     rbversion="t17_f5_c3", drbversion="d6_m7", nmtchps=1, nmatches=500)
         ref_flux = 10 ** (-0.4 * obj.magnr) if obj.magnr is not None else 0.0
         at = (cand["ra"], cand["dec"])
-        stamps = {"Science": self._stamp(ref_flux + ep.diff_flux, 100.0, True, *at),
-                  "Template": self._stamp(ref_flux, 100.0, False, *at),
-                  "Difference": self._stamp(ep.diff_flux, 0.0, True, *at)}
+        counts = 10 ** (0.4 * ZERO_POINT)
+        triplet = render(STAMP_CLASS[obj.kind], self.rng, diff_counts=ep.diff_flux * counts,
+                         ref_counts=ref_flux * counts, fwhm=2.1, sky=100.0, noise=8.0)
+        stamps = {"Science": self._stamp(triplet.science, *at),
+                  "Template": self._stamp(triplet.template, *at),
+                  "Difference": self._stamp(triplet.difference, *at)}
         return {
             "schemavsn": "4.02", "publisher": "Nightjar simulator", "objectId": obj.oid,
             "candid": ep.candid, "candidate": cand,

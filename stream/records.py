@@ -167,10 +167,11 @@ def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Map
     for oid, rows in (probabilities or {}).items():
         for row in rows:
             rows_of.setdefault(int(row.get("candid") or last.get(oid, -1)), []).append(row)
+    # pop: a packet delivered twice in one batch reports the classification once
     return [(alert.oid.encode(), encode("classification", classification_record(
         alert, objects[alert.oid], detections.get(alert.candid),
         alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms,
-        probabilities=rows_of.get(alert.candid, ()))))
+        probabilities=rows_of.pop(alert.candid, ()))))
         for alert in alerts]
 
 

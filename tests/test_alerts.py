@@ -121,10 +121,10 @@ def test_simulated_alerts_are_valid_against_the_published_schema(shared_data: Pa
     schema = _real_schema(shared_data)
     kinds = set()
     sim = AlertSimulator(seed=5)
-    for obj, index in sim.events(150):
+    for obj, index in sim.events(300):
         kinds.add(obj.kind)
         assert fastavro.validate(sim.alert(obj, index), schema, raise_errors=True)
-    assert {"sn", "periodic"} <= kinds
+    assert kinds == {"sn", "periodic", "stochastic", "bogus", "asteroid"}
 
 
 def test_simulated_cutouts_hold_a_psf_source() -> None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -267,8 +268,8 @@ def test_onnx_export_matches_torch_on_real_alerts(real_alerts: list[AlertForStam
 def test_label_rules() -> None:
     psf = 1000 * moffat(0.0, 0.0, 2.5)
     star = {"sgscore1": 0.98, "distpsnr1": 0.2, "rb": 0.9, "ssdistnr": -999.0, "fwhm": 2.5}
-    assert label_alert({**star, "ssdistnr": 1.2}).label == "asteroid"  # type: ignore[union-attr]
-    assert label_alert(star, roid=3).label == "asteroid"  # type: ignore[union-attr]
+    assert label_alert({**star, "ssdistnr": 1.2}).label == "asteroid"
+    assert label_alert(star, roid=3).label == "asteroid"
     # a stellar counterpart alone is not evidence; a catalogued variable on it is
     assert label_alert(star) is None
     vs = label_alert(star, catalogue_type=("VSX", "RRAB", 0.3))
@@ -278,10 +279,10 @@ def test_label_rules() -> None:
     assert label_alert(star, catalogue_type=("GCVS", "SNIA", 0.3)) is None
     agn = label_alert({**star, "sgscore1": 0.2}, cdsxmatch="Seyfert_2")
     assert agn is not None and agn.label == "AGN"
-    assert label_alert(star, known_class="SN", known_source="TNS").label == "SN"  # type: ignore[union-attr]
+    assert label_alert(star, known_class="SN", known_source="TNS").label == "SN"
     # bogus needs a low real-bogus score *and* artefact morphology
     dipole = psf - 1000 * moffat(1.2, 0.0, 2.5)
-    assert label_alert({**star, "rb": 0.1}, difference=dipole).label == "bogus"  # type: ignore[union-attr]
+    assert label_alert({**star, "rb": 0.1}, difference=dipole).label == "bogus"
     assert label_alert({**star, "rb": 0.1}, difference=psf) is None
     assert label_alert({**star, "rb": 0.9}, difference=dipole) is None
     assert artefact_morphology(psf, 2.5) is None
@@ -381,7 +382,7 @@ async def test_batched_step_isolates_a_failing_object(
     bad_oid = packets[5][0]
     hook = StampClassifierHook(shipped)
 
-    def failing(states: list[ObjectState]) -> list[ObjectState]:
+    def failing(states: Sequence[ObjectState]) -> list[ObjectState]:
         if any(s.oid == bad_oid for s in states):
             raise RuntimeError("model exploded on this object")
         return hook(states)
