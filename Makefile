@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -38,7 +38,7 @@ proto: $(BUF)  ## buf lint, and buf breaking against the merge base (branch) or 
 test: lint typecheck generated proto  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp  ## all benchmarks (see README)
 
 bench-ingest: setup  ## embedded ingest throughput
 	$(UV) run python -m bench.bench_ingest
@@ -54,6 +54,9 @@ bench-features: setup  ## light-curve feature extraction: objects/s per core, pr
 
 bench-lc-latency: setup  ## Kafka: alert -> stored light-curve classification latency
 	$(UV) run python -m bench.bench_lc_latency
+
+bench-stamp: setup  ## stamp classifier: inference ms/alert; Kafka: alert -> stored stamp classification
+	$(UV) run python -m bench.bench_stamp_latency
 
 kafka: setup  ## start the development Kafka broker on 127.0.0.1:9092 (stop: nightjar dev kafka stop)
 	$(UV) run nightjar dev kafka start

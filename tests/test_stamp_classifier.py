@@ -337,11 +337,13 @@ async def test_embedded_pipeline_classifies_each_object_once(
     result = await schema.execute(
         """query($oid: String!) { object(oid: $oid) {
              probabilities(classifier: "stamp_classifier") { classifierName
-               classifierVersion className probability ranking } } }""",
+               classifierVersion className probability ranking candid } } }""",
         variable_values={"oid": oid}, context_value=GatewayContext(store))
     assert not result.errors, result.errors
     assert result.data is not None
-    assert [p["ranking"] for p in result.data["object"]["probabilities"]] == [1, 2, 3, 4, 5]
+    served = result.data["object"]["probabilities"]
+    assert [p["ranking"] for p in served] == [1, 2, 3, 4, 5]
+    assert {p["candid"] for p in served} == {str(expected[oid])}  # 64-bit id as a string
 
     # a re-ingest adds nothing and changes nothing
     before = await store.count(PROBABILITIES)

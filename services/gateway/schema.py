@@ -192,11 +192,15 @@ class CatalogSource:
 class Probability:
     classifier_name: str = strawberry.field(
         description="lc_classifier (15 classes), lc_classifier_top, lc_classifier_transient, "
-                    "lc_classifier_stochastic or lc_classifier_periodic")
+                    "lc_classifier_stochastic, lc_classifier_periodic, or stamp_classifier "
+                    "(AGN, SN, VS, asteroid, bogus from the object's first alert)")
     classifier_version: str = strawberry.field(description="semantic version of the model")
     class_name: str
     probability: float
     ranking: int = strawberry.field(description="1 = the most probable class of this classifier")
+    candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="the alert the stamp classifier classified; null for the "
+                                  "light-curve classifiers (they use the whole light curve)")
 
 
 @strawberry.type(description="one light-curve feature (ALeRCE's name and definition)")
