@@ -137,7 +137,8 @@ def curated_labels(data: Path) -> dict[str, tuple[str, str]]:
 def derive_labels(alerts: Sequence[AlertForStamps], catalogs: Path | None,
                   curated: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """Labels of the first alert of each object by the rules of
-    :mod:`ml.stamp_classifier.labels`: columns oid, candid, class, rule."""
+    :mod:`ml.stamp_classifier.labels`: columns oid, candid, class, family (the rule's
+    short name), rule (the evidence)."""
     firsts: list[AlertForStamps] = first_alerts(alerts)  # type: ignore[arg-type,assignment]
     matches: list[tuple[str, str, float] | None] = [None] * len(firsts)
     if catalogs is not None and catalogs.is_dir():
@@ -154,8 +155,8 @@ def derive_labels(alerts: Sequence[AlertForStamps], catalogs: Path | None,
                             known_source=known[1] if known else "", catalogue_type=match)
         if label is not None:
             rows.append({"oid": alert.oid, "candid": alert.candid, "class": label.label,
-                         "rule": label.rule})
-    return pd.DataFrame(rows, columns=["oid", "candid", "class", "rule"])
+                         "family": label.family, "rule": label.rule})
+    return pd.DataFrame(rows, columns=["oid", "candid", "class", "family", "rule"])
 
 
 def labelled_set(alerts: Sequence[AlertForStamps], key: str, labels: dict[Any, str]
@@ -209,10 +210,9 @@ def _card_markdown(card: dict[str, Any], labels: pd.DataFrame) -> str:
         + ", ".join(f"{c} {n}" for c, n in labels["class"].value_counts().items()) + ".",
         f"- Real alerts used for training, by class: {card['n_train']['real_by_class']}.",
         f"- Held out (never trained on), by class: {card['held_out']['by_class']}.", "",
-        "Label evidence counts (rule families):", "",
+        "Labels by rule (each alert's evidence is in `real_labels.csv`):", "",
     ]
-    families = labels["rule"].str.replace(r"[0-9.=]+", "#", regex=True).str.slice(0, 60)
-    for (cls, family), n in labels.groupby([labels["class"], families]).size().items():
+    for (cls, family), n in labels.groupby(["class", "family"]).size().items():
         lines.append(f"- {cls}: {family} ({n})")
     lines += ["", "## Metrics", "",
               "| set | n | balanced accuracy | " + " | ".join(
@@ -245,6 +245,13 @@ def _card_markdown(card: dict[str, Any], labels: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def write_card(out_dir: Path, labels: pd.DataFrame) -> None:
+    """MODEL_CARD.md and real_labels.csv of a trained model folder."""
+    card = json.loads((out_dir / "model.json").read_text())
+    labels.to_csv(out_dir / "real_labels.csv", index=False)
+    (out_dir / "MODEL_CARD.md").write_text(_card_markdown(card, labels))
+
+
 def build_shipped(data: Path, out_root: Path, version: str = SHIPPED_VERSION,
                   simulated_per_class: int = 2000) -> Path:
     """Derive the real labels from ``data``, train, register under ``out_root``."""
@@ -256,7 +263,7 @@ def build_shipped(data: Path, out_root: Path, version: str = SHIPPED_VERSION,
     labels = derive_labels(alerts, data / "catalogs", curated_labels(data))
     real = labelled_set(alerts, "oid", dict(zip(labels["oid"], labels["class"], strict=True)))
     out_dir = out_root / NAME / version
-    model, metrics = train_and_register(
+    _, metrics = train_and_register(
         real, out_dir, version, seed=SHIPPED_SEED, holdout=0.5,
         simulated_per_class=simulated_per_class,
         training_data=f"{simulated_per_class} simulated alerts per class + real ZTF alerts "
@@ -264,8 +271,7 @@ def build_shipped(data: Path, out_root: Path, version: str = SHIPPED_VERSION,
         progress=lambda e, n, loss: print(f"epoch {e}/{n} loss {loss:.3f}", flush=True))
     for name, m in metrics.items():
         write_report(m, name, out_dir)
-    labels.to_csv(out_dir / "real_labels.csv", index=False)
-    (out_dir / "MODEL_CARD.md").write_text(_card_markdown(model.card, labels))
+    write_card(out_dir, labels)
     return out_dir
 
 
@@ -275,7 +281,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "ml" / "models")
     parser.add_argument("--version", default=SHIPPED_VERSION)
     parser.add_argument("--simulated-per-class", type=int, default=2000)
+    parser.add_argument("--card-only", action="store_true",
+                        help="rewrite MODEL_CARD.md and real_labels.csv of a built model")
     args = parser.parse_args(argv)
+    if args.card_only:
+        from ml.stamp_classifier import NAME
+
+        alerts, _ = read_alerts([args.data / "ztf" / "alerts",
+                                 args.data / "ztf" / "alerts-parquet"])
+        labels = derive_labels(alerts, args.data / "catalogs", curated_labels(args.data))
+        write_card(args.out / NAME / args.version, labels)
+        return 0
     out = build_shipped(args.data, args.out, args.version, args.simulated_per_class)
     print(f"-> {out}")
     return 0

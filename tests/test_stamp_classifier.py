@@ -209,6 +209,7 @@ def test_train_cli_end_to_end(tmp_path: Path, shared_data: Path) -> None:
 
     table = pd.read_csv(labels)
     assert set(table["class"]) >= {"VS", "asteroid"} and table["rule"].str.len().min() > 5
+    assert set(table["family"]) >= {"ZTF ssdistnr", "GCVS/VSX variable on a PS1 star"}
     args = ["train", "stamps", "--alerts", alerts, "--labels", str(labels),
             "--simulated", "30", "--epochs", "2", "--holdout", "0.3", "--seed", "3"]
     homes = [tmp_path / "home_a", tmp_path / "home_b"]
@@ -274,6 +275,7 @@ def test_label_rules() -> None:
     assert label_alert(star) is None
     vs = label_alert(star, catalogue_type=("VSX", "RRAB", 0.3))
     assert vs is not None and vs.label == "VS" and "RRAB" in vs.rule
+    assert vs.family == "GCVS/VSX variable on a PS1 star"
     # ... but not on a galaxy, and a catalogued supernova is not a variable star
     assert label_alert({**star, "sgscore1": 0.1}, catalogue_type=("VSX", "RRAB", 0.3)) is None
     assert label_alert(star, catalogue_type=("GCVS", "SNIA", 0.3)) is None

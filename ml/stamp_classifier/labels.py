@@ -58,6 +58,7 @@ _CATALOGUE_SKIP_TYPES = ("SN", "*", "NON-CV", "APER", "MISC", "VAR")
 class Label:
     label: str
     rule: str  #: the evidence, in words
+    family: str = ""  #: which rule of the module docstring gave it (short name)
 
 
 def _num(value: Any) -> float:
@@ -139,36 +140,39 @@ def label_alert(candidate: Mapping[str, Any], *, difference: np.ndarray | None =
     """
     ssdist = _num(candidate.get("ssdistnr"))
     if roid == 3:
-        return Label("asteroid", "Fink roid = 3 (known solar-system object)")
+        return Label("asteroid", "Fink roid = 3 (known solar-system object)", "Fink roid")
     if 0 <= ssdist <= ASTEROID_RADIUS_ARCSEC:
         return Label("asteroid", f"ZTF ssdistnr = {ssdist:.1f} arcsec from a known "
-                                 f"minor planet")
+                                 f"minor planet", "ZTF ssdistnr")
     rb, drb = _num(candidate.get("rb")), _num(candidate.get("drb"))
     if difference is not None and rb < 0.2 and not drb >= 0.1:
         why = artefact_morphology(difference, _num(candidate.get("fwhm")))
         if why:
             return Label("bogus", f"rb = {rb:.2f}" + (f", drb = {drb:.3f}" if drb == drb
-                                                      else "") + f" and {why}")
+                                                      else "") + f" and {why}",
+                         f"low rb and {why}")
     if known_class in ("SN", "AGN"):
-        return Label(known_class, known_source)
+        return Label(known_class, known_source, "curated list (TNS, ALeRCE, CTAO)")
     if cdsxmatch in SIMBAD_SN:
-        return Label("SN", f"SIMBAD type {cdsxmatch} within 1.5 arcsec (Fink)")
+        return Label("SN", f"SIMBAD type {cdsxmatch} within 1.5 arcsec (Fink)", "SIMBAD type")
     if cdsxmatch in SIMBAD_AGN:
-        return Label("AGN", f"SIMBAD type {cdsxmatch} within 1.5 arcsec (Fink)")
+        return Label("AGN", f"SIMBAD type {cdsxmatch} within 1.5 arcsec (Fink)",
+                     "SIMBAD type")
     if catalogue_type is not None and _catalogue_class(catalogue_type[1]) == "AGN":
         name, var_type, sep = catalogue_type
-        return Label("AGN", f"{name} type {var_type.strip()} at {sep:.2f} arcsec")
+        return Label("AGN", f"{name} type {var_type.strip()} at {sep:.2f} arcsec",
+                     "GCVS/VSX AGN type")
     sg, dist = _num(candidate.get("sgscore1")), _num(candidate.get("distpsnr1"))
     stellar = sg > 0.5 and 0 <= dist < MATCH_RADIUS_ARCSEC
     if stellar and known_class == "VS":
-        return Label("VS", known_source)
+        return Label("VS", known_source, "curated list (ALeRCE) on a PS1 star")
     if stellar and cdsxmatch in SIMBAD_STARS:
         return Label("VS", f"SIMBAD type {cdsxmatch} (Fink) on a PS1 star (sgscore1 "
-                           f"{sg:.2f} at {dist:.2f} arcsec)")
+                           f"{sg:.2f} at {dist:.2f} arcsec)", "SIMBAD stellar type on a PS1 star")
     if stellar and catalogue_type is not None and _catalogue_class(catalogue_type[1]) == "VS":
         name, var_type, sep = catalogue_type
         return Label("VS", f"{name} variable ({var_type.strip()}) at {sep:.2f} arcsec on a "
-                           f"PS1 star (sgscore1 {sg:.2f})")
+                           f"PS1 star (sgscore1 {sg:.2f})", "GCVS/VSX variable on a PS1 star")
     return None
 
 
