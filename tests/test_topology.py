@@ -20,7 +20,7 @@ from tests.conftest import as_inputs
 
 def test_steps_are_in_the_documented_order() -> None:
     assert DEFAULT_TOPOLOGY.step_names == ["ingest", "correct", "statistics", "xmatch",
-                                           "classify", "store", "publish"]
+                                           "stamp", "classify", "store", "publish"]
     # without hooks the hook steps are not run at all
     assert [step.name for step in DEFAULT_TOPOLOGY.object_steps()] == ["correct", "statistics"]
 
