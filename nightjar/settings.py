@@ -140,8 +140,11 @@ class Settings(BaseSettings):
                                           description="replication of topics it creates")
     worker_batch_size: int = Field(default=500, ge=1, le=100_000,
                                    description="most alerts one worker processes at once")
-    worker_batch_seconds: float = Field(default=0.5, gt=0, description=(
-        "longest wait for a batch to fill before processing what has arrived [s]"))
+    worker_batch_seconds: float = Field(default=0.05, gt=0, description=(
+        "wait after each batch for more alerts before processing what has arrived [s]; "
+        "alerts that arrive while a batch is processed queue up and join the next one, so "
+        "batches grow with the load (up to worker_batch_size) while an idle stream waits "
+        "only this long"))
     worker_stop_grace: float = Field(default=30.0, gt=0, description=(
         "how long a stopping worker waits for the batch in flight to finish [s]"))
     kafka_session_timeout: float = Field(default=30.0, ge=6.0, description=(

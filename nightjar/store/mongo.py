@@ -8,6 +8,7 @@ Cone searches never use geo operators: they read HEALPix index ranges
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,21 +119,29 @@ class NightjarStore:
         hist = {oid: ObjectHistory(oid) for oid in oid_list}
         if not oid_list:
             return hist
-        async for doc in self.db[OBJECTS].find({"_id": {"$in": oid_list}}):
-            hist[doc["_id"]].object_doc = doc
         projection = dict.fromkeys(HISTORY_FIELDS, 1)
-        async for doc in self.db[DETECTIONS].find({"oid": {"$in": oid_list}}, projection):
-            hist[doc["oid"]].detections[doc["_id"]] = doc
         nd_projection = {"_id": 1, "oid": 1, "fid": 1, "mjd": 1, "diffmaglim": 1}
-        async for doc in self.db[NON_DETECTIONS].find({"oid": {"$in": oid_list}},
-                                                      nd_projection):
+        by_oid = {"oid": {"$in": oid_list}}
+        ids_only = {"_id": 1, "oid": 1}
+        # the reads are independent: issue them together (one round trip of latency, and
+        # the server works on one while the client decodes another)
+        objects, detections, non_detections, forced, *classified = await asyncio.gather(
+            self.db[OBJECTS].find({"_id": {"$in": oid_list}}).to_list(None),
+            self.db[DETECTIONS].find(by_oid, projection).to_list(None),
+            self.db[NON_DETECTIONS].find(by_oid, nd_projection).to_list(None),
+            self.db[FORCED_PHOTOMETRY].find(by_oid, ids_only).to_list(None),
+            *(self.db[coll].find(by_oid, ids_only).to_list(None)
+              for coll in CLASSIFICATION_COLLECTIONS))
+        for doc in objects:
+            hist[doc["_id"]].object_doc = doc
+        for doc in detections:
+            hist[doc["oid"]].detections[doc["_id"]] = doc
+        for doc in non_detections:
             hist[doc["oid"]].non_detections[doc["_id"]] = doc
-        async for doc in self.db[FORCED_PHOTOMETRY].find({"oid": {"$in": oid_list}},
-                                                         {"_id": 1, "oid": 1}):
+        for doc in forced:
             hist[doc["oid"]].forced_ids.add(doc["_id"])
-        for coll in CLASSIFICATION_COLLECTIONS:
-            async for doc in self.db[coll].find({"oid": {"$in": oid_list}},
-                                                {"_id": 1, "oid": 1}):
+        for coll, docs in zip(CLASSIFICATION_COLLECTIONS, classified, strict=True):
+            for doc in docs:
                 hist[doc["oid"]].classification_ids.setdefault(coll, set()).add(doc["_id"])
         return hist
 
