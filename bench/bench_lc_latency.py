@@ -18,13 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.services import with_broker_and_store
-from nightjar.alerts import AlertSource
-from nightjar.ingest import RawInput
-from nightjar.settings import KafkaConnection
+from bench.services import produce_at_rate, with_broker_and_store
 from nightjar.simulate import AlertSimulator
-from stream.kafka import new_producer
-from stream.kafka import produce as produce_paced
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
 
@@ -45,15 +40,8 @@ async def measure(env: StreamEnv, packets: list[bytes], rate: float, layout: str
         return await env.group_members() == len(workers)
     await wait_for(ready, 180, "workers in a stable group")
     try:
-        producer = new_producer(KafkaConnection(env.bootstrap))
-        await producer.start()
         start = time.time()
-        try:
-            inputs = [RawInput(raw, AlertSource("file", path=str(i)))
-                      for i, raw in enumerate(packets)]
-            await produce_paced(producer, env.topic("alerts"), inputs, rate)
-        finally:
-            await producer.stop()
+        await produce_at_rate(env.bootstrap, env.topic("alerts"), packets, rate)
         produced_s = time.time() - start
         alerts = await read_topic(env.bootstrap, env.topic("alerts"), expected=len(packets))
         sent_ms = {r.value["candid"]: r.timestamp_ms for r in alerts}

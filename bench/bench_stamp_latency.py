@@ -24,14 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.services import with_broker_and_store
+from bench.services import produce_at_rate, with_broker_and_store
 from nightjar.alerts import AlertDecoder, AlertSource, parse_payload
-from nightjar.ingest import RawInput
-from nightjar.settings import KafkaConnection
 from nightjar.simulate import AlertSimulator
 from nightjar.stamp_classify import cutout_triplet, load_stamp_model
-from stream.kafka import new_producer
-from stream.kafka import produce as produce_paced
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
 STEPS = ("ingest", "correct", "statistics", "stamp", "store", "publish")
@@ -81,14 +77,7 @@ async def latency(env: StreamEnv, packets: list[bytes], rate: float) -> None:
         return await env.group_members() == 1
     await wait_for(joined, 180, "the worker in a stable group")
     try:
-        producer = new_producer(KafkaConnection(env.bootstrap))
-        await producer.start()
-        try:
-            inputs = [RawInput(raw, AlertSource("file", path=str(i)))
-                      for i, raw in enumerate(packets)]
-            await produce_paced(producer, env.topic("alerts"), inputs, rate)
-        finally:
-            await producer.stop()
+        await produce_at_rate(env.bootstrap, env.topic("alerts"), packets, rate)
         records = await read_topic(env.bootstrap, env.topic("classifications"),
                                    expected=len(packets), wait_s=600)
         steps = {s: worker.metric("nightjar_step_batch_seconds_sum", step=s) for s in STEPS}
@@ -136,8 +125,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=150.0, help="alerts/s")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--batch-seconds", type=float, nargs="+", default=[0.5],
-                        help="worker batch windows to compare [s]")
+    parser.add_argument("--batch-seconds", type=float, nargs="+", default=[0.5, 0.05],
+                        help="worker batch windows to compare [s] (0.05 is the default "
+                             "setting, 0.5 the one before)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--inference-alerts", type=int, default=512)

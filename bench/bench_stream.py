@@ -18,16 +18,11 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.services import with_broker_and_store
-from nightjar.alerts import AlertSource
-from nightjar.ingest import RawInput
-from nightjar.settings import KafkaConnection
+from bench.services import produce_at_rate, with_broker_and_store
 from nightjar.simulate import AlertSimulator
-from stream.kafka import new_producer
-from stream.kafka import produce as produce_paced
 from stream.localrun import StreamEnv, TopicRecord, Worker, keyed, produce, read_topic, wait_for
 
-STEPS = ("ingest", "correct", "statistics", "store", "publish")
+STEPS = ("ingest", "correct", "statistics", "stamp", "store", "publish")
 
 
 def percentiles(values: list[float]) -> str:
@@ -82,14 +77,7 @@ async def paced_latency(env: StreamEnv, packets: list[bytes], rate: float,
                         n_workers: int) -> None:
     workers = await start_workers(env, n_workers)
     try:
-        producer = new_producer(KafkaConnection(env.bootstrap))
-        await producer.start()
-        try:
-            inputs = [RawInput(raw, AlertSource("file", path=str(i)))
-                      for i, raw in enumerate(packets)]
-            await produce_paced(producer, env.topic("alerts"), inputs, rate)
-        finally:
-            await producer.stop()
+        await produce_at_rate(env.bootstrap, env.topic("alerts"), packets, rate)
         records = await read_topic(env.bootstrap, env.topic("classifications"),
                                    expected=len(packets), wait_s=600)
         print(f"{n_workers} worker(s) at {rate:.0f} alerts/s for {len(packets) / rate:.0f} s: "

@@ -10,9 +10,14 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from nightjar.alerts import AlertSource
+from nightjar.ingest import RawInput
 from nightjar.processes import free_port
+from nightjar.settings import KafkaConnection
 from nightjar.store import EmbeddedMongo
 from stream.devbroker import DevKafka
+from stream.kafka import new_producer
+from stream.kafka import produce as produce_paced
 
 #: run(workdir, mongo_uri, bootstrap)
 Runner = Callable[[Path, str, str], Coroutine[Any, Any, None]]
@@ -31,3 +36,15 @@ def with_broker_and_store(prefix: str, bootstrap: str | None, run: Runner) -> No
             else:
                 with DevKafka(workdir / "kafka", free_port()) as started:
                     asyncio.run(run(workdir, mongo_uri, started))
+
+
+async def produce_at_rate(bootstrap: str, topic: str, packets: list[bytes], rate: float) -> None:
+    """Produce alert packets at a steady ``rate`` [alerts/s], keyed as ZTF's are."""
+    producer = new_producer(KafkaConnection(bootstrap))
+    await producer.start()
+    try:
+        inputs = [RawInput(raw, AlertSource("file", path=str(i)))
+                  for i, raw in enumerate(packets)]
+        await produce_paced(producer, topic, inputs, rate)
+    finally:
+        await producer.stop()

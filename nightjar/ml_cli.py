@@ -49,6 +49,24 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _new_model_dir(settings: Settings, name: str, version: str | None) -> tuple[str, Path]:
+    """(version, folder) for a model about to be trained: the given semantic version or
+    a minor bump over the newest registered; exits when invalid or already there."""
+    from ml.registry import ModelRegistry, parse_version
+
+    version = version or ModelRegistry.default(settings.home).next_version(name)
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out_dir = settings.home / "models" / name / version
+    if out_dir.exists():
+        console.print(f"[red]error:[/red] {out_dir} exists; choose another --version")
+        raise typer.Exit(2)
+    return version, out_dir
+
+
 def _feature_table(features: Path | None, detections: Path | None,
                    non_detections: Path | None, objects: Path | None) -> pd.DataFrame:
     from ml.features.table import TableError, features_table, read_table
@@ -107,24 +125,13 @@ def train_lc(
     """Train the hierarchical light-curve classifier and register it under NIGHTJAR_HOME."""
     from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
     from ml.lc_classifier.train import read_labels, train_and_register
-    from ml.registry import ModelRegistry, parse_version
 
     settings = _settings()
     table = _feature_table(features, detections, non_detections, objects)
     from ml.features.table import read_table
 
     label_series = read_labels(read_table(labels))
-    registry = ModelRegistry.default(settings.home)
-    version = version or registry.next_version(FULL_CLASSIFIER)
-    try:
-        parse_version(version)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    out_dir = settings.home / "models" / FULL_CLASSIFIER / version
-    if out_dir.exists():
-        console.print(f"[red]error:[/red] {out_dir} exists; choose another --version")
-        raise typer.Exit(2)
+    version, out_dir = _new_model_dir(settings, FULL_CLASSIFIER, version)
     source = str(features or detections)
     try:
         model, metrics = train_and_register(
@@ -202,23 +209,12 @@ def train_stamps(
         console.print(f"[red]error:[/red] training needs torch and onnx ({exc}); install "
                       "them with `uv sync --group train`")
         raise typer.Exit(2) from exc
-    from ml.registry import ModelRegistry, parse_version
     from ml.stamp_classifier import NAME
     from ml.stamp_classifier.evaluate import write_report
 
     settings = _settings()
     data = _stamp_set(alerts, labels)
-    registry = ModelRegistry.default(settings.home)
-    version = version or registry.next_version(NAME)
-    try:
-        parse_version(version)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    out_dir = settings.home / "models" / NAME / version
-    if out_dir.exists():
-        console.print(f"[red]error:[/red] {out_dir} exists; choose another --version")
-        raise typer.Exit(2)
+    version, out_dir = _new_model_dir(settings, NAME, version)
     try:
         model, metrics = train_and_register(
             data, out_dir, version, seed=seed, holdout=holdout, simulated_per_class=simulated,

@@ -1,7 +1,9 @@
 """The Faust worker: one agent on the alert topic drives the topology.
 
-The agent takes batches of messages (up to ``worker_batch_size``, or whatever arrived
-within ``worker_batch_seconds``) and hands them to :class:`stream.driver.StreamDriver`.
+The agent takes batches of messages (up to ``worker_batch_size``: what queued while the
+previous batch was processed plus what arrives within ``worker_batch_seconds``, so
+batches grow with the load and a quiet stream waits only that long) and hands them to
+:class:`stream.driver.StreamDriver`.
 Faust acknowledges a batch's messages only when the loop asks for the next batch, and
 commits only acknowledged offsets, so an offset is committed only after its alert is
 in the store and its output record is on the output topic: at-least-once delivery,
