@@ -78,8 +78,6 @@ class StampClassifierHook:
     the stamp classifier's rows added to ``probabilities``.
     """
 
-    batched = True
-
     def __init__(self, model: StampModel):
         self.model = model
 

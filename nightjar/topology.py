@@ -4,7 +4,7 @@ Both drivers read it: the embedded runner (:class:`nightjar.ingest.BatchProcesso
 used by ``nightjar ingest``) and the Faust worker (:mod:`stream.app`).  A step is a
 pure function; the drivers only move data between steps and do the I/O.
 
-The per-object steps (correct, statistics, xmatch, classify) need the object's whole
+The per-object steps (correct, statistics, xmatch, stamp, classify) need the object's whole
 stored history, which is why ``ztf-alerts`` is keyed by objectId: all alerts of one
 object arrive, in order, on one partition, so one worker owns each object.  For the
 same reason the steps from *ingest* to *publish* run fused in one consumer: a hop
