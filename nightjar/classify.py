@@ -106,7 +106,9 @@ class LcClassifierHook:
             state.corrected, state.non_detections, corrected))
         if result is None:
             return state
-        return replace(state, probabilities=result.rows, features=result.features)
+        # after the rows of earlier hooks (the stamp classifier's), never instead of them
+        return replace(state, probabilities=[*state.probabilities, *result.rows],
+                       features=result.features)
 
 
 def needs_classification(state: ObjectState) -> bool:

@@ -30,6 +30,7 @@ from ml.stamp_classifier.preprocess import (
 from ml.stamp_classifier.runtime import ModelFileError, StampModel
 from ml.stamp_classifier.simulate import moffat, render, simulate_set
 from nightjar.archive import LocalArchive
+from nightjar.classify import LcClassifierHook, load_model
 from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.lightcurve import ObjectState
 from nightjar.simulate import AlertSimulator
@@ -321,8 +322,10 @@ def test_simulated_morphology() -> None:
 
 async def test_embedded_pipeline_classifies_each_object_once(
         store: NightjarStore, tmp_path: Path, shipped: StampModel, shared_data: Path) -> None:
-    processor = BatchProcessor(store, LocalArchive(tmp_path / "archive"),
-                               topology=Topology(hooks={"stamp": [StampClassifierHook(shipped)]}))
+    # with the light-curve classifier after it, as `nightjar ingest` and the demo run it
+    processor = BatchProcessor(store, LocalArchive(tmp_path / "archive"), topology=Topology(
+        hooks={"stamp": [StampClassifierHook(shipped)],
+               "classify": [LcClassifierHook(load_model(NO_USER_MODELS))]}))
     files = expand_paths([shared_data / "ztf" / "alerts"])
     expected = _first_with_cutouts(files)
     summary = await ingest(processor, iter_inputs(files), len(files))  # one batch
@@ -334,6 +337,10 @@ async def test_embedded_pipeline_classifies_each_object_once(
     assert set(by_oid) == set(expected)  # every object with cutouts, nothing else
     for oid, oid_rows in by_oid.items():
         assert _check_stamp_rows(oid_rows, shipped.version) == expected[oid]
+    # objects the light-curve classifier classified keep their stamp classification
+    lc_classified = set(await store.db[PROBABILITIES].distinct(
+        "oid", {"classifier_name": "lc_classifier"}))
+    assert len(lc_classified & set(expected)) >= 20 and summary.classified == lc_classified
 
     oid = sorted(by_oid)[0]
     result = await schema.execute(
