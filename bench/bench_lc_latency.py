@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.services import produce_at_rate, with_broker_and_store
+from bench.services import deployment, produce_at_rate, with_broker_and_store
 from nightjar.simulate import AlertSimulator
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
@@ -80,14 +80,10 @@ async def run(args: argparse.Namespace, workdir: Path, mongo_uri: str, bootstrap
     print(f"cores: {os.cpu_count()}; simulated alerts: {len(packets)}; partitions: "
           f"{args.partitions}; worker batch: {args.batch_size}")
     for layout in args.layouts:
-        env = StreamEnv(bootstrap, mongo_uri, workdir / layout, partitions=args.partitions,
-                        batch_size=args.batch_size,
-                        extra={"NIGHTJAR_LC_CLASSIFIER": "true"})
-        env.home.mkdir(parents=True)
-        try:
+        async with deployment(bootstrap, mongo_uri, workdir / layout,
+                              partitions=args.partitions, batch_size=args.batch_size,
+                              extra={"NIGHTJAR_LC_CLASSIFIER": "true"}) as env:
             await measure(env, packets, args.rate, layout)
-        finally:
-            await env.drop()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.services import produce_at_rate, with_broker_and_store
+from bench.services import deployment, produce_at_rate, with_broker_and_store
 from nightjar.alerts import AlertDecoder, AlertSource, parse_payload
 from nightjar.simulate import AlertSimulator
 from nightjar.stamp_classify import cutout_triplet, load_stamp_model
@@ -110,14 +110,10 @@ async def run(args: argparse.Namespace, workdir: Path, mongo_uri: str, bootstrap
     packets = [raw for _, _, raw in AlertSimulator(seed=43).packets(
         int(args.rate * args.seconds))]
     for window in args.batch_seconds:
-        env = StreamEnv(bootstrap, mongo_uri, workdir / f"w{window}", partitions=args.partitions,
-                        batch_size=args.batch_size,
-                        extra={"NIGHTJAR_WORKER_BATCH_SECONDS": str(window)})
-        env.home.mkdir(parents=True)
-        try:
+        async with deployment(bootstrap, mongo_uri, workdir / f"w{window}",
+                              partitions=args.partitions, batch_size=args.batch_size,
+                              extra={"NIGHTJAR_WORKER_BATCH_SECONDS": str(window)}) as env:
             await latency(env, packets, args.rate)
-        finally:
-            await env.drop()
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.services import produce_at_rate, with_broker_and_store
+from bench.services import deployment, produce_at_rate, with_broker_and_store
 from nightjar.simulate import AlertSimulator
 from stream.localrun import StreamEnv, TopicRecord, Worker, keyed, produce, read_topic, wait_for
 
@@ -96,21 +96,13 @@ async def run(args: argparse.Namespace, workdir: Path, mongo_uri: str, bootstrap
           f"paced (made in {time.perf_counter() - t0:.0f} s); partitions: {args.partitions}; "
           f"worker batch: {args.batch_size}")
     for n_workers in args.workers:
-        env = StreamEnv(bootstrap, mongo_uri, workdir / f"tp{n_workers}",
-                        partitions=args.partitions, batch_size=args.batch_size)
-        env.home.mkdir(parents=True)
-        try:
+        async with deployment(bootstrap, mongo_uri, workdir / f"tp{n_workers}",
+                              partitions=args.partitions, batch_size=args.batch_size) as env:
             await throughput(env, backlog, n_workers)
-        finally:
-            await env.drop()
     for n_workers in args.workers:
-        env = StreamEnv(bootstrap, mongo_uri, workdir / f"lat{n_workers}",
-                        partitions=args.partitions, batch_size=args.batch_size)
-        env.home.mkdir(parents=True)
-        try:
+        async with deployment(bootstrap, mongo_uri, workdir / f"lat{n_workers}",
+                              partitions=args.partitions, batch_size=args.batch_size) as env:
             await paced_latency(env, paced, args.paced_rate, n_workers)
-        finally:
-            await env.drop()
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from nightjar.store import EmbeddedMongo
 from stream.devbroker import DevKafka
 from stream.kafka import new_producer
 from stream.kafka import produce as produce_paced
+from stream.localrun import StreamEnv
 
 #: run(workdir, mongo_uri, bootstrap)
 Runner = Callable[[Path, str, str], Coroutine[Any, Any, None]]
@@ -48,3 +49,18 @@ async def produce_at_rate(bootstrap: str, topic: str, packets: list[bytes], rate
         await produce_paced(producer, topic, inputs, rate)
     finally:
         await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def deployment(bootstrap: str, mongo_uri: str, home: Path, *, partitions: int,
+                     batch_size: int, extra: dict[str, str] | None = None
+                     ) -> AsyncIterator[StreamEnv]:
+    """One isolated deployment (own topics, group, database) for one measurement,
+    dropped afterwards."""
+    env = StreamEnv(bootstrap, mongo_uri, home, partitions=partitions, batch_size=batch_size,
+                    extra=extra or {})
+    env.home.mkdir(parents=True)
+    try:
+        yield env
+    finally:
+        await env.drop()

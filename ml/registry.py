@@ -9,6 +9,7 @@ The newest version wins unless one is pinned.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,17 @@ from typing import Any
 
 SHIPPED_ROOT = Path(__file__).parent / "models"
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def library_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``packages`` (those missing left out), for a model card."""
+    out = {}
+    for package in packages:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 def parse_version(version: str) -> tuple[int, int, int]:

@@ -10,7 +10,6 @@ milliseconds per alert it does not need its own agent.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,8 +24,6 @@ from ml.stamp_classifier.runtime import StampModel
 from nightjar.alerts import ParsedAlert
 from nightjar.lightcurve import ObjectHistory, ObjectState
 from nightjar.stamps import StampError, cutout_image, gunzip_fits
-
-log = logging.getLogger(__name__)
 
 
 def cutout_triplet(cutouts: Mapping[str, bytes]) -> np.ndarray | None:

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.stamp_classifier.dataset import StampSet, first_alerts, normalise_class
+from ml.stamp_classifier.dataset import StampSet, normalise_class
 from ml.stamp_classifier.labels import VariableCatalogues, label_alert
-from nightjar.alerts import AlertDecoder, parse_payload
+from ml.stamp_classifier.preprocess import CUTOUT_KINDS
+from nightjar.alerts import AlertDecoder, finite_or_none, parse_payload
 from nightjar.ingest import expand_paths, iter_inputs
 from nightjar.stamp_classify import cutout_triplet
 
@@ -52,8 +53,20 @@ class AlertForStamps:
     cdsxmatch: str | None = None
     roid: int | None = None
 
-    def __getitem__(self, key: str) -> Any:  # the mapping view first_alerts() reads
-        return getattr(self, key)
+
+def first_alerts(alerts: Iterable[AlertForStamps]) -> list[AlertForStamps]:
+    """The first alert (smallest ``jd``, then ``candid``) of each object, in first-seen
+    order: what the live pipeline classifies."""
+    best: dict[str, AlertForStamps] = {}
+    for alert in alerts:
+        current = best.get(alert.oid)
+        if current is None or _arrival(alert) < _arrival(current):
+            best[alert.oid] = alert
+    return list(best.values())
+
+
+def _arrival(alert: AlertForStamps) -> tuple[float, int]:
+    return alert.candidate.get("jd") or 0.0, alert.candid
 
 
 def _parquet_alerts(path: Path) -> list[AlertForStamps]:
@@ -62,12 +75,11 @@ def _parquet_alerts(path: Path) -> list[AlertForStamps]:
     for row in table.itertuples(index=False):
         record = row._asdict()
         cutouts = {kind: (record.get(f"cutout{kind.title()}") or {}).get("stampData")
-                   for kind in ("science", "template", "difference")}
+                   for kind in CUTOUT_KINDS}
         images = cutout_triplet({k: v for k, v in cutouts.items() if v})
         if images is None:
             continue
-        candidate = {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                     for k, v in dict(record["candidate"]).items()}
+        candidate = {k: finite_or_none(v) for k, v in dict(record["candidate"]).items()}
         roid = record.get("roid")
         out.append(AlertForStamps(
             str(record["objectId"]), int(record["candid"]), candidate, images, str(path),
@@ -79,6 +91,7 @@ def read_alerts(paths: Iterable[Path]) -> tuple[list[AlertForStamps], int]:
     """Alerts with all three cutouts from Avro/tar files and parquet tables (files or
     directories); returns them and the number of alerts skipped (unreadable, or
     without cutouts)."""
+    paths = list(paths)  # walked twice
     files = expand_paths(paths)
     for path in paths:  # expand_paths only looks for Avro and tar
         if path.is_dir():
@@ -139,7 +152,7 @@ def derive_labels(alerts: Sequence[AlertForStamps], catalogs: Path | None,
     """Labels of the first alert of each object by the rules of
     :mod:`ml.stamp_classifier.labels`: columns oid, candid, class, family (the rule's
     short name), rule (the evidence)."""
-    firsts: list[AlertForStamps] = first_alerts(alerts)  # type: ignore[arg-type,assignment]
+    firsts = first_alerts(alerts)
     matches: list[tuple[str, str, float] | None] = [None] * len(firsts)
     if catalogs is not None and catalogs.is_dir():
         matcher = VariableCatalogues(catalogs)
@@ -167,8 +180,7 @@ def labelled_set(alerts: Sequence[AlertForStamps], key: str, labels: dict[Any, s
     if key == "candid":
         chosen = [a for a in alerts if a.candid in labels]
     else:
-        firsts: list[AlertForStamps] = first_alerts(alerts)  # type: ignore[arg-type,assignment]
-        chosen = [a for a in firsts if a.oid in labels]
+        chosen = [a for a in first_alerts(alerts) if a.oid in labels]
     chosen.sort(key=lambda a: (a.oid, a.candid))
     classes = [normalise_class(labels[a.candid if key == "candid" else a.oid]) for a in chosen]
     images = np.stack([a.images for a in chosen]) if chosen else np.zeros((0, 3, 63, 63),

@@ -166,7 +166,7 @@ def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Map
     rows_of: dict[int, list[Mapping[str, Any]]] = {}
     for oid, rows in (probabilities or {}).items():
         for row in rows:
-            rows_of.setdefault(int(row.get("candid") or last.get(oid, -1)), []).append(row)
+            rows_of.setdefault(int(row.get("candid") or last[oid]), []).append(row)
     # pop: a packet delivered twice in one batch reports the classification once
     return [(alert.oid.encode(), encode("classification", classification_record(
         alert, objects[alert.oid], detections.get(alert.candid),

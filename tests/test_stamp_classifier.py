@@ -131,7 +131,7 @@ def test_metadata_of_real_alerts(real_alerts: list[AlertForStamps]) -> None:
     scaled = scaler.transform(raw)
     assert np.isfinite(scaled).all() and np.abs(scaled).max() <= 8.0
     assert np.allclose(np.nanmedian(scaler.transform(raw), axis=0), 0.0, atol=0.6)
-    assert MetadataScaler.from_json(json.loads(scaler.dumps())) == scaler
+    assert MetadataScaler.from_json(json.loads(json.dumps(scaler.to_json()))) == scaler
 
 
 # ----------------------------------------------------------------- the shipped model

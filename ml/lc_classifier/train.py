@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from ml.features.names import FEATURE_NAMES, WISE_NAMES
 from ml.lc_classifier.evaluate import evaluate, write_report
 from ml.lc_classifier.model import HierarchicalModel
 from ml.lc_classifier.taxonomy import FULL_CLASSIFIER, canonical
+from ml.registry import library_versions as registry_library_versions
 
 #: what the model reads: every extracted feature except the AllWISE colours, which the
 #: live pipeline can never fill (a model must not learn from what it will not see)
@@ -22,13 +22,8 @@ MODEL_FEATURES: tuple[str, ...] = tuple(f for f in FEATURE_NAMES if f not in WIS
 
 
 def library_versions() -> dict[str, str]:
-    out = {}
-    for package in ("lightgbm", "numpy", "scipy", "celerite2", "scikit-learn", "pandas"):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    return registry_library_versions(("lightgbm", "numpy", "scipy", "celerite2",
+                                      "scikit-learn", "pandas"))
 
 
 def read_labels(table: pd.DataFrame) -> pd.Series:

@@ -5,7 +5,7 @@ No torch here: evaluation and the live path use these too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,17 +122,3 @@ def stratified_split(labels: np.ndarray, groups: Sequence[str], holdout: float, 
     train = np.array([i for i, g in enumerate(groups) if g in train_set], dtype=int)
     test = np.array([i for i, g in enumerate(groups) if g in test_set], dtype=int)
     return train, test
-
-
-def first_alerts(alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The first alert (smallest ``jd``, then ``candid``) of each object, in first-seen
-    order: what the live pipeline classifies.  Each alert is a mapping with ``oid``,
-    ``candid`` and ``candidate``."""
-    best: dict[str, Mapping[str, Any]] = {}
-    for alert in alerts:
-        oid = alert["oid"]
-        key = (alert["candidate"].get("jd") or 0.0, alert["candid"])
-        current = best.get(oid)
-        if current is None or key < (current["candidate"].get("jd") or 0.0, current["candid"]):
-            best[oid] = alert
-    return list(best.values())

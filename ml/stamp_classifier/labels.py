@@ -23,13 +23,14 @@ Pure functions (:func:`label_alert`) plus a catalogue matcher for the files of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ml.stamp_classifier.preprocess import as_float
 
 MATCH_RADIUS_ARCSEC = 1.5
 ASTEROID_RADIUS_ARCSEC = 5.0
@@ -59,14 +60,6 @@ class Label:
     label: str
     rule: str  #: the evidence, in words
     family: str = ""  #: which rule of the module docstring gave it (short name)
-
-
-def _num(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out
 
 
 def artefact_morphology(difference: np.ndarray, fwhm: float) -> str | None:
@@ -138,15 +131,15 @@ def label_alert(candidate: Mapping[str, Any], *, difference: np.ndarray | None =
     catalogue_type : (catalogue, type, separation [arcsec]), optional
         The nearest GCVS/VSX entry within :data:`MATCH_RADIUS_ARCSEC`.
     """
-    ssdist = _num(candidate.get("ssdistnr"))
+    ssdist = as_float(candidate.get("ssdistnr"))
     if roid == 3:
         return Label("asteroid", "Fink roid = 3 (known solar-system object)", "Fink roid")
     if 0 <= ssdist <= ASTEROID_RADIUS_ARCSEC:
         return Label("asteroid", f"ZTF ssdistnr = {ssdist:.1f} arcsec from a known "
                                  f"minor planet", "ZTF ssdistnr")
-    rb, drb = _num(candidate.get("rb")), _num(candidate.get("drb"))
+    rb, drb = as_float(candidate.get("rb")), as_float(candidate.get("drb"))
     if difference is not None and rb < 0.2 and not drb >= 0.1:
-        why = artefact_morphology(difference, _num(candidate.get("fwhm")))
+        why = artefact_morphology(difference, as_float(candidate.get("fwhm")))
         if why:
             return Label("bogus", f"rb = {rb:.2f}" + (f", drb = {drb:.3f}" if drb == drb
                                                       else "") + f" and {why}",
@@ -162,7 +155,7 @@ def label_alert(candidate: Mapping[str, Any], *, difference: np.ndarray | None =
         name, var_type, sep = catalogue_type
         return Label("AGN", f"{name} type {var_type.strip()} at {sep:.2f} arcsec",
                      "GCVS/VSX AGN type")
-    sg, dist = _num(candidate.get("sgscore1")), _num(candidate.get("distpsnr1"))
+    sg, dist = as_float(candidate.get("sgscore1")), as_float(candidate.get("distpsnr1"))
     stellar = sg > 0.5 and 0 <= dist < MATCH_RADIUS_ARCSEC
     if stellar and known_class == "VS":
         return Label("VS", known_source, "curated list (ALeRCE) on a PS1 star")

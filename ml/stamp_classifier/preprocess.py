@@ -6,7 +6,6 @@ and the live pipeline, so the model sees the same numbers everywhere.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,7 +84,8 @@ def stamp_tensor(science: np.ndarray, template: np.ndarray, difference: np.ndarr
                      for image in (science, template, difference)])
 
 
-def _number(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """A metadata value as a float; NaN for None and anything not a number."""
     if value is None:
         return math.nan
     try:
@@ -121,7 +121,7 @@ def raw_metadata(candidates: Sequence[Mapping[str, Any]]) -> np.ndarray:
     out = np.full((n, len(METADATA_FEATURES)), np.nan)
     for row, cand in enumerate(candidates):
         for name in CANDIDATE_FIELDS:
-            value = _number(cand.get(name))
+            value = as_float(cand.get(name))
             if name in _NEGATIVE_IS_MISSING and value < 0:
                 value = math.nan
             out[row, index[name]] = value
@@ -183,6 +183,3 @@ class MetadataScaler:
             raise ValueError("the model's metadata features differ from this code's: "
                              f"{data['features']} != {list(METADATA_FEATURES)}")
         return cls(tuple(data["median"]), tuple(data["scale"]))
-
-    def dumps(self) -> str:
-        return json.dumps(self.to_json())

@@ -9,7 +9,6 @@ workers.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import json
 import math
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ml.registry import library_versions as registry_library_versions
 from ml.stamp_classifier import CLASSES, NAME
 from ml.stamp_classifier.dataset import StampSet, stratified_split
 from ml.stamp_classifier.evaluate import evaluate
@@ -67,13 +67,7 @@ class TrainConfig:
 
 
 def library_versions() -> dict[str, str]:
-    out = {}
-    for package in ("torch", "onnx", "onnxruntime", "numpy", "astropy"):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    return registry_library_versions(("torch", "onnx", "onnxruntime", "numpy", "astropy"))
 
 
 def _deterministic(seed: int) -> torch.Generator:
