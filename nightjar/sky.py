@@ -19,6 +19,7 @@ position of the object's earliest detection).  Why this choice:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import healpy as hp
@@ -122,3 +123,22 @@ def mean_position(ra: Sequence[float], dec: Sequence[float]) -> tuple[float, flo
     sigma_ra = float(np.sqrt(np.mean((d_ra * np.cos(np.radians(mean_dec))) ** 2)) * 3600.0)
     sigma_dec = float(np.sqrt(np.mean((np.degrees(dec_r) - mean_dec) ** 2)) * 3600.0)
     return mean_ra, mean_dec, sigma_ra, sigma_dec
+
+
+@dataclass(frozen=True)
+class Cone:
+    """A cone on the sky: centre [deg] and radius [arcsec]."""
+
+    ra: float
+    dec: float
+    radius_arcsec: float
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.ra < 360.0 and -90.0 <= self.dec <= 90.0):
+            raise ValueError(f"cone centre ({self.ra}, {self.dec}) is off the sky")
+        if not 0.0 < self.radius_arcsec <= 36000.0:
+            raise ValueError("cone radius must be in (0, 36000] arcsec")
+
+    def contains(self, ra: float, dec: float) -> bool:
+        """Whether a position [deg] lies within the cone."""
+        return float(separation_deg(self.ra, self.dec, ra, dec)) * 3600.0 <= self.radius_arcsec

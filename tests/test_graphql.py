@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graphql import parse, validate
+
 from nightjar.ingest import BatchProcessor, ingest
 from nightjar.simulate import AlertSimulator
 from nightjar.store import NightjarStore

@@ -20,7 +20,7 @@ async def test_cone_search_matches_brute_force(
     for obj in objects[:5]:
         for radius in (2.0, 3600.0 * 5):
             cone = Cone(obj["meanra"], obj["meandec"], radius)
-            found, _ = await store.find_objects(ObjectFilter(cone=cone), limit=500)
+            found = (await store.find_objects(ObjectFilter(cone=cone), limit=500)).docs
             expected = sorted(o["_id"] for o in objects if separation_deg(
                 cone.ra, cone.dec, o["meanra"], o["meandec"]) * 3600 <= radius)
             assert sorted(d["_id"] for d in found) == expected
@@ -35,11 +35,11 @@ async def test_filters_and_pagination_cover_everything_once(
     seen: list[str] = []
     after = None
     while True:
-        page, more = await store.find_objects(flt, after=after, limit=3)
-        seen += [d["_id"] for d in page]
-        if not more:
+        page = await store.find_objects(flt, after=after, limit=3)
+        seen += [d["_id"] for d in page.docs]
+        if not page.has_next:
             break
-        after = page[-1]["_id"]
+        after = page.keys[-1]
     expected = sorted([d["_id"] async for d in store.db["objects"].find({"ndet": {"$gte": 2}})])
     assert seen == expected and len(expected) > 3
 

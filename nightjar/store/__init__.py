@@ -1,7 +1,15 @@
 """MongoDB persistence: schema, the store (one writer path) and the embedded default."""
 
+from nightjar.sky import Cone
 from nightjar.store.embedded import EmbeddedMongo, database_uri, open_store
-from nightjar.store.mongo import Cone, NightjarStore, ObjectFilter, WriteSummary
+from nightjar.store.mongo import (
+    NightjarStore,
+    ObjectFilter,
+    ObjectOrder,
+    ObjectPage,
+    PageKey,
+    WriteSummary,
+)
 
-__all__ = ["Cone", "EmbeddedMongo", "NightjarStore", "ObjectFilter", "WriteSummary",
-           "database_uri", "open_store"]
+__all__ = ["Cone", "EmbeddedMongo", "NightjarStore", "ObjectFilter", "ObjectOrder", "ObjectPage",
+           "PageKey", "WriteSummary", "database_uri", "open_store"]

@@ -10,25 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bson import Binary
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from nightjar.alerts import MAX_DEAD_LETTER_BYTES, DeadLetter
 from nightjar.lightcurve import HISTORY_FIELDS, ObjectHistory, ObjectWrite
-from nightjar.sky import ANCHOR_MARGIN_ARCSEC, cone_ranges, separation_deg
+from nightjar.live import Event, events_from_write
+from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
     CLASSIFICATION_COLLECTIONS,
     COLLECTIONS,
+    COUNTERS,
     DEAD_LETTERS,
     DETECTIONS,
     FEATURES,
+    FEED_COLLECTIONS,
     FORCED_PHOTOMETRY,
+    LABELS,
     LIGHT_CURVE_COLLECTIONS,
+    LIVE_EVENTS,
     NON_DETECTIONS,
     OBJECTS,
     PROBABILITIES,
@@ -37,30 +43,74 @@ from nightjar.store.schema import (
 Doc = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Cone:
-    """A cone on the sky: centre [deg] and radius [arcsec]."""
-
-    ra: float
-    dec: float
-    radius_arcsec: float
-
-    def __post_init__(self) -> None:
-        if not (0.0 <= self.ra < 360.0 and -90.0 <= self.dec <= 90.0):
-            raise ValueError(f"cone centre ({self.ra}, {self.dec}) is off the sky")
-        if not 0.0 < self.radius_arcsec <= 36000.0:
-            raise ValueError("cone radius must be in (0, 36000] arcsec")
-
-
 @dataclass
 class ObjectFilter:
-    """Filters of the object listing; every bound is inclusive and optional."""
+    """Filters of the object listing; every bound is inclusive and optional (None = any).
+
+    The classification filters select objects with a probability row of
+    ``class_name`` (of ``classifier``/``classifier_version`` when given) at ``ranking``
+    and with at least ``probability_min``.
+    """
 
     ndet_min: int | None = None
     ndet_max: int | None = None
     firstmjd_min: float | None = None
     firstmjd_max: float | None = None
+    lastmjd_min: float | None = None
+    lastmjd_max: float | None = None
     cone: Cone | None = None
+    oids: list[str] | None = None
+    classifier: str | None = None
+    classifier_version: str | None = None
+    class_name: str | None = None
+    probability_min: float | None = None
+    ranking: int | None = None
+
+    @property
+    def by_class(self) -> bool:
+        return (self.class_name is not None or self.classifier is not None
+                or self.classifier_version is not None or self.probability_min is not None
+                or self.ranking is not None)
+
+
+#: object statistics the listing can be ordered by (store field names)
+ORDER_FIELDS = ("_id", "ndet", "firstmjd", "lastmjd", "deltajd", "meanra", "meandec",
+                "sigmara", "sigmadec", "g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr")
+#: of those, the ones an object may lack (ordered after every object that has them)
+NULLABLE_ORDER_FIELDS = frozenset({"g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr"})
+#: ordering by the probability of the filtered class (needs classifier and class_name)
+PROBABILITY = "probability"
+
+
+@dataclass(frozen=True)
+class ObjectOrder:
+    """Order of the object listing: a field of :data:`ORDER_FIELDS` or ``probability``;
+    ties are broken by oid, in the same direction."""
+
+    field: str = "_id"
+    descending: bool = False
+
+    def __post_init__(self) -> None:
+        if self.field not in (*ORDER_FIELDS, PROBABILITY):
+            raise ValueError(f"cannot order objects by {self.field!r}")
+
+
+@dataclass(frozen=True)
+class PageKey:
+    """Where a page ends: the order field's value (None = among objects lacking it) and
+    the oid; the next page starts strictly after it."""
+
+    value: Any
+    oid: str
+
+
+@dataclass
+class ObjectPage:
+    docs: list[Doc]
+    keys: list[PageKey]
+    has_next: bool
+    #: per object, the probability row that matched the class filter (when one is set)
+    matched: dict[str, Doc] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,8 +141,15 @@ class NightjarStore:
         An open database handle (the client is owned and closed by the caller).
     """
 
-    def __init__(self, database: AsyncDatabase[Doc]):
+    #: how long the live feed keeps a batch's events [s]; older ones are pruned
+    LIVE_RETENTION_S = 600.0
+    _PRUNE_EVERY_S = 30.0
+
+    def __init__(self, database: AsyncDatabase[Doc], *, live_feed: bool = True):
         self.db = database
+        #: write the live events of each batch (read by the gateway's subscriptions)
+        self.live_feed = live_feed
+        self._pruned_at = 0.0
 
     # ------------------------------------------------------------------ set-up
     async def init(self) -> list[str]:
@@ -198,7 +255,45 @@ class NightjarStore:
                 [self._dead_letter_op(d, now or dt.datetime.now(dt.UTC)) for d in dead_letters],
                 ordered=False)
             summary.dead_letters = len(dead_letters)
+        if self.live_feed:  # last: an event is announced only once its data is stored
+            stored_ms = time.time_ns() // 1_000_000
+            events = [e for w in writes for e in events_from_write(
+                w.oid, w.current, w.detections, w.probabilities, stored_ms)]
+            if events:
+                await self._publish_live(events)
         return summary
+
+    async def _publish_live(self, events: list[Event]) -> None:
+        """Append one batch of events to the live feed under the next sequence number."""
+        counter = await self.db[COUNTERS].find_one_and_update(
+            {"_id": LIVE_EVENTS}, {"$inc": {"seq": 1}}, upsert=True,
+            return_document=ReturnDocument.AFTER)
+        assert counter is not None  # upsert with ReturnDocument.AFTER always returns it
+        now = dt.datetime.now(dt.UTC)
+        await self.db[LIVE_EVENTS].insert_one({"_id": int(counter["seq"]), "time": now,
+                                               "events": events})
+        if time.monotonic() - self._pruned_at > self._PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            cutoff = now - dt.timedelta(seconds=self.LIVE_RETENTION_S)
+            await self.db[LIVE_EVENTS].delete_many({"time": {"$lt": cutoff}})
+
+    async def live_head(self) -> int:
+        """The sequence number of the newest batch in the live feed (0 = none yet)."""
+        doc = await self.db[COUNTERS].find_one({"_id": LIVE_EVENTS})
+        return int(doc["seq"]) if doc else 0
+
+    async def live_batches(self, from_seq: int, limit: int = 200) -> list[Doc]:
+        """Live-feed batches with sequence number >= ``from_seq``, in order."""
+        cursor = self.db[LIVE_EVENTS].find({"_id": {"$gte": from_seq}}).sort("_id", 1)
+        return await cursor.limit(limit).to_list(None)
+
+    async def add_label(self, oid: str, candid: int | None, label: str, comment: str | None,
+                        user: str, now: dt.datetime | None = None) -> Doc:
+        """Store one user label (never touching the classifiers' rows); return it."""
+        doc: Doc = {"oid": oid, "candid": candid, "label": label, "comment": comment,
+                    "user": user, "created": now or dt.datetime.now(dt.UTC)}
+        result = await self.db[LABELS].insert_one(doc)
+        return {**doc, "_id": result.inserted_id}
 
     @staticmethod
     def _dead_letter_op(letter: DeadLetter, now: dt.datetime) -> UpdateOne:
@@ -252,45 +347,234 @@ class NightjarStore:
 
     async def light_curve(self, collection: str, oid: str) -> list[Doc]:
         """Documents of one object from a light-curve collection, in time order."""
+        return (await self.light_curves(collection, [oid]))[oid]
+
+    async def light_curves(self, collection: str, oids: Sequence[str]) -> dict[str, list[Doc]]:
+        """Documents of several objects from a light-curve collection (one query), each
+        object's in time order."""
         if collection not in LIGHT_CURVE_COLLECTIONS:
             raise ValueError(f"unknown light-curve collection {collection!r}")
-        cursor = self.db[collection].find({"oid": oid}).sort([("mjd", 1), ("_id", 1)])
-        return [doc async for doc in cursor]
+        return await self._grouped(collection, oids, [("mjd", 1), ("_id", 1)])
 
-    async def find_objects(self, flt: ObjectFilter, *, after: str | None = None,
-                           limit: int = 50) -> tuple[list[Doc], bool]:
-        """One page of objects ordered by oid, and whether more follow.
+    async def _grouped(self, collection: str, oids: Sequence[str], sort: list[tuple[str, int]],
+                       extra: Doc | None = None) -> dict[str, list[Doc]]:
+        out: dict[str, list[Doc]] = {oid: [] for oid in oids}
+        if not out:
+            return out
+        query = {"oid": {"$in": sorted(out)}, **(extra or {})}
+        async for doc in self.db[collection].find(query).sort([("oid", 1), *sort]):
+            out[doc["oid"]].append(doc)
+        return out
 
-        The cone, if any, is read as HEALPix index ranges widened by the anchor
-        margin, then filtered by the exact distance of the mean position.
-        """
-        query: Doc = {}
-        if flt.ndet_min is not None or flt.ndet_max is not None:
-            query["ndet"] = _range(flt.ndet_min, flt.ndet_max)
-        if flt.firstmjd_min is not None or flt.firstmjd_max is not None:
-            query["firstmjd"] = _range(flt.firstmjd_min, flt.firstmjd_max)
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        cursor = self.db[OBJECTS].find(self._with_cone(query, flt.cone)).sort("_id", 1)
-        if flt.cone is None:
-            page = [doc async for doc in cursor.limit(limit + 1)]
-        else:
-            page = []
-            async for doc in cursor:
-                if _in_cone(doc, flt.cone):
-                    page.append(doc)
-                    if len(page) > limit:
-                        break
-        return page[:limit], len(page) > limit
+    async def objects_by_id(self, oids: Sequence[str]) -> dict[str, Doc]:
+        """Object documents by oid (one query); unknown oids are absent."""
+        wanted = sorted(set(oids))
+        if not wanted:
+            return {}
+        return {d["_id"]: d async for d in self.db[OBJECTS].find({"_id": {"$in": wanted}})}
+
+    async def probabilities_of(self, oids: Sequence[str], classifier: str | None = None
+                               ) -> dict[str, list[Doc]]:
+        """Classifier rows of several objects (one query), by classifier then ranking."""
+        extra = {} if classifier is None else {"classifier_name": classifier}
+        return await self._grouped(PROBABILITIES, oids,
+                                   [("classifier_name", 1), ("ranking", 1)], extra)
+
+    async def features_of(self, oids: Sequence[str]) -> dict[str, Doc]:
+        """Feature documents of several objects (one query); unclassified ones absent."""
+        wanted = sorted(set(oids))
+        if not wanted:
+            return {}
+        return {d["_id"]: d async for d in self.db[FEATURES].find({"_id": {"$in": wanted}})}
+
+    async def labels_of(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
+        """User labels of several objects (one query), oldest first."""
+        return await self._grouped(LABELS, oids, [("created", 1), ("_id", 1)])
 
     @staticmethod
-    def _with_cone(query: Doc, cone: Cone | None) -> Doc:
+    def _object_query(flt: ObjectFilter) -> list[Doc]:
+        """The filter's conditions on object documents (to be combined with ``$and``)."""
+        clauses: list[Doc] = []
+        for name, lo, hi in (("ndet", flt.ndet_min, flt.ndet_max),
+                             ("firstmjd", flt.firstmjd_min, flt.firstmjd_max),
+                             ("lastmjd", flt.lastmjd_min, flt.lastmjd_max)):
+            if lo is not None or hi is not None:
+                clauses.append({name: _range(lo, hi)})
+        if flt.oids is not None:
+            clauses.append({"_id": {"$in": sorted(set(flt.oids))}})
+        if flt.cone is not None:
+            radius_deg = (flt.cone.radius_arcsec + ANCHOR_MARGIN_ARCSEC) / 3600.0
+            ranges = cone_ranges(flt.cone.ra, flt.cone.dec, radius_deg)
+            clauses.append({"$or": [{"hpx": {"$gte": lo, "$lt": hi}} for lo, hi in ranges]})
+        return clauses
+
+    @staticmethod
+    def _probability_query(flt: ObjectFilter) -> Doc:
+        query: Doc = {}
+        for key, value in (("classifier_name", flt.classifier),
+                           ("classifier_version", flt.classifier_version),
+                           ("class_name", flt.class_name), ("ranking", flt.ranking)):
+            if value is not None:
+                query[key] = value
+        if flt.probability_min is not None:
+            query["probability"] = {"$gte": flt.probability_min}
+        return query
+
+    async def _matching_rows(self, flt: ObjectFilter, oids: Sequence[str]) -> dict[str, Doc]:
+        """Per oid among ``oids``, its best probability row passing the class filter."""
+        if not oids:
+            return {}
+        query = {**self._probability_query(flt), "oid": {"$in": sorted(set(oids))}}
+        best: dict[str, Doc] = {}
+        async for row in self.db[PROBABILITIES].find(query):
+            if row["oid"] not in best or row["probability"] > best[row["oid"]]["probability"]:
+                best[row["oid"]] = row
+        return best
+
+    async def find_objects(self, flt: ObjectFilter, order: ObjectOrder | None = None, *,
+                           after: PageKey | None = None, limit: int = 50) -> ObjectPage:
+        """One page of objects in ``order`` (default: by oid), starting after ``after``.
+
+        Pagination is keyset-based ((order value, oid) of the last object), so a page
+        never repeats or skips an object whose order value did not change in between,
+        however many objects are ingested meanwhile.  A cone is read as HEALPix index
+        ranges widened by the anchor margin, then filtered by the exact distance of the
+        mean position; the class filter is checked on each chunk of candidates.
+        """
+        order = order or ObjectOrder()
+        if order.field == PROBABILITY:
+            return await self._find_by_probability(flt, order, after, limit)
+        chunk = max(4 * limit, 200)
+        page = ObjectPage([], [], False)
+        phases = [False, True] if order.field in NULLABLE_ORDER_FIELDS else [False]
+        if after is not None and after.value is None and order.field in NULLABLE_ORDER_FIELDS:
+            phases = [True]
+        for nulls in phases:
+            # a key from the non-null phase does not bound the null phase
+            phase_after = after if after is None or (after.value is None) == nulls else None
+            query = self._object_query(flt) + self._keyset(order, phase_after, nulls)
+            direction = -1 if order.descending else 1
+            sort = [(order.field, direction)] + ([("_id", direction)] if order.field != "_id"
+                                                 else [])
+            if nulls:  # objects lacking the field: after all others, by oid
+                sort = [("_id", direction)]
+            cursor = self.db[OBJECTS].find({"$and": query} if query else {}).sort(sort)
+            if flt.cone is None and not flt.by_class:  # every candidate is kept
+                cursor = cursor.limit(limit + 1 - len(page.docs))
+            cursor = cursor.batch_size(chunk)
+            candidates: list[Doc] = []
+            async for doc in cursor:
+                if flt.cone is not None and not flt.cone.contains(doc["meanra"], doc["meandec"]):
+                    continue
+                candidates.append(doc)
+                if len(candidates) >= chunk:
+                    if await self._take(flt, candidates, order, page, limit):
+                        return page
+                    candidates = []
+            if await self._take(flt, candidates, order, page, limit):
+                return page
+        return page
+
+    async def _take(self, flt: ObjectFilter, candidates: list[Doc], order: ObjectOrder,
+                    page: ObjectPage, limit: int) -> bool:
+        """Add the candidates passing the class filter to the page; True when it is full
+        (and whether a next page exists is known)."""
+        matched = await self._matching_rows(flt, [d["_id"] for d in candidates]) \
+            if flt.by_class else {}
+        for doc in candidates:
+            if flt.by_class and doc["_id"] not in matched:
+                continue
+            if len(page.docs) == limit:
+                page.has_next = True
+                return True
+            page.docs.append(doc)
+            page.keys.append(PageKey(doc.get(order.field) if order.field != "_id" else doc["_id"],
+                                     doc["_id"]))
+            if doc["_id"] in matched:
+                page.matched[doc["_id"]] = matched[doc["_id"]]
+        return False
+
+    @staticmethod
+    def _keyset(order: ObjectOrder, after: PageKey | None, nulls: bool) -> list[Doc]:
+        """Conditions selecting what follows ``after`` in ``order`` (and the null phase)."""
+        f, op = order.field, "$lt" if order.descending else "$gt"
+        clauses: list[Doc] = []
+        if order.field in NULLABLE_ORDER_FIELDS:
+            clauses.append({f: None} if nulls else {f: {"$exists": True, "$ne": None}})
+        if after is None:
+            return clauses
+        if f == "_id" or nulls:
+            clauses.append({"_id": {op: after.oid}})
+        elif after.value is not None:
+            clauses.append({"$or": [{f: {op: after.value}},
+                                    {f: after.value, "_id": {op: after.oid}}]})
+        return clauses
+
+    async def _find_by_probability(self, flt: ObjectFilter, order: ObjectOrder,
+                                   after: PageKey | None, limit: int) -> ObjectPage:
+        if flt.classifier is None or flt.class_name is None:
+            raise ValueError("ordering by probability needs a classifier and a class name")
+        query = self._probability_query(flt)
+        op = "$lt" if order.descending else "$gt"
+        if after is not None:
+            query = {"$and": [query, {"$or": [
+                {"probability": {op: after.value}},
+                {"probability": after.value, "oid": {"$gt": after.oid}}]}]}
+        direction = -1 if order.descending else 1
+        cursor = self.db[PROBABILITIES].find(query).sort([("probability", direction),
+                                                          ("oid", 1)])
+        page = ObjectPage([], [], False)
+        object_query = self._object_query(flt)
+        rows: list[Doc] = []
+
+        async def take() -> bool:
+            oids = [r["oid"] for r in rows]
+            found = {d["_id"]: d async for d in self.db[OBJECTS].find(
+                {"$and": [*object_query, {"_id": {"$in": sorted(set(oids))}}]})}
+            for row in rows:
+                doc = found.get(row["oid"])
+                if doc is None or (flt.cone is not None and not flt.cone.contains(
+                        doc["meanra"], doc["meandec"])):
+                    continue
+                if len(page.docs) == limit:
+                    page.has_next = True
+                    return True
+                page.docs.append(doc)
+                page.keys.append(PageKey(row["probability"], row["oid"]))
+                page.matched[row["oid"]] = row
+            return False
+
+        async for row in cursor:
+            rows.append(row)
+            if len(rows) >= max(4 * limit, 200):
+                if await take():
+                    return page
+                rows = []
+        if rows:
+            await take()
+        return page
+
+    async def count_objects(self, flt: ObjectFilter) -> int:
+        """How many objects pass the filter (for ``totalCount``)."""
+        query = self._object_query(flt)
+        if flt.by_class:
+            oids = sorted({r["oid"] async for r in self.db[PROBABILITIES].find(
+                self._probability_query(flt), {"oid": 1})})
+            if not query:
+                return len(oids)
+            total = 0
+            for i in range(0, len(oids), 1000):
+                total += await self._count_in_cone(
+                    [*query, {"_id": {"$in": oids[i:i + 1000]}}], flt.cone)
+            return total
+        return await self._count_in_cone(query, flt.cone)
+
+    async def _count_in_cone(self, query: list[Doc], cone: Cone | None) -> int:
+        where = {"$and": query} if query else {}
         if cone is None:
-            return query
-        radius_deg = (cone.radius_arcsec + ANCHOR_MARGIN_ARCSEC) / 3600.0
-        ranges = cone_ranges(cone.ra, cone.dec, radius_deg)
-        hpx_or = [{"hpx": {"$gte": lo, "$lt": hi}} for lo, hi in ranges]
-        return {**query, "$or": hpx_or} if len(hpx_or) > 1 else {**query, **hpx_or[0]}
+            return await self.db[OBJECTS].count_documents(where)
+        cursor = self.db[OBJECTS].find(where, {"meanra": 1, "meandec": 1})
+        return sum([cone.contains(d["meanra"], d["meandec"]) async for d in cursor])
 
     async def count(self, collection: str, query: Doc | None = None) -> int:
         return await self.db[collection].count_documents(query or {})
@@ -305,9 +589,12 @@ class NightjarStore:
         return out
 
     async def snapshot(self) -> dict[str, list[Doc]]:
-        """Every document of every collection, sorted by _id (for tests and audits)."""
+        """Every document of every data collection (not the live feed), sorted by _id (for
+        tests and audits)."""
         out = {}
         for spec in COLLECTIONS:
+            if spec.name in FEED_COLLECTIONS:
+                continue
             docs = [d async for d in self.db[spec.name].find({})]
             out[spec.name] = sorted(docs, key=lambda d: str(d["_id"]))
         return out
@@ -320,8 +607,3 @@ def _range(lo: float | None, hi: float | None) -> Doc:
     if hi is not None:
         cond["$lte"] = hi
     return cond
-
-
-def _in_cone(doc: Doc, cone: Cone) -> bool:
-    distance = separation_deg(cone.ra, cone.dec, doc["meanra"], doc["meandec"]) * 3600.0
-    return distance <= cone.radius_arcsec

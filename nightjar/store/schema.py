@@ -22,9 +22,14 @@ FORCED_PHOTOMETRY = "forced_photometry"
 PROBABILITIES = "probabilities"
 FEATURES = "features"
 DEAD_LETTERS = "dead_letters"
+LABELS = "labels"
+LIVE_EVENTS = "live_events"
+COUNTERS = "counters"
 LIGHT_CURVE_COLLECTIONS = (DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)
 #: per-object collections written by the classifiers (moved with the object's anchor)
 CLASSIFICATION_COLLECTIONS = (PROBABILITIES, FEATURES)
+#: the live feed and its counter: transient, not part of the data (left out of snapshots)
+FEED_COLLECTIONS = (LIVE_EVENTS, COUNTERS)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,17 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         IndexSpec((("first_seen", 1),)),
     ), shard_key=(("_id", "hashed"),), zones=False,
         doc="rejected inputs with raw bytes, source and reason; _id = sha256 of the bytes"),
+    CollectionSpec(LABELS, (
+        IndexSpec((("oid", 1), ("created", 1))),
+        IndexSpec((("label", 1),)),
+    ), shard_key=(("oid", "hashed"),), zones=False,
+        doc="user labels (addLabel): oid, candid, label, comment, user, created; kept "
+            "apart from the classifiers' output; _id = ObjectId"),
+    CollectionSpec(LIVE_EVENTS, (IndexSpec((("time", 1),)),), shard_key=None, zones=False,
+                   doc="the live feed read by the gateway's subscriptions: one document per "
+                       "stored batch, _id = sequence number, pruned after a retention time"),
+    CollectionSpec(COUNTERS, (), shard_key=None, zones=False,
+                   doc="sequence counters (live_events); _id = counter name"),
 )
 
 

@@ -1,0 +1,162 @@
+"""Query limits checked before anything executes: length, depth, aliases, estimated cost.
+
+The cost model counts what a query makes the store read.  A field with a ``first`` (or
+``limit``) argument multiplies the cost of what it selects by that many items (the
+argument's value, from the variables if need be, else its default); a list field of an
+object (detections, probabilities...) costs :data:`LIST_FIELD_COST` plus as many times
+what it selects; a gRPC-backed field costs :data:`REMOTE_FIELD_COST`; every other field
+selecting sub-fields costs 1 plus what it selects.  One object with its light curve
+costs about 25; a page of 100 objects with their light curves about 2,500;
+30 aliases of ``objects(first: 500) { nodes { detections { mjd } } }`` 165,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+    value_from_ast_untyped,
+)
+from strawberry.extensions import SchemaExtension
+
+from services.gateway.errors import QUERY_TOO_COMPLEX
+
+#: list fields of an object: one batched read each, returning many rows
+LIST_FIELDS = frozenset({"detections", "nonDetections", "forcedPhotometry", "lightcurve",
+                         "probabilities", "features", "labels", "magstats", "xmatch"})
+#: fields answered by a gRPC service call per parent
+REMOTE_FIELDS = frozenset({"tns", "coneSearch", "crossmatch"})
+LIST_FIELD_COST = 10
+REMOTE_FIELD_COST = 5
+PAGE_ARGUMENTS = ("first", "limit")
+DEFAULT_PAGE = 50
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    """Limits of one gateway (``NIGHTJAR_GATEWAY_*`` settings)."""
+
+    max_query_chars: int = 10_000
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_cost: int = 25_000
+    max_page: int = 500
+    timeout_s: float = 10.0
+
+
+@dataclass
+class Measure:
+    depth: int = 0
+    aliases: int = 0
+    cost: float = 0.0
+
+
+class _Walker:
+    def __init__(self, fragments: Mapping[str, Any], variables: Mapping[str, Any]):
+        self.fragments = fragments
+        self.variables = variables
+        self.measure = Measure()
+
+    def _fields(self, selection_set: SelectionSetNode | None,
+                seen: frozenset[str]) -> Iterator[FieldNode]:
+        if selection_set is None:
+            return
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                yield from self._fields(selection.selection_set, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is not None and name not in seen:  # cycles are a validation error
+                    yield from self._fields(fragment.selection_set, seen | {name})
+
+    def _page(self, node: FieldNode) -> int | None:
+        for argument in node.arguments or ():
+            if argument.name.value in PAGE_ARGUMENTS:
+                value = value_from_ast_untyped(argument.value, dict(self.variables))
+                return value if isinstance(value, int) and value > 0 else DEFAULT_PAGE
+        return None
+
+    def cost(self, selection_set: SelectionSetNode | None, depth: int,
+             seen: frozenset[str] = frozenset()) -> float:
+        self.measure.depth = max(self.measure.depth, depth)
+        total = 0.0
+        for node in self._fields(selection_set, seen):
+            if node.alias is not None:
+                self.measure.aliases += 1
+            name = node.name.value
+            if node.selection_set is None and name not in REMOTE_FIELDS:
+                continue  # a scalar of an already-read document
+            inner = self.cost(node.selection_set, depth + 1, seen)
+            page = self._page(node)
+            if name in REMOTE_FIELDS:
+                total += REMOTE_FIELD_COST + (page or 1) * inner
+            elif page is not None:
+                total += 1 + page * inner
+            elif name in LIST_FIELDS:
+                total += LIST_FIELD_COST + LIST_FIELD_COST * inner
+            else:
+                total += 1 + inner
+        return total
+
+
+def measure_operation(operation: OperationDefinitionNode, fragments: Mapping[str, Any],
+                      variables: Mapping[str, Any] | None) -> Measure:
+    """Depth, aliases and estimated cost of one operation (see the module docstring)."""
+    walker = _Walker(fragments, variables or {})
+    walker.measure.cost = walker.cost(operation.selection_set, 1)
+    return walker.measure
+
+
+def _limit_error(message: str, node: Any, limit: str, **details: Any) -> GraphQLError:
+    return GraphQLError(message, node, extensions={"code": QUERY_TOO_COMPLEX, "limit": limit,
+                                                   **details})
+
+
+class QueryLimits(SchemaExtension):
+    """Reject, at validation (before executing), queries beyond :class:`GatewayLimits`."""
+
+    def __init__(self, limits: GatewayLimits):
+        self.limits = limits
+
+    def on_operation(self) -> Iterator[None]:
+        limits = self.limits
+        context = self.execution_context
+        variables = context.variables or {}
+        query_chars = len(context.query or "")
+
+        class Rule(ValidationRule):
+            def enter_document(self, node: Any, *_: Any) -> None:
+                if query_chars > limits.max_query_chars:
+                    self.report_error(_limit_error(
+                        f"the query is {query_chars} characters long; the limit is "
+                        f"{limits.max_query_chars}", None, "length",
+                        max=limits.max_query_chars))
+
+            def enter_operation_definition(self, node: OperationDefinitionNode,
+                                           *_: Any) -> None:
+                fragments = {f.name.value: f for f in self.context.document.definitions
+                             if isinstance(f, FragmentDefinitionNode)}
+                found = measure_operation(node, fragments, variables)
+                for value, maximum, name in ((found.depth, limits.max_depth, "depth"),
+                                             (found.aliases, limits.max_aliases, "aliases"),
+                                             (found.cost, limits.max_cost, "cost")):
+                    if value > maximum:
+                        self.report_error(_limit_error(
+                            f"query {name} {value:g} exceeds the limit of {maximum}", node,
+                            name, value=value, max=maximum))
+
+        context.validation_rules = (*context.validation_rules, Rule)
+        yield
