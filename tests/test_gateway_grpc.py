@@ -56,7 +56,8 @@ async def test_tns_and_cone_search_through_grpc(store: NightjarStore, tmp_path: 
             bad = await schema.execute(
                 '{ coneSearch(catalog: "nope", ra: 1, dec: 1, radius: 5) { sourceId } }',
                 context_value=GatewayContext(store, channel))
-            assert bad.errors and "NOT_FOUND" in bad.errors[0].message
+            assert bad.errors and bad.errors[0].extensions["code"] == "NOT_FOUND"
+            assert "no catalogue" in bad.errors[0].message
     finally:
         await stop_server(running, grace=1)
     unconfigured = await schema.execute(
