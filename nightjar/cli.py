@@ -31,7 +31,7 @@ from nightjar.ingest import (
 )
 from nightjar.ml_cli import ml_app
 from nightjar.settings import Settings
-from nightjar.store import open_store
+from nightjar.store import NightjarStore, open_store
 from nightjar.store.schema import shard_script
 from nightjar.topology import configured_topology
 
@@ -169,10 +169,11 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
     import httpx
     import uvicorn
 
+    from ml.registry import ModelRegistry
     from nightjar.catalogs import CatalogStore
     from services.catalog.servicer import catalog_service
     from services.finding_chart.servicer import finding_chart_service
-    from services.gateway.app import create_app
+    from services.gateway.app import GatewayConfig, create_app
     from services.grpc_security import GrpcSecurity, client_channel
     from services.grpc_server import start_server, stop_server
     from services.stamps.servicer import stamp_service
@@ -205,6 +206,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
         target = (f"127.0.0.1:{running.port}" if running is not None and service == "all"
                   else settings.grpc_target)
         http_server: Any = None
+        gateway: Any = None
         try:
             if service in ("all", "graphql"):
                 if target:  # the gateway answers tns/coneSearch through the gRPC services
@@ -216,7 +218,10 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                                                  if settings.grpc_target_ca else None))
                 gql_host = host or settings.graphql_host
                 gql_port = port if port is not None else settings.graphql_port
-                config = uvicorn.Config(create_app(store, channel), host=gql_host,
+                gateway = create_app(store, channel, config=GatewayConfig.from_settings(settings),
+                                     feed=_live_feed(settings, store),
+                                     registry=ModelRegistry.default(settings.home))
+                config = uvicorn.Config(gateway, host=gql_host,
                                         port=gql_port, log_level="info",
                                         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace))
                 err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/graphql")
@@ -224,10 +229,32 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                 tasks.append(http_server.serve())
             await _until_stopped(tasks, http_server, running, settings.shutdown_grace)
         finally:
+            if gateway is not None and gateway.state.hub is not None:
+                await gateway.state.hub.close()
             if channel is not None:
                 await channel.close()
             if running is not None:
                 await stop_server(running, grace=0)  # no-op when already stopped
+
+
+def _live_feed(settings: Settings, store: NightjarStore) -> Any:
+    """The gateway's live feed as configured (``NIGHTJAR_GATEWAY_LIVE_FEED``)."""
+    from services.gateway.live import KafkaFeed, StoreFeed
+
+    if settings.gateway_live_feed == "store":
+        return StoreFeed(store)
+    if settings.gateway_live_feed == "kafka":
+        from aiokafka import AIOKafkaConsumer
+
+        from stream.kafka import connection_options
+
+        def consumer() -> AIOKafkaConsumer:  # no group: every gateway sees every record
+            return AIOKafkaConsumer(group_id=None, auto_offset_reset="latest",
+                                    enable_auto_commit=False, fetch_max_wait_ms=50,
+                                    **connection_options(settings.kafka_connection()))
+
+        return KafkaFeed(consumer, settings.topic_classifications)
+    return None
 
 
 def _http_server(config: Any) -> Any:

@@ -80,6 +80,36 @@ class Settings(BaseSettings):
     grpc_target_token: SecretStr | None = Field(default=None, description=(
         "bearer token the gateway sends to the gRPC services (default: the first of "
         "grpc_tokens / grpc_tokens_file)"))
+    # ---- the GraphQL gateway
+    gateway_api_keys: dict[str, SecretStr] = Field(default_factory=dict, description=(
+        'API keys as a JSON object {"owner": "key"}; a key raises the rate limit and is '
+        "needed by addLabel, which stores labels under its owner's name"))
+    gateway_rate_anonymous: float = Field(default=300.0, gt=0, description=(
+        "requests per minute per IP address without an API key (bursts: a quarter)"))
+    gateway_rate_api_key: float = Field(default=3000.0, gt=0,
+                                        description="requests per minute per API key")
+    gateway_cors_origins: list[str] = Field(default_factory=list, description=(
+        'origins whose pages may call the gateway (JSON list, e.g. ["https://x.org"]; '
+        '"*" = any); empty = same origin only'))
+    gateway_max_query_chars: int = Field(default=10_000, ge=100,
+                                         description="longest query text accepted")
+    gateway_max_depth: int = Field(default=10, ge=2, description="deepest field nesting")
+    gateway_max_aliases: int = Field(default=15, ge=0, description="most aliases per query")
+    gateway_max_cost: int = Field(default=25_000, ge=10, description=(
+        "largest estimated cost (objects x nested lists; see services/gateway/limits.py)"))
+    gateway_max_page: int = Field(default=500, ge=1, description="largest `first`")
+    gateway_timeout: float = Field(default=10.0, gt=0,
+                                   description="longest a query may run [s]")
+    gateway_live_feed: Literal["store", "kafka", "off"] = Field(default="store", description=(
+        "where subscriptions' events come from: the store's live_events collection "
+        "(embedded default, any pipeline process), the classifications topic (Kafka "
+        "workers), or nowhere"))
+    gateway_subscription_queue: int = Field(default=1000, ge=1, description=(
+        "events queued per subscription; beyond it the oldest are dropped and the "
+        "subscriber told how many it missed"))
+    live_events: bool = Field(default=True, description=(
+        "the pipeline writes each stored batch's events to the live_events collection "
+        "(what gateway_live_feed=store reads)"))
     shutdown_grace: float = Field(default=5.0, ge=0, description=(
         "how long `nightjar serve` lets requests and calls in flight finish on Ctrl-C [s]"))
     catalog_dir: Path | None = Field(

@@ -169,6 +169,6 @@ async def open_store(settings: Settings) -> AsyncIterator[NightjarStore]:
     with database_uri(settings) as uri:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri, tz_aware=True)
         try:
-            yield NightjarStore(client[settings.database])
+            yield NightjarStore(client[settings.database], live_feed=settings.live_events)
         finally:
             await client.close()

@@ -500,7 +500,9 @@ class NightjarStore:
         f, op = order.field, "$lt" if order.descending else "$gt"
         clauses: list[Doc] = []
         if order.field in NULLABLE_ORDER_FIELDS:
-            clauses.append({f: None} if nulls else {f: {"$exists": True, "$ne": None}})
+            # {f: {$in: [null]}}, not {f: null}: nx-27017 misses nulls with the latter on
+            # some collections; both mean "null or missing" on MongoDB
+            clauses.append({f: {"$in": [None]}} if nulls else {f: {"$exists": True, "$ne": None}})
         if after is None:
             return clauses
         if f == "_id" or nulls:

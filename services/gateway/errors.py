@@ -55,7 +55,8 @@ def classify(error: GraphQLError) -> tuple[str, str, dict[str, Any]]:
     """(code, client message, extra extensions) of one GraphQL error."""
     original = error.original_error
     ext = dict(error.extensions or {})
-    if original is None:
+    if original is None or (error.path is None and not isinstance(original, GatewayError)):
+        # GraphQL's syntax, validation and variable-coercion errors: about the request
         code = ext.pop("code", BAD_USER_INPUT)
         return (code if code in CODES else BAD_USER_INPUT), error.message, ext
     if isinstance(original, GatewayError):

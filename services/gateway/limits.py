@@ -59,6 +59,7 @@ class Measure:
     depth: int = 0
     aliases: int = 0
     cost: float = 0.0
+    largest_page: int = 0  #: the largest ``first`` asked for
 
 
 class _Walker:
@@ -86,7 +87,11 @@ class _Walker:
         for argument in node.arguments or ():
             if argument.name.value in PAGE_ARGUMENTS:
                 value = value_from_ast_untyped(argument.value, dict(self.variables))
-                return value if isinstance(value, int) and value > 0 else DEFAULT_PAGE
+                if not isinstance(value, int) or value <= 0:
+                    return DEFAULT_PAGE
+                if argument.name.value == "first":
+                    self.measure.largest_page = max(self.measure.largest_page, value)
+                return value
         return None
 
     def cost(self, selection_set: SelectionSetNode | None, depth: int,
@@ -150,6 +155,11 @@ class QueryLimits(SchemaExtension):
                 fragments = {f.name.value: f for f in self.context.document.definitions
                              if isinstance(f, FragmentDefinitionNode)}
                 found = measure_operation(node, fragments, variables)
+                if found.largest_page > limits.max_page:
+                    self.report_error(_limit_error(
+                        f"first is {found.largest_page}; the largest page is "
+                        f"{limits.max_page}", node, "page_size", value=found.largest_page,
+                        max=limits.max_page))
                 for value, maximum, name in ((found.depth, limits.max_depth, "depth"),
                                              (found.aliases, limits.max_aliases, "aliases"),
                                              (found.cost, limits.max_cost, "cost")):

@@ -76,10 +76,19 @@ STAMP_CLASSIFIER = "stamp_classifier"
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:/+\-]{0,63}$")
 MAX_COMMENT = 2000
 
+def _big_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("a BigInt is an integer or a string of decimal digits")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("a BigInt is an integer or a string of decimal digits") from None
+
+
 BigInt = strawberry.scalar(
     NewType("BigInt", int),
     serialize=lambda v: str(v),
-    parse_value=lambda v: int(v),
+    parse_value=lambda v: _big_int(v),
     description="64-bit integer (ZTF candid, pid, rfid), serialised as a decimal string",
 )
 
@@ -891,7 +900,6 @@ class Mutation:
             if candid not in known:
                 raise GatewayError(BAD_USER_INPUT, f"candid {candid} is not a detection of {oid}")
         doc = await ctx.store.add_label(oid, candid, label, comment, ctx.user)
-        ctx.loaders.labels.clear(oid)
         return _label(doc)
 
 
