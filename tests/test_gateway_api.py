@@ -329,7 +329,7 @@ async def test_timeout_and_internal_errors_leak_nothing(dep: Deployment) -> None
             raise RuntimeError("secret: mongodb://admin:hunter2@db/")
 
     broken = Deployment(Broken(dep.store.db), dep.archive, dep.home, dep.processor)
-    async with live_gateway(broken) as (base, app), httpx.AsyncClient(base_url=base) as c:
+    async with live_gateway(broken) as (base, _), httpx.AsyncClient(base_url=base) as c:
         body = await gql(c, '{ object(oid: "ZTF18abxhyqv") { oid } }')
         assert codes(body) == ["INTERNAL"]
         assert "hunter2" not in str(body) and "secret" not in str(body)
