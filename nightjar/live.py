@@ -17,6 +17,7 @@ number) or the ``nightjar-classifications`` Kafka topic, whose output records
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,10 @@ def events_from_output_record(record: Mapping[str, Any], received_ms: int) -> li
     its ``probabilities`` (any trigger) are classifications.  ``stored_ms`` is the
     record's ``processed_time`` (when the worker stored it), else ``received_ms``.
     """
-    stored_ms = int(record.get("processed_time") or received_ms)
+    processed = record.get("processed_time")  # timestamp-millis: a datetime when decoded
+    if isinstance(processed, dt.datetime):
+        processed = round(processed.timestamp() * 1000)
+    stored_ms = int(processed or received_ms)
     oid = str(record["oid"])
     events: list[Event] = []
     if record.get("trigger") == "alert":
