@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -35,7 +35,10 @@ proto: $(BUF)  ## buf lint, and buf breaking against the merge base (branch) or 
 	@ref=$$($(UV) run python -m tools.buf_base) || exit 1; \
 	if [ -n "$$ref" ]; then $(BUF) breaking --against ".git#ref=$$ref"; fi
 
-test: lint typecheck generated proto  ## lint, type-check, drift checks and the whole test suite
+graphql-breaking: setup  ## fail when graphql/schema.graphql breaks clients (against the same base as buf)
+	$(UV) run python -m tools.graphql_breaking
+
+test: lint typecheck generated proto graphql-breaking  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
 bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp  ## all benchmarks (see README)

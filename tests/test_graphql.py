@@ -134,3 +134,16 @@ async def test_cone_pages_with_after_ndet_max_and_the_page_size_limit(
     most = await _run(store, f"{{ objects(first: {MAX_PAGE}) {{ nodes {{ oid }} }} }}")
     assert not most["errors"] and len(most["data"]["objects"]["nodes"]) == min(len(docs),
                                                                                MAX_PAGE)
+
+
+def test_breaking_change_check_tells_breaking_from_additive() -> None:
+    from tools.graphql_breaking import check
+
+    sdl = (ROOT / "graphql" / "schema.graphql").read_text()
+    assert check(sdl, sdl) == ([], [])
+    added = sdl.replace("type Query {", "type Query {\n  ping: String")
+    assert check(sdl, added)[0] == []
+    removed = sdl.replace("  gRMean: Float\n", "", 1)
+    assert any("gRMean" in b for b in check(sdl, removed)[0])
+    narrowed = sdl.replace("first: Int = null, after", "first: Int!, after", 1)
+    assert any("first" in b for b in check(sdl, narrowed)[0])

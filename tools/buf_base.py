@@ -21,12 +21,12 @@ def _git(*args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _has_buf_yaml(ref: str) -> bool:
-    return _git("cat-file", "-e", f"{ref}:buf.yaml") is not None
+def _has(ref: str, path: str) -> bool:
+    return _git("cat-file", "-e", f"{ref}:{path}") is not None
 
 
-def base_ref() -> tuple[str | None, str]:
-    """The ref to compare against (or None) and why."""
+def base_ref(path: str = "buf.yaml") -> tuple[str | None, str]:
+    """The ref to compare against (or None) and why; the ref must hold ``path``."""
     head = _git("rev-parse", "HEAD")
     if head is None:
         return None, "not a git checkout"
@@ -34,7 +34,7 @@ def base_ref() -> tuple[str | None, str]:
         main = _git("rev-parse", "--verify", "-q", name)
         if main and main != head:
             merge_base = _git("merge-base", "HEAD", main)
-            if merge_base and merge_base != head and _has_buf_yaml(merge_base):
+            if merge_base and merge_base != head and _has(merge_base, path):
                 return merge_base, f"merge base with {name}"
     previous = _git("rev-parse", "--verify", "-q", "HEAD~1")
     if previous is None and _git("rev-parse", "--is-shallow-repository") == "true":
@@ -44,8 +44,8 @@ def base_ref() -> tuple[str | None, str]:
         if _git("rev-list", "--max-parents=0", "HEAD") == head:
             return None, "HEAD is the first commit"
         return None, "HEAD~1 is not available (shallow clone that could not be deepened)"
-    if not _has_buf_yaml(previous):
-        return None, "the previous commit has no buf.yaml"
+    if not _has(previous, path):
+        return None, f"the previous commit has no {path}"
     return previous, "previous commit"
 
 
