@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway kafka clean
 
 setup:  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -41,7 +41,7 @@ graphql-breaking: setup  ## fail when graphql/schema.graphql breaks clients (aga
 test: lint typecheck generated proto graphql-breaking  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway  ## all benchmarks (see README)
 
 bench-ingest: setup  ## embedded ingest throughput
 	$(UV) run python -m bench.bench_ingest
@@ -60,6 +60,9 @@ bench-lc-latency: setup  ## Kafka: alert -> stored light-curve classification la
 
 bench-stamp: setup  ## stamp classifier: inference ms/alert; Kafka: alert -> stored stamp classification
 	$(UV) run python -m bench.bench_stamp_latency
+
+bench-gateway: setup  ## GraphQL: object/page query latency at 50 clients over 100,000 objects; subscription delivery latency
+	$(UV) run python -m bench.bench_gateway
 
 kafka: setup  ## start the development Kafka broker on 127.0.0.1:9092 (stop: nightjar dev kafka stop)
 	$(UV) run nightjar dev kafka start

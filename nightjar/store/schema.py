@@ -56,6 +56,7 @@ _BY_OID_TIME = IndexSpec((("oid", 1), ("mjd", 1)))
 COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec(OBJECTS, (
         IndexSpec(SHARD_KEY),
+        IndexSpec((("oid", 1),)),  # the default order of the object listing
         IndexSpec((("ndet", 1),)),
         IndexSpec((("firstmjd", 1),)),
         IndexSpec((("lastmjd", 1),)),

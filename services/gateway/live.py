@@ -6,8 +6,9 @@ A feed yields batches of events (:mod:`nightjar.live`) as the pipeline stores th
   collection by sequence number: cheap (one indexed query per poll interval, whatever
   the number of subscribers), works across processes and on any MongoDB (change
   streams would need a replica set; nx-27017 has them, a standalone mongod has not).
-  A sequence number allocated but not yet visible (a concurrent writer) is waited for
-  up to ``gap_wait_s``, then skipped.
+  Every read is an equality read (nx-27017 scans the collection for a range on
+  ``_id``).  A sequence number allocated but not yet visible (a concurrent writer) is
+  waited for up to ``gap_wait_s``, then skipped, with any missing ones right after it.
 * :class:`KafkaFeed` consumes the ``nightjar-classifications`` topic from its latest
   offset without a consumer group (every gateway instance sees every record).
 
@@ -56,21 +57,20 @@ class StoreFeed:
         yield []  # positioned: everything stored from now on is delivered
         gap_since: float | None = None
         while True:
-            docs = await self.store.live_batches(next_seq)
-            for doc in docs:
-                if doc["_id"] > next_seq:  # a batch not visible yet
-                    now = time.monotonic()
-                    gap_since = gap_since or now
-                    if now - gap_since < self.gap_wait_s:
-                        break
-                    log.warning("live feed: batches %d..%d never appeared; skipped",
-                                next_seq, doc["_id"] - 1)
+            doc = await self.store.live_batch(next_seq)
+            if doc is not None:
                 gap_since = None
-                next_seq = doc["_id"] + 1
+                next_seq += 1
                 yield doc["events"]
-            else:
-                if docs:
-                    continue  # a full read: more may be waiting
+                continue  # more may be waiting
+            head = await self.store.live_head()
+            if head >= next_seq:  # allocated by a writer, not visible yet (or pruned)
+                now = time.monotonic()
+                gap_since = gap_since or now
+                if now - gap_since >= self.gap_wait_s:  # the run of missing ones goes on
+                    log.warning("live feed: batch %d never appeared; skipped", next_seq)
+                    next_seq += 1
+                    continue
             await asyncio.sleep(self.poll_s)
 
 

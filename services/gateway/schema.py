@@ -533,7 +533,7 @@ class ObjectFilterInput:
 
 @strawberry.enum(description="What `objects` can be ordered by")
 class ObjectOrderField(Enum):
-    OID = "_id"
+    OID = "oid"
     NDET = "ndet"
     FIRSTMJD = "firstmjd"
     LASTMJD = "lastmjd"
@@ -608,7 +608,7 @@ def decode_cursor(cursor: str, order: ObjectOrder) -> PageKey:
     if not text:
         raise GatewayError(BAD_USER_INPUT, f"invalid cursor {cursor!r}")
     if not text.startswith("{"):
-        payload = {"f": "_id", "d": False, "v": text, "o": text}
+        payload = {"f": "oid", "d": False, "v": text, "o": text}
     else:
         try:
             payload = json.loads(text)
