@@ -55,9 +55,12 @@ err = Console(stderr=True)
 out = Console()
 
 EXAMPLE_QUERY = """{
-  objects(ndetMin: 6, first: 5) {
+  objects(filter: {classifier: "stamp_classifier", className: "SN", ndet: {min: 3}},
+          orderBy: {field: PROBABILITY}, first: 5) {
+    totalCount
     nodes { oid ndet meanra meandec magstats { band ndet magmean magmeanCorr }
-            probabilities(classifier: "lc_classifier_top") { className probability } }
+            probabilities(classifier: "lc_classifier_top") { className probability }
+            downloads { lightcurvePng findingChart } }
     pageInfo { hasNextPage endCursor }
   }
 }"""

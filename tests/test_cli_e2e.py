@@ -89,6 +89,14 @@ def test_ingest_then_query_then_serve_real_alerts(shared_data: Path, home: Path)
         assert resp.json()["data"]["object"] == obj  # same answer over HTTP as in-process
         page = httpx.get(f"{url}/graphql", headers={"Accept": "text/html"}, timeout=10)
         assert page.status_code == 200 and "graphiql" in page.text.lower()
+        # the downloads and the metrics of the served gateway
+        lc = httpx.get(f"{url}/download/lightcurve/{oid}.csv", timeout=30)
+        assert lc.status_code == 200 and lc.text.count(",difference,") == obj["ndet"]
+        alert = [d for d in obj["detections"] if d["hasStamp"]][-1]["candid"]
+        avro = httpx.get(f"{url}/download/avro/{oid}/{alert}.avro", timeout=30)
+        assert avro.status_code == 200 and avro.content[:4] == b"Obj\x01"
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert 'nightjar_gateway_requests_total{route="/graphql",status="200"}' in metrics
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
