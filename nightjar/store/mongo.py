@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,10 +177,11 @@ class NightjarStore:
         coll = self.db[collection]
         if await self._per_key_reads():
             found = await asyncio.gather(*(
-                (coll.find({key: oid, **(extra or {})}).sort(sort) if sort else
-                 coll.find({key: oid, **(extra or {})})).to_list(None) for oid in wanted))
+                (coll.find(_conjunction([{key: oid}, extra or {}])).sort(sort) if sort else
+                 coll.find(_conjunction([{key: oid}, extra or {}]))).to_list(None)
+                for oid in wanted))
             return [doc for docs in found for doc in docs]
-        cursor = coll.find({key: {"$in": wanted}, **(extra or {})})
+        cursor = coll.find(_conjunction([{key: {"$in": wanted}}, extra or {}]))
         return await (cursor.sort([(key, 1), *sort]) if sort else cursor).to_list(None)
 
     # ------------------------------------------------------------------ set-up
@@ -420,7 +422,7 @@ class NightjarStore:
 
     @staticmethod
     def _object_query(flt: ObjectFilter) -> list[Doc]:
-        """The filter's conditions on object documents (to be combined with ``$and``)."""
+        """The filter's conditions on object documents but the cone (``$and`` them)."""
         clauses: list[Doc] = []
         for name, lo, hi in (("ndet", flt.ndet_min, flt.ndet_max),
                              ("firstmjd", flt.firstmjd_min, flt.firstmjd_max),
@@ -429,11 +431,47 @@ class NightjarStore:
                 clauses.append({name: _range(lo, hi)})
         if flt.oids is not None:
             clauses.append({"oid": {"$in": sorted(set(flt.oids))}})
-        if flt.cone is not None:
-            radius_deg = (flt.cone.radius_arcsec + ANCHOR_MARGIN_ARCSEC) / 3600.0
-            ranges = cone_ranges(flt.cone.ra, flt.cone.dec, radius_deg)
-            clauses.append({"$or": [{"hpx": {"$gte": lo, "$lt": hi}} for lo, hi in ranges]})
         return clauses
+
+    async def _scan_objects(self, clauses: list[Doc], cone: Cone | None,
+                            sort: list[tuple[str, int]], limit: int | None = None,
+                            projection: Doc | None = None) -> AsyncIterator[Doc]:
+        """Objects matching ``clauses`` (and inside ``cone``, exactly) in ``sort`` order.
+
+        A cone is read as the HEALPix index ranges of its anchor pixels (widened by the
+        anchor margin).  MongoDB takes them as one ``$or``; nx-27017 scans the whole
+        collection for an ``$or`` of ranges (measured: 212 ms for 3,000 objects, 8 ms
+        for the same 11 ranges queried one by one), so there each range is its own
+        query and the sorted answers are merged.
+        """
+        ranges = [] if cone is None else cone_ranges(
+            cone.ra, cone.dec, (cone.radius_arcsec + ANCHOR_MARGIN_ARCSEC) / 3600.0)
+        by_range = [{"hpx": {"$gte": lo, "$lt": hi}} for lo, hi in ranges]
+        docs: Iterable[Doc]
+        if by_range and await self._per_key_reads():
+            cursors = [self.db[OBJECTS].find(_conjunction([r, *clauses]), projection)
+                       for r in by_range]
+            found = await asyncio.gather(*((c.sort(sort) if sort else c).to_list(None)
+                                           for c in cursors))
+            keys = [k for k, _ in sort]
+            docs = heapq.merge(*found, key=lambda d: tuple(d.get(k) for k in keys),
+                               reverse=bool(sort) and sort[0][1] < 0)
+        else:
+            query = clauses + ([{"$or": by_range}] if by_range else [])
+            cursor = self.db[OBJECTS].find(_conjunction(query), projection)
+            if sort:
+                cursor = cursor.sort(sort)
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            docs = cursor.batch_size(max(limit or 0, 200))  # type: ignore[assignment]
+        if isinstance(docs, AsyncIterable):
+            async for doc in docs:
+                if cone is None or cone.contains(doc["meanra"], doc["meandec"]):
+                    yield doc
+        else:
+            for doc in docs:
+                if cone is None or cone.contains(doc["meanra"], doc["meandec"]):
+                    yield doc
 
     @staticmethod
     def _probability_query(flt: ObjectFilter) -> Doc:
@@ -483,14 +521,10 @@ class NightjarStore:
                                                  else [])
             if nulls:  # objects lacking the field: after all others, by oid
                 sort = [("oid", direction)]
-            cursor = self.db[OBJECTS].find({"$and": query} if query else {}).sort(sort)
-            if flt.cone is None and not flt.by_class:  # every candidate is kept
-                cursor = cursor.limit(limit + 1 - len(page.docs))
-            cursor = cursor.batch_size(chunk)
+            every_kept = flt.cone is None and not flt.by_class
             candidates: list[Doc] = []
-            async for doc in cursor:
-                if flt.cone is not None and not flt.cone.contains(doc["meanra"], doc["meandec"]):
-                    continue
+            async for doc in self._scan_objects(
+                    query, flt.cone, sort, limit + 1 - len(page.docs) if every_kept else None):
                 candidates.append(doc)
                 if len(candidates) >= chunk:
                     if await self._take(flt, candidates, order, page, limit):
@@ -543,9 +577,9 @@ class NightjarStore:
         query = self._probability_query(flt)
         op = "$lt" if order.descending else "$gt"
         if after is not None:
-            query = {"$and": [query, {"$or": [
+            query = _conjunction([query, {"$or": [
                 {"probability": {op: after.value}},
-                {"probability": after.value, "oid": {"$gt": after.oid}}]}]}
+                {"probability": after.value, "oid": {"$gt": after.oid}}]}])
         direction = -1 if order.descending else 1
         cursor = self.db[PROBABILITIES].find(query).sort([("probability", direction),
                                                           ("oid", 1)])
@@ -555,7 +589,7 @@ class NightjarStore:
 
         async def take() -> bool:
             oids = [r["oid"] for r in rows]
-            extra = {"$and": object_query} if object_query else None
+            extra = _conjunction(object_query)
             found = {d["_id"]: d for d in await self._find_by_oids(OBJECTS, oids, extra=extra)}
             for row in rows:
                 doc = found.get(row["oid"])
@@ -596,11 +630,10 @@ class NightjarStore:
         return await self._count_in_cone(query, flt.cone)
 
     async def _count_in_cone(self, query: list[Doc], cone: Cone | None) -> int:
-        where = {"$and": query} if query else {}
         if cone is None:
-            return await self.db[OBJECTS].count_documents(where)
-        cursor = self.db[OBJECTS].find(where, {"meanra": 1, "meandec": 1})
-        return sum([cone.contains(d["meanra"], d["meandec"]) async for d in cursor])
+            return await self.db[OBJECTS].count_documents(_conjunction(query))
+        return len([d async for d in self._scan_objects(query, cone, [], projection={
+            "meanra": 1, "meandec": 1})])
 
     async def count(self, collection: str, query: Doc | None = None) -> int:
         return await self.db[collection].count_documents(query or {})
@@ -624,6 +657,22 @@ class NightjarStore:
             docs = [d async for d in self.db[spec.name].find({})]
             out[spec.name] = sorted(docs, key=lambda d: str(d["_id"]))
         return out
+
+
+def _conjunction(clauses: Sequence[Doc]) -> Doc:
+    """One query document for all ``clauses``: fields side by side where they do not
+    collide (so nx-27017's planner sees e.g. ``hpx`` and uses its index), ``$and`` for
+    the rest."""
+    merged: Doc = {}
+    rest: list[Doc] = []
+    for clause in clauses:
+        if any(key in merged for key in clause):
+            rest.append(clause)
+        else:
+            merged.update(clause)
+    if rest:
+        merged["$and"] = rest
+    return merged
 
 
 def _range(lo: float | None, hi: float | None) -> Doc:
