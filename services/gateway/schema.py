@@ -955,9 +955,10 @@ def make_schema(limits: GatewayLimits | None = None,
     Extensions are given as factories: each operation gets its own instance.
     """
     chosen = limits or GatewayLimits()
+    # a fresh instance per operation (strawberry shares QueryLimits' validation cache
+    # between instances)
     return _Schema(query=Query, mutation=Mutation, subscription=Subscription,
-                             extensions=[lambda: QueryLimits(chosen),
-                                         lambda: ErrorCodes(on_error)])
+                   extensions=[lambda: QueryLimits(chosen), lambda: ErrorCodes(on_error)])
 
 
 schema = make_schema()
