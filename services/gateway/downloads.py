@@ -40,6 +40,22 @@ _GRPC_STATUS = {grpc.StatusCode.NOT_FOUND: (404, NOT_FOUND),
                 grpc.StatusCode.DEADLINE_EXCEEDED: (503, UNAVAILABLE)}
 
 
+def lightcurve_path(oid: str, fmt: str) -> str:
+    return f"/download/lightcurve/{oid}.{fmt}"
+
+
+def stamp_path(oid: str, candid: int, kind: str, fmt: str) -> str:
+    return f"/download/stamp/{oid}/{candid}/{kind}.{fmt}"
+
+
+def avro_path(oid: str, candid: int) -> str:
+    return f"/download/avro/{oid}/{candid}.avro"
+
+
+def finding_chart_path(oid: str) -> str:
+    return f"/download/finding-chart/{oid}.pdf"
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status)
 
@@ -120,9 +136,9 @@ def download_routes(store: NightjarStore, channel: grpc.aio.Channel | None) -> l
             return answer
         return _file(answer.pdf, "application/pdf", f"{oid}_finding_chart.pdf")
 
-    return [
-        Route("/download/lightcurve/{oid}.{fmt}", lightcurve),
-        Route("/download/stamp/{oid}/{candid}/{kind}.{fmt}", stamp),
-        Route("/download/avro/{oid}/{candid}.avro", avro),
-        Route("/download/finding-chart/{oid}.pdf", finding_chart),
+    return [  # the templates of the *_path functions above
+        Route(lightcurve_path("{oid}", "{fmt}"), lightcurve),
+        Route(stamp_path("{oid}", "{candid}", "{kind}", "{fmt}"), stamp),  # type: ignore[arg-type]
+        Route(avro_path("{oid}", "{candid}"), avro),  # type: ignore[arg-type]
+        Route(finding_chart_path("{oid}"), finding_chart),
     ]

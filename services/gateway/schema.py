@@ -57,6 +57,12 @@ from nightjar.v1 import (
     tns_pb2,
     tns_pb2_grpc,
 )
+from services.gateway.downloads import (
+    avro_path,
+    finding_chart_path,
+    lightcurve_path,
+    stamp_path,
+)
 from services.gateway.errors import (
     BAD_USER_INPUT,
     NOT_FOUND,
@@ -363,11 +369,11 @@ class Stamp:
     @strawberry.field(description="relative URL of a cutout: KIND = science, template or "
                                   "difference, FORMAT = fits or png")
     def url(self, kind: str = "science", format: str = "png") -> str:
-        return f"/download/stamp/{self.oid}/{self.candid}/{kind}.{format}"
+        return stamp_path(self.oid, self.candid, kind, format)
 
     @strawberry.field(description="relative URL of the alert packet (Avro)")
     def avro_url(self) -> str:
-        return f"/download/avro/{self.oid}/{self.candid}.avro"
+        return avro_path(self.oid, self.candid)
 
 
 @strawberry.type(description="Download links of an object (relative to the gateway)")
@@ -376,19 +382,19 @@ class Downloads:
 
     @strawberry.field(description="light curve as CSV")
     def lightcurve_csv(self) -> str:
-        return f"/download/lightcurve/{self.oid}.csv"
+        return lightcurve_path(self.oid, "csv")
 
     @strawberry.field(description="light curve as a VOTable, with units")
     def lightcurve_votable(self) -> str:
-        return f"/download/lightcurve/{self.oid}.xml"
+        return lightcurve_path(self.oid, "xml")
 
     @strawberry.field(description="light-curve plot (PNG)")
     def lightcurve_png(self) -> str:
-        return f"/download/lightcurve/{self.oid}.png"
+        return lightcurve_path(self.oid, "png")
 
     @strawberry.field(description="finding chart (PDF)")
     def finding_chart(self) -> str:
-        return f"/download/finding-chart/{self.oid}.pdf"
+        return finding_chart_path(self.oid)
 
 
 @strawberry.type(name="Object", description="An astronomical object and its statistics")
