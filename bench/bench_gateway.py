@@ -153,8 +153,10 @@ async def load(url: str, clients: int, duration: float, query: str,
     return latencies, errors
 
 
-async def subscription_latency(url: str, store: NightjarStore, home: Path, rate: float,
-                               duration: float) -> None:
+async def listen(url: str, seconds: float) -> dict[str, list[float]]:
+    """Subscribe to alerts and classifications for up to ``seconds`` (until 10 s pass
+    without a message, once some came); each message's delay after its ``storedAt`` [s].
+    Runs in its own process so the ingest does not hold up its event loop."""
     received: dict[str, list[float]] = {"alerts": [], "classifications": []}
     ws_url = url.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")],
@@ -167,31 +169,44 @@ async def subscription_latency(url: str, store: NightjarStore, home: Path, rate:
             await ws.send(json.dumps({"id": name, "type": "subscribe",
                                       "payload": {"query": query}}))
 
-        async def read() -> None:
-            async for raw in ws:
-                message = json.loads(raw)
-                if message["type"] == "next":
-                    data = next(iter(message["payload"]["data"].values()))
-                    received[message["id"]].append(time.time() - data["storedAt"])
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            some = any(received.values())
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 10.0 if some else end - time.monotonic())
+            except TimeoutError:
+                break
+            message = json.loads(raw)
+            if message["type"] == "next":
+                data = next(iter(message["payload"]["data"].values()))
+                received[message["id"]].append(time.time() - data["storedAt"])
+    return received
 
-        reader = asyncio.create_task(read())
-        await asyncio.sleep(2.0)  # the gateway's feed positions itself
-        settings = Settings(home=home)
-        processor = BatchProcessor(store, LocalArchive(home / "archive"),
-                                   topology=configured_topology(settings))
-        packets = as_inputs(list(AlertSimulator(seed=77).packets(int(rate * duration))))
-        per_tick = max(1, int(rate * 0.2))
-        t0 = time.perf_counter()
-        for k, start in enumerate(range(0, len(packets), per_tick)):
-            await ingest(processor, packets[start:start + per_tick], per_tick)
-            ahead = t0 + (k + 1) * 0.2 - time.perf_counter()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-        achieved = len(packets) / (time.perf_counter() - t0)
-        await asyncio.sleep(2.0)
-        reader.cancel()
-    print(f"subscription delivery, ingesting {len(packets)} alerts at {rate:g}/s target, "
-          f"{achieved:.0f}/s achieved (the embedded pipeline in this process):")
+
+async def subscription_latency(url: str, store: NightjarStore, home: Path, rate: float,
+                               duration: float) -> None:
+    out = home / "bench_gateway_latency.json"
+    packets = as_inputs(list(AlertSimulator(seed=100 + int(time.time()) % 1000).packets(
+        int(rate * duration))))
+    listener = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bench_gateway", "--listen", url, "--out", str(out),
+        "--listen-seconds", str(duration * 6 + 30))
+    await asyncio.sleep(5.0)  # the listener starts; the gateway's feed positions itself
+    processor = BatchProcessor(store, LocalArchive(home / "archive"),
+                               topology=configured_topology(Settings(home=home)))
+    per_tick = max(1, int(rate * 0.2))
+    t0 = time.perf_counter()
+    for k, start in enumerate(range(0, len(packets), per_tick)):
+        await ingest(processor, packets[start:start + per_tick], per_tick)
+        ahead = t0 + (k + 1) * 0.2 - time.perf_counter()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    achieved = len(packets) / (time.perf_counter() - t0)
+    await listener.wait()
+    received = json.loads(out.read_text())
+    print(f"subscription delivery, ingesting {len(packets)} new simulated alerts at {rate:g}/s "
+          f"target, {achieved:.0f}/s achieved (the embedded pipeline in this process, the "
+          "subscriber in another):")
     for name, lags in received.items():
         if lags:
             print(f"  {name}: {cut([x * 1000 for x in lags])}")
@@ -255,6 +270,9 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--listen", help=argparse.SUPPRESS)  # the subscriber process
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--listen-seconds", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per load test")
@@ -262,4 +280,9 @@ if __name__ == "__main__":
     parser.add_argument("--ingest-seconds", type=float, default=20.0)
     parser.add_argument("--home", default=".nightjar-bench-gateway", type=lambda p: Path(
         p).resolve(), help="where the benchmark database is built (reused next time)")
-    asyncio.run(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    if arguments.listen:
+        arguments.out.write_text(json.dumps(asyncio.run(listen(
+            arguments.listen, arguments.listen_seconds))))
+    else:
+        asyncio.run(main(arguments))
