@@ -348,8 +348,16 @@ def serve(
     if service not in SERVICES:
         err.print(f"[red]error:[/red] unknown service {service!r}; one of {', '.join(SERVICES)}")
         raise typer.Exit(2)
+    _serve_until_stopped(_settings(), service, host, port)
+
+
+def _serve_until_stopped(settings: Settings, service: str, host: str | None,
+                         port: int | None) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(_settings(), service, host, port))
+        asyncio.run(_serve(settings, service, host, port))
+    # stopped and cleaned up: a further Ctrl-C (a terminal's, forwarded again by `uv run`)
+    # must not interrupt the interpreter's own teardown with a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @catalogs_app.command("import")
@@ -477,8 +485,7 @@ def demo(
     err.print("\nexample query (paste into GraphiQL, or run `nightjar query '...'`):")
     out.print(EXAMPLE_QUERY, markup=False, highlight=False)
     if serve_after:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(settings, "all", None, None))
+        _serve_until_stopped(settings, "all", None, None)
 
 
 # ---------------------------------------------------------------------------- Kafka

@@ -199,6 +199,7 @@ def plot_png(points: Sequence[Point], oid: str, dpi: int = 100) -> bytes:
             ax.legend(fontsize=7, loc="best")
         else:
             ax.text(0.5, 0.5, "no points", transform=ax.transAxes, ha="center")
+            ax.set_yticks([])
     fig.suptitle(f"ZTF {oid}", fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
