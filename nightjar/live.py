@@ -122,16 +122,10 @@ def events_from_output_record(record: Mapping[str, Any], received_ms: int) -> li
     stored_ms = int(processed or received_ms)
     oid = str(record["oid"])
     events: list[Event] = []
-    if record.get("trigger") == "alert":
-        events.append({
-            "kind": ALERT, "oid": oid, "candid": int(record["candid"]),
-            "mjd": float(record["mjd"]), "fid": int(record["fid"]),
-            "ra": float(record["ra"]), "dec": float(record["dec"]),
-            "magpsf": float(record["magpsf"]), "sigmapsf": _finite(record.get("sigmapsf")),
-            "magpsf_corr": _finite(record.get("magpsf_corr")),
-            "isdiffpos": "t" if record.get("isdiffpos", 1) > 0 else "f",
-            "stored_ms": stored_ms,
-        })
+    if record.get("trigger") == "alert":  # the record carries the detection's fields
+        events.append(alert_event(oid, {
+            **record, "corrected": record.get("magpsf_corr") is not None,
+            "isdiffpos": "t" if record.get("isdiffpos", 1) > 0 else "f"}, stored_ms))
     summary = record.get("object") or {}
     ra, dec = summary.get("meanra", record["ra"]), summary.get("meandec", record["dec"])
     for rows in _by_classifier({"classifier_name": p["classifier"], **p}

@@ -113,6 +113,22 @@ class ObjectPage:
     #: per object, the probability row that matched the class filter (when one is set)
     matched: dict[str, Doc] = field(default_factory=dict)
 
+    def add(self, doc: Doc, key: PageKey, row: Doc | None, limit: int) -> bool:
+        """Add one object; True (and ``has_next``) when the page was already full."""
+        if len(self.docs) == limit:
+            self.has_next = True
+            return True
+        self.docs.append(doc)
+        self.keys.append(key)
+        if row is not None:
+            self.matched[doc["_id"]] = row
+        return False
+
+
+def _chunk(limit: int) -> int:
+    """Candidates read at once while filling a page of ``limit`` objects."""
+    return max(4 * limit, 200)
+
 
 @dataclass
 class WriteSummary:
@@ -180,15 +196,14 @@ class NightjarStore:
         wanted = sorted(set(oids))
         if not wanted:
             return []
-        coll = self.db[collection]
+        def read(match: Doc, order: list[tuple[str, int]]) -> Any:
+            cursor = self.db[collection].find(_conjunction([match, extra or {}]), projection)
+            return (cursor.sort(order) if order else cursor).to_list(None)
+
         if len(wanted) <= self.PER_KEY_MAX and await self._per_key_reads():
-            found = await asyncio.gather(*(
-                (coll.find(_conjunction([{key: oid}, extra or {}]), projection).sort(sort)
-                 if sort else coll.find(_conjunction([{key: oid}, extra or {}]), projection)
-                 ).to_list(None) for oid in wanted))
+            found = await asyncio.gather(*(read({key: oid}, sort or []) for oid in wanted))
             return [doc for docs in found for doc in docs]
-        cursor = coll.find(_conjunction([{key: {"$in": wanted}}, extra or {}]), projection)
-        return await (cursor.sort([(key, 1), *sort]) if sort else cursor).to_list(None)
+        return await read({key: {"$in": wanted}}, [(key, 1), *sort] if sort else [])
 
     # ------------------------------------------------------------------ set-up
     async def init(self) -> list[str]:
@@ -471,11 +486,11 @@ class NightjarStore:
             docs = cursor.batch_size(max(limit or 0, 200))  # type: ignore[assignment]
         if isinstance(docs, AsyncIterable):
             async for doc in docs:
-                if cone is None or cone.contains(doc["meanra"], doc["meandec"]):
+                if _inside(cone, doc):
                     yield doc
         else:
             for doc in docs:
-                if cone is None or cone.contains(doc["meanra"], doc["meandec"]):
+                if _inside(cone, doc):
                     yield doc
 
     @staticmethod
@@ -512,7 +527,7 @@ class NightjarStore:
         order = order or ObjectOrder()
         if order.field == PROBABILITY:
             return await self._find_by_probability(flt, order, after, limit)
-        chunk = max(4 * limit, 200)
+        chunk = _chunk(limit)
         page = ObjectPage([], [], False)
         phases = [False, True] if order.field in NULLABLE_ORDER_FIELDS else [False]
         if after is not None and after.value is None and order.field in NULLABLE_ORDER_FIELDS:
@@ -548,13 +563,9 @@ class NightjarStore:
         for doc in candidates:
             if flt.by_class and doc["_id"] not in matched:
                 continue
-            if len(page.docs) == limit:
-                page.has_next = True
+            if page.add(doc, PageKey(doc.get(order.field), doc["_id"]), matched.get(doc["_id"]),
+                        limit):
                 return True
-            page.docs.append(doc)
-            page.keys.append(PageKey(doc.get(order.field), doc["_id"]))
-            if doc["_id"] in matched:
-                page.matched[doc["_id"]] = matched[doc["_id"]]
         return False
 
     @staticmethod
@@ -598,20 +609,15 @@ class NightjarStore:
             found = {d["_id"]: d for d in await self._find_by_oids(OBJECTS, oids, extra=extra)}
             for row in rows:
                 doc = found.get(row["oid"])
-                if doc is None or (flt.cone is not None and not flt.cone.contains(
-                        doc["meanra"], doc["meandec"])):
+                if doc is None or not _inside(flt.cone, doc):
                     continue
-                if len(page.docs) == limit:
-                    page.has_next = True
+                if page.add(doc, PageKey(row["probability"], row["oid"]), row, limit):
                     return True
-                page.docs.append(doc)
-                page.keys.append(PageKey(row["probability"], row["oid"]))
-                page.matched[row["oid"]] = row
             return False
 
         async for row in cursor:
             rows.append(row)
-            if len(rows) >= max(4 * limit, 200):
+            if len(rows) >= _chunk(limit):
                 if await take():
                     return page
                 rows = []
@@ -678,6 +684,11 @@ def _conjunction(clauses: Sequence[Doc]) -> Doc:
     if rest:
         merged["$and"] = rest
     return merged
+
+
+def _inside(cone: Cone | None, doc: Doc) -> bool:
+    """Whether an object's mean position lies in the cone (no cone: always)."""
+    return cone is None or cone.contains(doc["meanra"], doc["meandec"])
 
 
 def _range(lo: float | None, hi: float | None) -> Doc:

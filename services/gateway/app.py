@@ -41,7 +41,7 @@ from services.gateway.errors import (
     UNAVAILABLE,
     error_body,
 )
-from services.gateway.limits import GatewayLimits
+from services.gateway.limits import GatewayLimits, length_error
 from services.gateway.live import LiveFeed, LiveHub
 from services.gateway.protection import ApiKeys, GatewayMetrics, RateLimiter, retry_after_header
 from services.gateway.schema import GatewayContext, make_schema
@@ -101,13 +101,9 @@ class _GraphQL(GraphQL[GatewayContext, None]):
                              sub_response: Any, context: GatewayContext, root_value: Any,
                              request_data: GraphQLRequestData) -> ExecutionResult:
         limits = self.config.limits
-        query_chars = len(request_data.query or "")
-        if query_chars > limits.max_query_chars:  # refused before parsing
-            return ExecutionResult(data=None, errors=[GraphQLError(
-                f"the query is {query_chars} characters long; the limit is "
-                f"{limits.max_query_chars}", extensions={
-                    "code": QUERY_TOO_COMPLEX, "limit": "length",
-                    "max": limits.max_query_chars})])
+        too_long = length_error(request_data.query or "", limits)
+        if too_long is not None:  # refused before parsing
+            return ExecutionResult(data=None, errors=[too_long])
         try:
             return await asyncio.wait_for(super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data),
@@ -126,7 +122,7 @@ class _Guard:
 
     def __init__(self, app: ASGIApp, config: GatewayConfig, metrics: GatewayMetrics):
         self.app = app
-        self.keys = ApiKeys({k: v for k, v in config.api_keys.items()})
+        self.keys = ApiKeys(config.api_keys)
         self.anonymous = RateLimiter(config.rate_anonymous)
         self.keyed = RateLimiter(config.rate_api_key)
         self.metrics = metrics

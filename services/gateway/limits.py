@@ -138,6 +138,14 @@ def _limit_error(message: str, node: Any, limit: str, **details: Any) -> GraphQL
                                                    **details})
 
 
+def length_error(query: str, limits: GatewayLimits) -> GraphQLError | None:
+    """The error of a query text longer than the limit, else None."""
+    if len(query) <= limits.max_query_chars:
+        return None
+    return _limit_error(f"the query is {len(query)} characters long; the limit is "
+                        f"{limits.max_query_chars}", None, "length", max=limits.max_query_chars)
+
+
 class QueryLimits(ValidationCache):
     """Reject, at validation (before executing), queries beyond :class:`GatewayLimits`.
 
@@ -173,10 +181,9 @@ class QueryLimits(ValidationCache):
     def limit_errors(self, document: DocumentNode, query: str,
                      variables: Mapping[str, Any]) -> list[GraphQLError]:
         limits = self.limits
-        if len(query) > limits.max_query_chars:
-            return [_limit_error(f"the query is {len(query)} characters long; the limit is "
-                                 f"{limits.max_query_chars}", None, "length",
-                                 max=limits.max_query_chars)]
+        too_long = length_error(query, limits)
+        if too_long is not None:
+            return [too_long]
         fragments = {d.name.value: d for d in document.definitions
                      if isinstance(d, FragmentDefinitionNode)}
         errors = []
