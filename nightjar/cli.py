@@ -482,10 +482,27 @@ def demo(
         write_alerts(n, Path(tmp), seed=42)
         paths.append(Path(tmp))
         _print_summary(asyncio.run(_ingest(settings, paths, settings.batch_size)))
+    _demo_catalogs(settings)
     err.print("\nexample query (paste into GraphiQL, or run `nightjar query '...'`):")
     out.print(EXAMPLE_QUERY, markup=False, highlight=False)
     if serve_after:
         _serve_until_stopped(settings, "all", None, None)
+
+
+# Real catalogues the demo serves for cone searches and cross-matches (when ../shared has them)
+DEMO_CATALOGS = {"gcvs": "gcvs.parquet", "spicy": "spicy.parquet"}
+
+
+def _demo_catalogs(settings: Settings) -> None:
+    from nightjar.catalogs import CatalogStore, import_catalog
+
+    present = set(CatalogStore(settings.catalog_path).infos)
+    for name, file in DEMO_CATALOGS.items():
+        path = settings.shared_data / "catalogs" / file
+        if name in present or not path.is_file():
+            continue
+        info, _ = import_catalog(path, name, settings.catalog_path)
+        err.print(f"catalogue {name}: {info.row_count:,} sources from {path}")
 
 
 # ---------------------------------------------------------------------------- Kafka

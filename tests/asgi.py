@@ -13,12 +13,14 @@ from nightjar.processes import free_port
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any, start_timeout: float = 20.0) -> AsyncIterator[str]:
-    """Serve ``app`` on a free 127.0.0.1 port; yield its base URL; stop it afterwards.
+async def serve_asgi(app: Any, start_timeout: float = 20.0,
+                     port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on ``port`` (default: a free one) of 127.0.0.1; yield its base URL;
+    stop it afterwards.
 
     Raises RuntimeError when uvicorn exits or has not started within ``start_timeout`` s.
     """
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from services.tns.servicer import tns_service
 from tests.asgi import serve_asgi
 
 API_KEY, API_USER = "test-key-alice", "alice"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -61,7 +65,8 @@ async def deployment(mongo_uri: str, home: Path) -> AsyncIterator[Deployment]:
 
 @contextlib.asynccontextmanager
 async def live_gateway(dep: Deployment, config: GatewayConfig | None = None,
-                       feed: LiveFeed | None = None) -> AsyncIterator[tuple[str, Any]]:
+                       feed: LiveFeed | None = None,
+                       port: int | None = None) -> AsyncIterator[tuple[str, Any]]:
     """The gateway with the four gRPC services, served on a free port: (url, app)."""
     (dep.home / "tns").mkdir(parents=True, exist_ok=True)
     async with httpx.AsyncClient() as http:
@@ -77,7 +82,7 @@ async def live_gateway(dep: Deployment, config: GatewayConfig | None = None,
                                      api_keys={API_KEY: API_USER}, rate_anonymous=1e6),
                                  feed=feed, registry=ModelRegistry.default(dep.home))
                 try:
-                    async with serve_asgi(app) as url:
+                    async with serve_asgi(app, port=port) as url:
                         yield url, app
                 finally:
                     if app.state.hub is not None:
@@ -94,6 +99,19 @@ async def gql(client: httpx.AsyncClient, query: str, headers: dict[str, str] | N
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def ingest_in_another_process(dep: Deployment, mongo_uri: str, alerts_dir: Path,
+                                    home: Path, batch_size: int) -> None:
+    """``nightjar ingest ALERTS_DIR`` as a separate process into ``dep``'s database."""
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "NIGHTJAR_DATABASE": dep.store.db.name,
+           "NIGHTJAR_HOME": str(home)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nightjar.cli", "ingest", "--batch-size", str(batch_size),
+        str(alerts_dir), env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
 
 
 def codes(body: dict[str, Any]) -> list[str]:

@@ -327,3 +327,23 @@ def test_ctrl_c_says_what_it_waits_for_and_stops_within_the_grace(home: Path,
     assert "waiting up to 1 s for gRPC call(s) in flight" in stderr, stderr[-2000:]
     assert seconds < 1.0 + 2.0, f"took {seconds:.1f} s to exit"
     assert server.returncode == 0
+
+
+@pytest.mark.shared
+def test_the_demo_serves_the_real_catalogues_once(shared_data: Path, tmp_path: Path) -> None:
+    from nightjar.catalogs import CatalogStore
+    from nightjar.cli import _demo_catalogs
+    from nightjar.settings import Settings
+
+    settings = Settings(home=tmp_path, shared_data=shared_data)
+    _demo_catalogs(settings)
+    store = CatalogStore(settings.catalog_path)
+    assert {n: i.row_count for n, i in store.infos.items()} == {"gcvs": 59_099,
+                                                                "spicy": 117_446}
+    written = {p: p.stat().st_mtime_ns for p in settings.catalog_path.rglob("*") if p.is_file()}
+    _demo_catalogs(settings)  # a second demo keeps what is there
+    assert {p: p.stat().st_mtime_ns for p in settings.catalog_path.rglob("*")
+            if p.is_file()} == written
+    # S And, GCVS's first row, found where the demo's cross-matches look
+    (s_and,) = store.cone("gcvs", 10.6795833, 41.2680556, 2.0)
+    assert s_and.columns["VarType"] == "SNI"

@@ -29,7 +29,7 @@ from services.gateway.app import GatewayConfig
 from services.gateway.live import KafkaFeed, LiveHub, StoreFeed
 from stream.kafka import ensure_topics
 from stream.localrun import ROOT, StreamEnv, Worker
-from tests.gateway_env import Deployment, deployment, live_gateway
+from tests.gateway_env import Deployment, deployment, ingest_in_another_process, live_gateway
 
 CLASSIFICATIONS = """subscription($filter: ClassificationFilterInput) {
   classifications(filter: $filter) { oid candid classifierName classifierVersion className
@@ -77,12 +77,13 @@ class Subscriber:
         self._reader = asyncio.create_task(read())
 
 
-async def metric(url: str, name: str) -> float:
+async def metric(url: str, name: str, **labels: str) -> float:
+    """The gateway's sample ``name`` (the one carrying ``labels``); 0 when absent."""
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"{url}/metrics")).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name:
+            if sample.name == name and labels.items() <= sample.labels.items():
                 return float(sample.value)
     return 0.0
 
@@ -122,14 +123,7 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
             await client.subscribe("alerts", ALERTS)
             client.start_reading()
             await subscribed(url, 4)
-            env = {**os.environ, "MONGODB_URI": mongo_uri,
-                   "NIGHTJAR_DATABASE": dep.store.db.name, "NIGHTJAR_HOME": str(tmp_path)}
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "nightjar.cli", "ingest", "--batch-size", "30",
-                str(alerts_dir), env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
-            _, stderr = await proc.communicate()
-            assert proc.returncode == 0, stderr.decode()[-2000:]
+            await ingest_in_another_process(dep, mongo_uri, alerts_dir, tmp_path, 30)
             stored_alerts = {(d["oid"], d["_id"], d["magpsf"]) async for d in
                              dep.store.db["detections"].find({"has_stamp": True})}
             stamp = await stored_rows(dep.store, "stamp_classifier")

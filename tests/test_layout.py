@@ -34,3 +34,12 @@ def test_the_core_does_not_import_the_drivers() -> None:
         if module in ("nightjar/cli.py", "nightjar/ml_cli.py"):
             continue
         assert not names & {"stream", "services"}, module
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    # nightjar-client is its own distribution: `pip install ./client` brings no server code
+    server = {"nightjar", "stream", "services", "finding_charts", "ml", "tools", "tests"}
+    modules = _imports("client")
+    assert "client/nightjar_client/core.py" in modules
+    for module, names in modules.items():
+        assert not names & server, module

@@ -279,6 +279,24 @@ class CatalogSource:
     columns: strawberry.scalars.JSON = strawberry.field(description="the other columns")
 
 
+@strawberry.type(description="A column of a catalogue")
+class CatalogColumn:
+    name: str
+    unit: str = strawberry.field(description='astropy unit string; "" when dimensionless '
+                                             "or unknown")
+    type: str = strawberry.field(description='Arrow type, e.g. "double", "string"')
+
+
+@strawberry.type(description="A catalogue the catalogue service serves")
+class Catalog:
+    name: str
+    row_count: int
+    default_radius_arcsec: float = strawberry.field(
+        description="the radius crossmatch uses when none is given [arcsec]")
+    source: str = strawberry.field(description="where the catalogue came from")
+    columns: list[CatalogColumn]
+
+
 @strawberry.type(description="one classifier's probability of one class for an object "
                              "(ALeRCE's probability row)")
 class Probability:
@@ -479,7 +497,7 @@ class AstroObject:
         return [_label(d) for d in await info.context.loaders.labels.load(self.oid)]
 
     @strawberry.field(description="alerts of this object with cutouts (stamps service), "
-                                  "newest first")
+                                  "in time order")
     async def stamps(self, info: GatewayInfo) -> list[Stamp]:
         stub = stamps_pb2_grpc.StampServiceStub(_channel(info))
         listed = await stub.ListStamps(stamps_pb2.ListStampsRequest(oid=self.oid))
@@ -843,6 +861,17 @@ class Query:
                 for top, classes in HIERARCHY.items()]
         return tops + [TaxonomyNode(name=c, level="class", parent=top, children=[])
                        for top, classes in HIERARCHY.items() for c in classes]
+
+    @strawberry.field(description="the catalogues of coneSearch and crossmatch "
+                                  "(catalogue service)")
+    async def catalogs(self, info: GatewayInfo) -> list[Catalog]:
+        stub = catalog_pb2_grpc.CatalogServiceStub(_channel(info))
+        found = await stub.ListCatalogs(catalog_pb2.ListCatalogsRequest())
+        return [Catalog(name=c.name, row_count=c.row_count,
+                        default_radius_arcsec=c.default_radius_arcsec, source=c.source,
+                        columns=[CatalogColumn(name=col.name, unit=col.unit, type=col.type)
+                                 for col in c.columns])
+                for c in found.catalogs]
 
     @strawberry.field(description="catsHTM-style cone search of one catalogue, nearest "
                       "first (catalogue service); radius in arcsec")
