@@ -151,10 +151,14 @@ class SlowStore(CatalogStore):
 
 
 class ServerOutcomes(grpc.aio.ServerInterceptor):
-    """Records, on the server, how each unary call ended and when."""
+    """Records, on the server, how each unary call ended and when.
+
+    An outcome is the status code the servicer set, or ``"cancelled"`` when gRPC
+    cancelled the handler (as it does when the deadline passes before the handler ends).
+    """
 
     def __init__(self) -> None:
-        self.ended: list[tuple[grpc.StatusCode | None, float]] = []
+        self.ended: list[tuple[grpc.StatusCode | str | None, float]] = []
 
     async def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = await continuation(details)
@@ -163,11 +167,15 @@ class ServerOutcomes(grpc.aio.ServerInterceptor):
         behaviour, ended = handler.unary_unary, self.ended
 
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.monotonic()
+            start, cancelled = time.monotonic(), False
             try:
                 return await behaviour(request, context)
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
             finally:
-                ended.append((context.code(), time.monotonic() - start))
+                ended.append(("cancelled" if cancelled else context.code(),
+                              time.monotonic() - start))
 
         return grpc.unary_unary_rpc_method_handler(
             observed, request_deserializer=handler.request_deserializer,
@@ -186,9 +194,12 @@ async def test_server_ends_a_call_at_its_deadline(catalog_root: Path) -> None:
                     ra=150.0, dec=2.0, radius_arcsec=60.0), timeout=0.5)
             assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             await asyncio.sleep(0.3)
-            # the servicer itself gave up at the deadline, not after the 3 s search
-            (code, seconds), = outcomes.ended
-            assert code == grpc.StatusCode.DEADLINE_EXCEEDED and seconds < 1.5
+            # the handler ended at the deadline, not after the 3 s search.  The servicer's
+            # own timeout and gRPC's cancellation at the deadline race (either may win on
+            # a loaded machine); both free the call's slot, which is what matters.
+            (outcome, seconds), = outcomes.ended
+            assert outcome in (grpc.StatusCode.DEADLINE_EXCEEDED, "cancelled")
+            assert seconds < 1.5
     finally:
         await stop_server(running, grace=1)
 
