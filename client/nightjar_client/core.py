@@ -325,23 +325,25 @@ class Nightjar:
             raise ObjectNotFoundError(f"{oid} has no feature {name!r}")
         return to_format(rows, fmt, ["name", "value"])
 
-    def query_labels(self, oid: str, format: str = "json") -> Any:
+    def query_labels(self, oid: str, format: str = "json", index: str | None = None,
+                     sort: str | None = None) -> Any:
         """Users' labels of the object (:meth:`add_label`), oldest first."""
-        found = _found(self._run(self._client.object_labels(oid)).object_, f"object {oid}")
-        return to_format([_row(label) for label in found.labels], format,
-                         ["oid", "candid", "label", "comment", "user", "created"])
+        return self._object_table(oid, lambda: self._client.object_labels(oid), "labels",
+                                  format, index, sort,
+                                  ["oid", "candid", "label", "comment", "user", "created"])
 
     # ---- classifiers -------------------------------------------------------------------
 
     def query_classifiers(self, format: str = "json") -> Any:
         """Every classifier and version with its classes (one row per version)."""
+        fmt = check_format(format)
         no_version: list[str | None] = [None]
         rows = [{"classifier_name": c.name, "classifier_version": version,
                  "classes": list(c.classes), "description": c.description,
                  "parent_classifier": c.parent_classifier, "parent_class": c.parent_class}
                 for c in self._run(self._client.classifiers()).classifiers
                 for version in (c.versions or no_version)]
-        return to_format(rows, format, ["classifier_name", "classifier_version", "classes",
+        return to_format(rows, fmt, ["classifier_name", "classifier_version", "classes",
                                         "description", "parent_classifier", "parent_class"])
 
     def query_classes(self, classifier_name: str, classifier_version: str,
@@ -402,11 +404,12 @@ class Nightjar:
 
     def query_catalogs(self, format: str = "json") -> Any:
         """The catalogues of the catalogue service, with their size and default radius."""
+        fmt = check_format(format)
         rows = [{"name": c.name, "row_count": c.row_count,
                  "default_radius_arcsec": c.default_radius_arcsec, "source": c.source,
                  "columns": [col.name for col in c.columns]}
                 for c in self._run(self._client.catalogs()).catalogs]
-        return to_format(rows, format, ["name", "row_count", "default_radius_arcsec",
+        return to_format(rows, fmt, ["name", "row_count", "default_radius_arcsec",
                                         "source", "columns"])
 
     def query_tns(self, oid: str | None = None, ra: float | None = None,

@@ -190,8 +190,8 @@ class GatewayClient(Client):
 
     def _transient(self, response: httpx.Response, idempotent: bool) -> float | None:
         """None when ``response`` is final; else the server's wait [s] (0: none given)."""
-        if response.status_code == 200 and "errors" not in response.text[:20_000]:
-            return None  # cheap path for the common answer
+        if response.status_code == 200 and b'"errors"' not in response.content:
+            return None  # cheap path for the common answer: no decoding, no parsing
         body = _json(response)
         codes = _codes(body)
         limited = response.status_code == 429 or "RATE_LIMITED" in codes
