@@ -31,9 +31,9 @@ from services.grpc_server import start_server, stop_server
 from services.stamps.servicer import stamp_service
 from services.tns.servicer import tns_service
 from tests.asgi import serve_asgi
+from tests.conftest import ROOT
 
 API_KEY, API_USER = "test-key-alice", "alice"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -5,7 +5,7 @@ test runs its own deployment (on nx-27017, dropping a database drops every one).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,19 +16,9 @@ from nightjar.processes import free_port
 from nightjar.simulate import write_alerts
 from services.gateway.live import StoreFeed
 from tests.gateway_env import deployment, ingest_in_another_process, live_gateway
-from tests.test_gateway_live import BurstFeed, _alert, until
+from tests.test_gateway_live import BurstFeed, _alert, _at_least, until
 
 T = TypeVar("T")
-
-
-async def eventually(condition: Callable[[], bool], wait_s: float, what: str) -> None:
-    async def check() -> bool:
-        return condition()
-    await until(check, wait_s, what)
-
-
-def reached(items: list[Any], n: int) -> bool:
-    return len(items) >= n
 
 
 async def collect(stream: AsyncIterator[T], into: list[T]) -> None:
@@ -52,8 +42,8 @@ async def test_subscriptions_receive_a_separate_ingest_process(mongo_uri: str,
 
         async def ingest() -> None:
             # the subscriptions must be open first: wait for the gateway to count them
-            await eventually(lambda: len(app.state.hub.subscriptions) >= 2, 30,
-                             "both subscriptions")
+            await until(lambda: len(app.state.hub.subscriptions) >= 2, 30,
+                        "both subscriptions")
             await ingest_in_another_process(dep, mongo_uri, alerts_dir, tmp_path, 20)
             # what this ingest stored (the database may hold other tests' objects)
             oids = {d["oid"] async for d in dep.store.db["detections"].find(
@@ -71,8 +61,8 @@ async def test_subscriptions_receive_a_separate_ingest_process(mongo_uri: str,
                    asyncio.create_task(collect(bright, alerts))]
         try:
             await ingest()
-            await eventually(lambda: len(got) >= len(stamp_rows)
-                             and len(alerts) >= len(stored), 60, "every message")
+            await until(lambda: len(got) >= len(stamp_rows) and len(alerts) >= len(stored),
+                        60, "every message")
             await asyncio.sleep(0.5)  # nothing more may come
         finally:
             for reader in readers:
@@ -90,25 +80,19 @@ async def test_a_subscription_reconnects_after_the_gateway_restarts(
     port = free_port()
     async with deployment(mongo_uri, tmp_path / "home") as dep:
         nj = Nightjar(f"http://127.0.0.1:{port}", backoff=0.1, max_backoff=0.5)
-        stream = nj.subscribe_alerts()
-        received: list[int] = []
-
-        async def read() -> None:
-            async for alert in stream:
-                received.append(alert.candid)
-
-        reader = asyncio.create_task(read())
+        received: list[Any] = []
+        reader = asyncio.create_task(collect(nj.subscribe_alerts(), received))
         try:
             for run, candid in ((1, 10**18 + 1), (2, 10**18 + 2)):
                 # nothing listens at first: the client retries until the gateway is up
                 await asyncio.sleep(0.5)
                 feed = BurstFeed()
                 async with live_gateway(dep, feed=feed, port=port) as (_, app):
-                    await eventually(lambda: len(app.state.hub.subscriptions) >= 1, 30,
-                                     "the reconnected subscription")
+                    await until(lambda: len(app.state.hub.subscriptions) >= 1, 30,
+                                "the reconnected subscription")
                     await feed.queue.put([_alert(candid - 10**18)])
-                    await eventually(partial(reached, received, run), 30, "the event")
+                    await until(partial(_at_least, received, run), 30, "the event")
         finally:
             reader.cancel()
             nj.close()
-    assert received == [10**18 + 1, 10**18 + 2]
+    assert [alert.candid for alert in received] == [10**18 + 1, 10**18 + 2]

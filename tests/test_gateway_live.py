@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -89,10 +90,16 @@ async def metric(url: str, name: str, **labels: str) -> float:
 
 
 async def until(predicate: Any, wait_s: float, what: str) -> None:
+    """Wait until ``predicate()`` (a bool, or an awaitable of one) holds; fail after
+    ``wait_s`` [s]."""
     deadline = time.monotonic() + wait_s
-    while not await predicate():
+    while not await _holds(predicate()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
+
+
+async def _holds(value: Any) -> bool:
+    return bool(await value if inspect.isawaitable(value) else value)
 
 
 async def subscribed(url: str, n: int) -> None:
