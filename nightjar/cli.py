@@ -334,6 +334,10 @@ async def _until_stopped(tasks: list[Coroutine[Any, Any, Any]], http_server: Any
         waiter.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+            # stopped: the clean-up that follows (the embedded database, the store's
+            # connections) must finish, so a further Ctrl-C (a terminal's, forwarded
+            # again by `uv run`) or SIGTERM is ignored rather than interrupting it
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @app.command()
