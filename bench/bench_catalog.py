@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nightjar.catalogs import CatalogStore, import_catalog
+from nightjar.context.catalogs import CatalogStore, import_catalog
 from nightjar.settings import Settings
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import catalog_service

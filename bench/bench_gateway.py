@@ -40,15 +40,15 @@ import httpx
 import websockets
 from websockets.typing import Subprotocol
 
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, ingest
-from nightjar.lightcurve import ObjectWrite, non_detection_id, probability_id
+from nightjar.core.lightcurve import ObjectWrite, non_detection_id, probability_id
 from nightjar.processes import free_port
+from nightjar.runner.ingest import BatchProcessor, ingest
+from nightjar.runner.topology import configured_topology
 from nightjar.settings import Settings
-from nightjar.simulate import AlertSimulator
 from nightjar.sky import hpx_index
 from nightjar.store import NightjarStore, open_store
-from nightjar.topology import configured_topology
+from nightjar.store.archive import LocalArchive
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from tests.conftest import as_inputs
 
 OBJECT_QUERY = """query($oid: String!) { object(oid: $oid) {

@@ -14,12 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from nightjar.alerts import AlertDecoder, AlertSource
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, RawInput, ingest
+from nightjar.runner.ingest import BatchProcessor, RawInput, ingest
 from nightjar.settings import Settings
-from nightjar.simulate import AlertSimulator
 from nightjar.store import open_store
+from nightjar.store.archive import LocalArchive
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.simulate import AlertSimulator
 
 
 def decode_rate(payloads: list[bytes]) -> float:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.services import deployment, produce_at_rate, with_broker_and_store
-from nightjar.simulate import AlertSimulator
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
 

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.services import deployment, produce_at_rate, with_broker_and_store
-from nightjar.alerts import AlertDecoder, AlertSource, parse_payload
-from nightjar.simulate import AlertSimulator
-from nightjar.stamp_classify import cutout_triplet, load_stamp_model
+from nightjar.runner.stamp_classify import cutout_triplet, load_stamp_model
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.decode import parse_payload
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
 STEPS = ("ingest", "correct", "statistics", "stamp", "store", "publish")

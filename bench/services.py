@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from nightjar.alerts import AlertSource
-from nightjar.ingest import RawInput
 from nightjar.processes import free_port
+from nightjar.runner.ingest import RawInput
 from nightjar.settings import KafkaConnection
 from nightjar.store import EmbeddedMongo
+from nightjar.surveys.interface import AlertSource
 from stream.devbroker import DevKafka
 from stream.kafka import new_producer
 from stream.kafka import produce as produce_paced

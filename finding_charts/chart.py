@@ -29,8 +29,8 @@ from reportlab.lib.units import cm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-from nightjar.stamps import cutout_image, render_png
-from nightjar.tns import MATCH_RADIUS_ARCSEC
+from nightjar.context.tns import MATCH_RADIUS_ARCSEC
+from nightjar.core.stamps import cutout_image, render_png
 
 #: ZTF's pixel scale, assumed when an image has no WCS [arcsec/pixel].
 ZTF_PIXEL_SCALE = 1.01

@@ -23,11 +23,11 @@ import faust
 from faust.types import TP
 
 from ml.lc_classifier.model import HierarchicalModel
-from nightjar.archive import AlertArchive
-from nightjar.ingest import BatchProcessor
+from nightjar.runner.ingest import BatchProcessor
+from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
-from nightjar.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.store.archive import AlertArchive
 from stream.classify import ClassifyDriver
 from stream.driver import InputMessage, StreamDriver
 from stream.kafka import MAX_MESSAGE_BYTES, faust_broker, faust_credentials

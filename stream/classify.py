@@ -1,7 +1,7 @@
 """The classify agent's driver: objects handed over by the ingest agent, classified.
 
 Thin: it reads each object's stored light curve, runs the pure classification core
-(:func:`nightjar.classify.classify_history`) off the event loop, writes the
+(:func:`nightjar.runner.classify.classify_history`) off the event loop, writes the
 probabilities and features through the store's one writer, and publishes one
 ``lc_classifier`` record per classified object on the output stream.  Messages are
 acknowledged (offsets committed) only after that, so a crash reclassifies at most the
@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ml.lc_classifier.model import HierarchicalModel
-from nightjar.classify import Classification, classify_history
-from nightjar.ingest import StepStats
-from nightjar.lightcurve import ObjectHistory, ObjectWrite
+from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
+from nightjar.runner.classify import Classification, classify_history
+from nightjar.runner.ingest import StepStats
+from nightjar.runner.records import encode, lc_classification_record
 from nightjar.store import NightjarStore
 from stream.driver import now_ms, until_done
 from stream.metrics import WorkerMetrics
-from stream.records import encode, lc_classification_record
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]

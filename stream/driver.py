@@ -1,6 +1,6 @@
 """The thin driver shared by the Faust agent and ``nightjar reconcile``.
 
-Kafka messages in; the topology's steps (:class:`nightjar.ingest.BatchProcessor`);
+Kafka messages in; the topology's steps (:class:`nightjar.runner.ingest.BatchProcessor`);
 output and dead-letter records out.  Offsets are the caller's business: it
 acknowledges a batch only after :meth:`StreamDriver.handle` returned, which happens
 only once the store write succeeded *and* the broker acknowledged every output
@@ -35,10 +35,10 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from nightjar.alerts import AlertSource, DeadLetter
-from nightjar.ingest import BatchProcessor, BatchResult, RawInput
+from nightjar.runner.ingest import BatchProcessor, BatchResult, RawInput
+from nightjar.runner.records import classification_messages, dead_letter_messages
+from nightjar.surveys.interface import AlertSource, DeadLetter
 from stream.metrics import WorkerMetrics
-from stream.records import classification_messages, dead_letter_messages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

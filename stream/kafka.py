@@ -20,9 +20,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
-from nightjar.alerts import AlertDecoder, AlertRejected
-from nightjar.ingest import RawInput
+from nightjar.runner.ingest import RawInput
 from nightjar.settings import KafkaConnection, Settings
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertRejected
 
 #: Largest message the producer sends (ZTF alerts with cutouts are well below 1 MiB).
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024

@@ -27,12 +27,12 @@ from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from nightjar.alerts import AlertDecoder
 from nightjar.processes import free_port
+from nightjar.runner.records import decode
 from nightjar.settings import KafkaConnection
 from nightjar.store import NightjarStore
+from nightjar.surveys.avro import AlertDecoder
 from stream.kafka import message_key, new_producer
-from stream.records import decode
 
 ROOT = Path(__file__).resolve().parents[1]  #: where ``python -m nightjar.cli`` runs
 

@@ -2,7 +2,7 @@
 
 Survey brokers publish on their own clusters, behind SASL/SSL, in topics such as ZTF's
 nightly ``ztf_YYYYMMDD_programid1``, and do not key messages by object.  The workers
-need one object's alerts on one partition (:mod:`nightjar.topology`), so the relay reads
+need one object's alerts on one partition (:mod:`nightjar.runner.topology`), so the relay reads
 the external topics with the ``source_*`` settings and re-publishes each message
 unchanged, keyed by its objectId, to ``topic_alerts`` on Nightjar's cluster.  Offsets on
 the external cluster are committed only after the broker acknowledged the re-published
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from nightjar.alerts import AlertDecoder
 from nightjar.settings import Settings
+from nightjar.surveys.avro import AlertDecoder
 from stream.kafka import connection_options, message_key
 
 #: Longest wait for a partition assignment when ``idle_exit`` is set [s].

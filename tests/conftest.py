@@ -16,13 +16,13 @@ from typing import NoReturn
 import pytest
 from pymongo import AsyncMongoClient
 
-from nightjar.alerts import AlertSource
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, RawInput
 from nightjar.processes import free_port
+from nightjar.runner.ingest import BatchProcessor, RawInput
 from nightjar.settings import Settings
-from nightjar.simulate import AlertSimulator
 from nightjar.store import EmbeddedMongo, NightjarStore
+from nightjar.store.archive import LocalArchive
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from stream.devbroker import DevKafka, missing_tools
 from tools.ci import in_ci
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from nightjar.tns import COLUMNS
+from nightjar.context.tns import COLUMNS
 from tests.asgi import serve_asgi
 
 _MARKER = re.compile(r'^tns_marker(\{.*\})$')

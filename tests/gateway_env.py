@@ -17,12 +17,12 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from ml.registry import ModelRegistry
-from nightjar.archive import LocalArchive
-from nightjar.catalogs import CatalogStore
-from nightjar.ingest import BatchProcessor, RawInput, ingest
+from nightjar.context.catalogs import CatalogStore
+from nightjar.runner.ingest import BatchProcessor, RawInput, ingest
+from nightjar.runner.topology import configured_topology
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
-from nightjar.topology import configured_topology
+from nightjar.store.archive import LocalArchive
 from services.catalog.servicer import catalog_service
 from services.finding_chart.servicer import finding_chart_service
 from services.gateway.app import GatewayConfig, create_app

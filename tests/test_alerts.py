@@ -12,9 +12,11 @@ from typing import Any
 import fastavro
 import pytest
 
-from nightjar.alerts import MJD_OFFSET, AlertDecoder, AlertSource, parse_payload
-from nightjar.simulate import AlertSimulator
-from nightjar.ztf_schema import ALERT_SCHEMA_V4_02
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.decode import MJD_OFFSET, parse_payload
+from nightjar.surveys.ztf.schema import ALERT_SCHEMA_V4_02
+from nightjar.surveys.ztf.simulate import AlertSimulator
 
 SRC = AlertSource("file", path="test")
 

@@ -13,7 +13,7 @@ from astropy.coordinates import SkyCoord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nightjar.catalogs import (
+from nightjar.context.catalogs import (
     CatalogError,
     CatalogStore,
     UnknownCatalog,

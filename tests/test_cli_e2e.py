@@ -200,7 +200,7 @@ def test_health_follows_imports_and_removals_on_a_running_server(home: Path,
 
     import pyarrow.parquet as pq
 
-    from nightjar.tns import SNAPSHOT, parse_public_objects
+    from nightjar.context.tns import SNAPSHOT, parse_public_objects
     from tests.fake_tns import public_objects_zip
 
     if os.environ.get("MONGODB_URI"):
@@ -364,8 +364,8 @@ def test_ctrl_c_says_what_it_waits_for_and_stops_within_the_grace(home: Path,
 
 @pytest.mark.shared
 def test_the_demo_serves_the_real_catalogues_once(shared_data: Path, tmp_path: Path) -> None:
-    from nightjar.catalogs import CatalogStore
     from nightjar.cli import _demo_catalogs
+    from nightjar.context.catalogs import CatalogStore
     from nightjar.settings import Settings
 
     settings = Settings(home=tmp_path, shared_data=shared_data)

@@ -34,12 +34,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nightjar.catalogs import import_catalog
-from nightjar.ingest import expand_paths, iter_inputs
+from nightjar.context.catalogs import import_catalog
+from nightjar.context.tns import SNAPSHOT, parse_public_objects
 from nightjar.processes import free_port
-from nightjar.simulate import AlertSimulator
+from nightjar.runner.ingest import expand_paths, iter_inputs
 from nightjar.sky import separation_deg
-from nightjar.tns import SNAPSHOT, parse_public_objects
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.app import GatewayConfig
 from tests.asgi import serve_asgi
 from tests.conftest import ROOT, as_inputs

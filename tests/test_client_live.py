@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from nightjar_client import Nightjar
 
 from nightjar.processes import free_port
-from nightjar.simulate import write_alerts
+from nightjar.surveys.ztf.simulate import write_alerts
 from services.gateway.live import StoreFeed
 from tests.gateway_env import deployment, ingest_in_another_process, live_gateway
 from tests.test_gateway_live import BurstFeed, _alert, _at_least, until

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from nightjar.correction import BAD_MAGNITUDE, correct_light_curve, correct_magnitude, is_stellar
+from nightjar.surveys.ztf.correction import (
+    BAD_MAGNITUDE,
+    correct_light_curve,
+    correct_magnitude,
+    is_stellar,
+)
 
 LOG2 = 2.5 * math.log10(2.0)  # magnitude of a factor-2 flux ratio
 

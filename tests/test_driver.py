@@ -19,16 +19,16 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from nightjar.alerts import DeadLetter
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor
-from nightjar.lightcurve import ObjectWrite
+from nightjar.core.lightcurve import ObjectWrite
+from nightjar.runner.ingest import BatchProcessor
+from nightjar.runner.records import decode
 from nightjar.store import NightjarStore
+from nightjar.store.archive import LocalArchive
 from nightjar.store.mongo import WriteSummary
 from nightjar.store.schema import DEAD_LETTERS
+from nightjar.surveys.interface import DeadLetter
 from stream.driver import InputMessage, StreamDriver, is_transient
 from stream.metrics import WorkerMetrics
-from stream.records import decode
 
 
 class FlakyStore(NightjarStore):

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nightjar.alerts import AlertDecoder
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, ingest
+from nightjar.context.tns import SNAPSHOT, parse_public_objects
+from nightjar.runner.ingest import BatchProcessor, ingest
 from nightjar.store import NightjarStore
-from nightjar.tns import SNAPSHOT, parse_public_objects
+from nightjar.store.archive import LocalArchive
+from nightjar.surveys.avro import AlertDecoder
 from nightjar.v1 import finding_chart_pb2, finding_chart_pb2_grpc
 from services.finding_chart.servicer import finding_chart_service
 from services.grpc_server import start_server, stop_server
@@ -261,7 +261,7 @@ async def test_configured_survey_cutout_is_asked_for_the_field_and_failure_falls
 
 async def test_real_alert_without_wcs_says_orientation_is_unknown(
         store: NightjarStore, tmp_path: Path, shared_data: Path) -> None:
-    from nightjar.ingest import expand_paths, iter_inputs
+    from nightjar.runner.ingest import expand_paths, iter_inputs
 
     archive = LocalArchive(tmp_path / "archive")
     files = expand_paths([shared_data / "ztf" / "alerts"])[:5]

@@ -20,10 +20,10 @@ from astropy.io import fits
 from astropy.io.votable import parse_single_table
 from PIL import Image
 
-from nightjar.ingest import expand_paths, iter_inputs
-from nightjar.simulate import AlertSimulator
+from nightjar.runner.ingest import expand_paths, iter_inputs
 from nightjar.sky import separation_deg
 from nightjar.store import NightjarStore
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.app import GatewayConfig
 from services.gateway.limits import GatewayLimits
 from tests.conftest import as_inputs

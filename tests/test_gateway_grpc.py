@@ -8,11 +8,11 @@ import grpc
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nightjar.archive import LocalArchive
-from nightjar.catalogs import CatalogStore, import_catalog
-from nightjar.ingest import BatchProcessor, ingest
+from nightjar.context.catalogs import CatalogStore, import_catalog
+from nightjar.context.tns import SNAPSHOT, parse_public_objects
+from nightjar.runner.ingest import BatchProcessor, ingest
 from nightjar.store import NightjarStore
-from nightjar.tns import SNAPSHOT, parse_public_objects
+from nightjar.store.archive import LocalArchive
 from services.catalog.servicer import catalog_service
 from services.gateway.schema import GatewayContext, schema
 from services.grpc_server import start_server, stop_server

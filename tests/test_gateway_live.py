@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.typing import Subprotocol
 
-from nightjar.archive import LocalArchive
-from nightjar.live import Event, alert_event
+from nightjar.core.live import Event, alert_event
 from nightjar.settings import Settings
-from nightjar.simulate import write_alerts
 from nightjar.store import NightjarStore
+from nightjar.store.archive import LocalArchive
+from nightjar.surveys.ztf.simulate import write_alerts
 from services.gateway.app import GatewayConfig
 from services.gateway.live import KafkaFeed, LiveHub, StoreFeed
 from stream.kafka import ensure_topics

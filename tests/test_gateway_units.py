@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
-from nightjar.alerts import AlertDecoder, AlertSource, parse_payload
-from nightjar.lightcurve import ObjectHistory, plan_object_write
-from nightjar.live import (
+from nightjar.core.lightcurve import ObjectHistory, plan_object_write
+from nightjar.core.live import (
     ALERT,
     CLASSIFICATION,
     AlertFilter,
@@ -14,10 +13,13 @@ from nightjar.live import (
     events_from_output_record,
     events_from_write,
 )
-from nightjar.simulate import AlertSimulator
+from nightjar.runner.records import classification_record, decode, encode
 from nightjar.sky import Cone
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.decode import parse_payload
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.limits import measure_operation
-from stream.records import classification_record, decode, encode
 
 
 def _measure(query: str, **variables: object) -> tuple[int, int, float]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from graphql import parse, validate
 
-from nightjar.ingest import BatchProcessor, ingest
-from nightjar.simulate import AlertSimulator
+from nightjar.runner.ingest import BatchProcessor, ingest
 from nightjar.store import NightjarStore
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.schema import MAX_PAGE, GatewayContext, schema
 from tests.conftest import as_inputs
 

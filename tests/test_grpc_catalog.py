@@ -19,7 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from nightjar.catalogs import CatalogSource, CatalogStore, import_catalog
+from nightjar.context.catalogs import CatalogSource, CatalogStore, import_catalog
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import CHUNK, catalog_service
 from services.grpc_server import RunningServer, start_server, stop_server

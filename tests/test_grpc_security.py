@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pydantic import SecretStr
 
-from nightjar.catalogs import CatalogStore, import_catalog
+from nightjar.context.catalogs import CatalogStore, import_catalog
 from nightjar.settings import Settings
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import catalog_service

@@ -14,11 +14,11 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from nightjar.alerts import AlertDecoder
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.runner.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.store import NightjarStore
+from nightjar.store.archive import LocalArchive
 from nightjar.store.schema import DETECTIONS
+from nightjar.surveys.avro import AlertDecoder
 from nightjar.v1 import stamps_pb2, stamps_pb2_grpc
 from services.grpc_server import start_server, stop_server
 from services.stamps.servicer import stamp_service

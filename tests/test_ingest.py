@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from nightjar.alerts import AlertDecoder, AlertSource, parse_payload
-from nightjar.ingest import BatchProcessor, RawInput, expand_paths, ingest, iter_inputs
+from nightjar.runner.ingest import BatchProcessor, RawInput, expand_paths, ingest, iter_inputs
 from nightjar.sky import hpx_index
 from nightjar.store import NightjarStore
 from nightjar.store.schema import DEAD_LETTERS, DETECTIONS, OBJECTS
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.decode import parse_payload
 from tests.conftest import as_inputs
 
 
@@ -68,7 +70,7 @@ async def test_reingest_leaves_every_collection_unchanged(
 
 async def test_any_order_gives_the_same_store(
         store: NightjarStore, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
-    from nightjar.archive import LocalArchive
+    from nightjar.store.archive import LocalArchive
 
     snapshots = []
     orders = [list(simulated), random.Random(1).sample(simulated, len(simulated))]
@@ -163,7 +165,7 @@ class _ObjectsWriteFails:
 
 async def test_write_interrupted_between_light_curves_and_objects_then_replayed_is_clean(
         store: NightjarStore, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
-    from nightjar.archive import LocalArchive
+    from nightjar.store.archive import LocalArchive
 
     batches = [simulated[i:i + 50] for i in range(0, len(simulated), 50)]
     await ingest(BatchProcessor(store, LocalArchive(tmp_path / "clean")),

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from nightjar.archive import LocalArchive
-from nightjar.classify import LcClassifierHook, load_model
-from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.runner.classify import LcClassifierHook, load_model
+from nightjar.runner.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.runner.topology import Topology
 from nightjar.store import NightjarStore
+from nightjar.store.archive import LocalArchive
 from nightjar.store.schema import FEATURES, PROBABILITIES
-from nightjar.topology import Topology
 from services.gateway.schema import GatewayContext, schema
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 

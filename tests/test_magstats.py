@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from nightjar.correction import correct_light_curve
-from nightjar.magstats import band_statistics, object_statistics
+from nightjar.core.magstats import band_statistics, object_statistics
+from nightjar.surveys.ztf.correction import correct_light_curve
 
 
 def det(candid: int, mjd: float, mag: float, fid: int = 1, **kw: object) -> dict:

@@ -19,7 +19,7 @@ from ml.lc_classifier.simulate import simulate
 from ml.lc_classifier.taxonomy import CLASSES, HIERARCHY, TOP_CLASSES
 from ml.lc_classifier.train import MODEL_FEATURES, align, read_labels
 from ml.registry import SHIPPED_ROOT, ModelRegistry
-from nightjar.classify import load_model
+from nightjar.runner.classify import load_model
 
 DATA = Path("lightcurves") / "alerce-lc-classifier" / "data_examples"
 

@@ -29,16 +29,16 @@ from ml.stamp_classifier.preprocess import (
 )
 from ml.stamp_classifier.runtime import ModelFileError, StampModel
 from ml.stamp_classifier.simulate import moffat, render, simulate_set
-from nightjar.archive import LocalArchive
-from nightjar.classify import LcClassifierHook, load_model
-from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
-from nightjar.lightcurve import ObjectState
-from nightjar.simulate import AlertSimulator
-from nightjar.stamp_classify import StampClassifierHook, load_stamp_model
-from nightjar.stamp_training import AlertForStamps, read_alerts
+from nightjar.core.lightcurve import ObjectState
+from nightjar.runner.classify import LcClassifierHook, load_model
+from nightjar.runner.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.runner.stamp_classify import StampClassifierHook, load_stamp_model
+from nightjar.runner.topology import Topology
 from nightjar.store import NightjarStore
+from nightjar.store.archive import LocalArchive
 from nightjar.store.schema import PROBABILITIES
-from nightjar.topology import Topology
+from nightjar.surveys.ztf.simulate import AlertSimulator
+from nightjar.training.stamps import AlertForStamps, read_alerts
 from services.gateway.schema import GatewayContext, schema
 from stream.localrun import ROOT, StreamEnv, Worker, read_topic, wait_for
 from tests.conftest import as_inputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nightjar.ingest import BatchProcessor, ingest
+from nightjar.runner.ingest import BatchProcessor, ingest
 from nightjar.sky import cone_ranges, hpx_index, separation_deg
 from nightjar.store import Cone, NightjarStore, ObjectFilter
 from nightjar.store.schema import COLLECTIONS, shard_script

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from nightjar.alerts import AlertDecoder
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.processes import free_port
-from nightjar.simulate import AlertSimulator
+from nightjar.runner.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.store import NightjarStore
+from nightjar.store.archive import LocalArchive
 from nightjar.store.schema import DEAD_LETTERS
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.ztf.simulate import AlertSimulator
 from stream.localrun import StreamEnv, Worker, keyed, produce, read_topic, wait_for
 from tests.conftest import as_inputs
 

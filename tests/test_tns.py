@@ -12,7 +12,7 @@ import grpc
 import httpx
 import pytest
 
-from nightjar.tns import FULL_FILE, TnsClient, TnsError, TnsIndex, sync, user_agent
+from nightjar.context.tns import FULL_FILE, TnsClient, TnsError, TnsIndex, sync, user_agent
 from nightjar.v1 import tns_pb2, tns_pb2_grpc
 from services.grpc_server import start_server, stop_server
 from services.tns.servicer import tns_service

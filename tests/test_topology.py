@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from nightjar.archive import LocalArchive
-from nightjar.ingest import BatchProcessor
-from nightjar.lightcurve import ObjectState
+from nightjar.core.lightcurve import ObjectState
+from nightjar.runner.ingest import BatchProcessor
+from nightjar.runner.records import classification_messages, dead_letter_messages, decode
+from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.store import NightjarStore
-from nightjar.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.store.archive import LocalArchive
 from stream.reconcile import parse_bound
-from stream.records import classification_messages, dead_letter_messages, decode
 from tests.conftest import as_inputs
 
 
@@ -99,8 +99,8 @@ async def test_output_record_reports_the_objects_statistics_after_its_batch(
 
 
 async def test_dead_letter_record_keeps_payload_and_reason(processor: BatchProcessor) -> None:
-    from nightjar.alerts import AlertSource
-    from nightjar.ingest import RawInput
+    from nightjar.runner.ingest import RawInput
+    from nightjar.surveys.interface import AlertSource
 
     junk = b"\x00not avro at all"
     result = await processor.process([RawInput(junk, AlertSource(

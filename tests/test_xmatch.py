@@ -9,15 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.coordinates import SkyCoord
 
-from nightjar.alerts import AlertDecoder
-from nightjar.archive import LocalArchive
-from nightjar.catalogs import import_catalog
-from nightjar.ingest import BatchProcessor
+from nightjar.context.catalogs import import_catalog
+from nightjar.runner.ingest import BatchProcessor
+from nightjar.runner.records import classification_messages, decode
+from nightjar.runner.topology import configured_topology
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
-from nightjar.topology import configured_topology
+from nightjar.store.archive import LocalArchive
+from nightjar.surveys.avro import AlertDecoder
 from services.gateway.schema import GatewayContext, schema
-from stream.records import classification_messages, decode
 from tests.conftest import as_inputs
 
 

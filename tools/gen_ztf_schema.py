@@ -1,4 +1,4 @@
-"""Regenerate ``nightjar/ztf_schema.py`` from the public ZTF v4.02 alert schema.
+"""Regenerate ``nightjar/surveys/ztf/schema.py`` from the public ZTF v4.02 alert schema.
 
 The simulator must write schema-valid alerts without ``../shared``, so the writer
 schema is transcribed into the package (names, types and defaults; the ``doc``
@@ -18,7 +18,7 @@ from tools.ci import in_ci
 from tools.drift import write_or_check
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "nightjar" / "ztf_schema.py"
+OUT = ROOT / "nightjar" / "surveys" / "ztf" / "schema.py"
 #: the one path setting of the real data (NIGHTJAR_SHARED_DATA, default ../shared/data)
 SHARED = Settings().shared_data
 DEFAULT_DIR = (SHARED if SHARED.is_absolute() else ROOT / SHARED) / "ztf" / "schema" / "v4.02"

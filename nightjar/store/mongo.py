@@ -20,9 +20,8 @@ from bson import Binary
 from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from nightjar.alerts import MAX_DEAD_LETTER_BYTES, DeadLetter
-from nightjar.lightcurve import HISTORY_FIELDS, ObjectHistory, ObjectWrite
-from nightjar.live import Event, events_from_write
+from nightjar.core.lightcurve import HISTORY_FIELDS, ObjectHistory, ObjectWrite
+from nightjar.core.live import Event, events_from_write
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
     CLASSIFICATION_COLLECTIONS,
@@ -40,6 +39,7 @@ from nightjar.store.schema import (
     OBJECTS,
     PROBABILITIES,
 )
+from nightjar.surveys.interface import MAX_DEAD_LETTER_BYTES, DeadLetter
 
 Doc = dict[str, Any]
 

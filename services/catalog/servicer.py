@@ -1,6 +1,6 @@
 """gRPC driver of the catalogue store (nightjar.v1.CatalogService): validation, status codes.
 
-The store (:class:`nightjar.catalogs.CatalogStore`) does the work; this module maps
+The store (:class:`nightjar.context.catalogs.CatalogStore`) does the work; this module maps
 requests to it and its errors to status codes: INVALID_ARGUMENT for a cone off the sky
 or a bad radius, NOT_FOUND for an unknown catalogue, UNAVAILABLE when a catalogue's
 files cannot be read.
@@ -17,7 +17,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
-from nightjar.catalogs import CatalogError, CatalogSource, CatalogStore, UnknownCatalog
+from nightjar.context.catalogs import CatalogError, CatalogSource, CatalogStore, UnknownCatalog
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc
 from services.grpc_server import GrpcService, abort
 

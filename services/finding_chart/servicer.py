@@ -20,12 +20,12 @@ import grpc
 import httpx
 
 from finding_charts.chart import ChartData, render_chart
-from nightjar.alerts import CUTOUT_KINDS
-from nightjar.archive import AlertArchive
-from nightjar.stamps import StampError, cutout_image, gunzip_fits
+from nightjar.context.tns import MATCH_RADIUS_ARCSEC, SNAPSHOT, TnsIndex
+from nightjar.core.stamps import StampError, cutout_image, gunzip_fits
 from nightjar.store import NightjarStore
+from nightjar.store.archive import AlertArchive
 from nightjar.store.schema import DETECTIONS
-from nightjar.tns import MATCH_RADIUS_ARCSEC, SNAPSHOT, TnsIndex
+from nightjar.surveys.interface import CUTOUT_KINDS
 from nightjar.v1 import finding_chart_pb2, finding_chart_pb2_grpc
 from services.grpc_server import GrpcService, abort
 

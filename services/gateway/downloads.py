@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nightjar.lightcurve_table import lightcurve_points, plot_png, to_csv, to_votable
+from nightjar.core.lightcurve_table import lightcurve_points, plot_png, to_csv, to_votable
 from nightjar.store.mongo import NightjarStore
 from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
 from nightjar.v1 import (

@@ -1,6 +1,6 @@
 """The live hub: one feed per gateway, fanned out to subscriptions through bounded queues.
 
-A feed yields batches of events (:mod:`nightjar.live`) as the pipeline stores them:
+A feed yields batches of events (:mod:`nightjar.core.live`) as the pipeline stores them:
 
 * :class:`StoreFeed` (the embedded default) polls the store's ``live_events``
   collection by sequence number: cheap (one indexed query per poll interval, whatever
@@ -29,9 +29,9 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
 
-from nightjar.live import Event, events_from_output_record
+from nightjar.core.live import Event, events_from_output_record
+from nightjar.runner.records import decode
 from nightjar.store.mongo import NightjarStore
-from stream.records import decode
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,9 @@ from ml.lc_classifier.taxonomy import (
     TOP_CLASSIFIER,
 )
 from ml.registry import ModelRegistry
-from nightjar import live
-from nightjar.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
+from nightjar.context.tns import MATCH_RADIUS_ARCSEC
+from nightjar.core import live
+from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
 from nightjar.sky import Cone
 from nightjar.store.mongo import (
     NULLABLE_ORDER_FIELDS,
@@ -48,7 +49,6 @@ from nightjar.store.mongo import (
     PageKey,
 )
 from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
-from nightjar.tns import MATCH_RADIUS_ARCSEC
 from nightjar.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,

@@ -14,12 +14,14 @@ from typing import Any
 
 import grpc
 
-from nightjar.alerts import CUTOUT_KINDS, AlertDecoder, finite_or_none
-from nightjar.archive import AlertArchive
-from nightjar.stamps import StampError, gunzip_fits, render_png
+from nightjar.core.stamps import StampError, gunzip_fits, render_png
 from nightjar.store import NightjarStore
+from nightjar.store.archive import AlertArchive
 from nightjar.store.schema import DETECTIONS
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import CUTOUT_KINDS
 from nightjar.v1 import stamps_pb2, stamps_pb2_grpc
+from nightjar.values import finite_or_none
 from services.grpc_server import GrpcService, abort
 
 SERVICE_NAME = "nightjar.v1.StampService"

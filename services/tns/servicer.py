@@ -7,8 +7,8 @@ from pathlib import Path
 
 import grpc
 
-from nightjar.catalogs import CatalogError
-from nightjar.tns import SNAPSHOT, TnsIndex, TnsObject
+from nightjar.context.catalogs import CatalogError
+from nightjar.context.tns import SNAPSHOT, TnsIndex, TnsObject
 from nightjar.v1 import tns_pb2, tns_pb2_grpc
 from services.grpc_server import GrpcService, abort
 

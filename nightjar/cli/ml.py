@@ -150,7 +150,7 @@ def train_lc(
 def _stamp_set(alerts: list[Path], labels: Path) -> StampSet:
     from ml.features.table import read_table
     from ml.stamp_classifier.dataset import LabelsError, read_labels
-    from nightjar.stamp_training import labelled_set, read_alerts
+    from nightjar.training.stamps import labelled_set, read_alerts
 
     try:
         key, mapping = read_labels(read_table(labels))
@@ -175,7 +175,7 @@ def label_stamps(
 ) -> None:
     """Label the first alert of each object from strong evidence (rules in
     ml/stamp_classifier/labels.py); every label says which rule gave it."""
-    from nightjar.stamp_training import curated_labels, derive_labels, read_alerts
+    from nightjar.training.stamps import curated_labels, derive_labels, read_alerts
 
     data = data or _settings().shared_data
     found, skipped = read_alerts(alerts)

@@ -1,6 +1,6 @@
 """The pipeline topology, defined once: its ordered steps, topics and keys.
 
-Both drivers read it: the embedded runner (:class:`nightjar.ingest.BatchProcessor`,
+Both drivers read it: the embedded runner (:class:`nightjar.runner.ingest.BatchProcessor`,
 used by ``nightjar ingest``) and the Faust worker (:mod:`stream.app`).  A step is a
 pure function; the drivers only move data between steps and do the I/O.
 
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from nightjar.lightcurve import ObjectState, aggregate_object, correct_object
+from nightjar.core.lightcurve import ObjectState, aggregate_object, correct_object
 from nightjar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class Step:
     ``scope`` says what it sees: a whole batch of inputs, or one object at a time.
     ``function`` is set for the per-object steps, which every driver runs the same way;
     batch steps are I/O boundaries that each driver implements (decoding lives in
-    :mod:`nightjar.alerts`, the writer in :mod:`nightjar.store`, the records in
-    :mod:`stream.records`).
+    :mod:`nightjar.surveys`, the writer in :mod:`nightjar.store`, the records in
+    :mod:`nightjar.runner.records`).
     """
 
     name: str
@@ -70,14 +70,14 @@ TOPICS = (
               value="one ZTF alert: an Avro object container with one record, as ZTF sends",
               description="input stream; one object's alerts stay ordered on one partition"),
     TopicSpec("classifications", "nightjar-classifications", key="objectId (UTF-8)",
-              value="Avro object container, schema stream/schemas/classification.avsc",
+              value="Avro object container, schema nightjar/runner/schemas/classification.avsc",
               description="annotated output: one record per processed alert (paper §5.1.5)"),
     TopicSpec("lc_classify", "nightjar-lc-classify", key="objectId (UTF-8)",
               value="the objectId again (UTF-8)",
               description="objects the ingest agent hands to the light-curve classify agent; "
                           "keyed by objectId so one classify worker owns each object"),
     TopicSpec("dead_letters", "nightjar-dead-letters", key="sha256 of the payload (hex)",
-              value="Avro object container, schema stream/schemas/dead_letter.avsc",
+              value="Avro object container, schema nightjar/runner/schemas/dead_letter.avsc",
               description="inputs that cannot be processed, with the reason and the bytes"),
 )
 
@@ -193,10 +193,10 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
     ``classify_inline=False`` (Kafka worker), only marks objects for the classify agent.
     The stamp step runs the registered stamp classifier inline in both.
     """
-    from nightjar.catalogs import CatalogStore
-    from nightjar.classify import LcClassifierHook, load_model, request_classification
-    from nightjar.stamp_classify import StampClassifierHook, load_stamp_model
-    from nightjar.xmatch import CrossmatchHook
+    from nightjar.context.catalogs import CatalogStore
+    from nightjar.runner.classify import LcClassifierHook, load_model, request_classification
+    from nightjar.runner.stamp_classify import StampClassifierHook, load_stamp_model
+    from nightjar.runner.xmatch import CrossmatchHook
 
     hooks: dict[str, Sequence[ObjectStep] | Sequence[BatchedStep]] = {}
     store = CatalogStore(settings.catalog_path)

@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nightjar.magstats import BAND_NAMES
+from nightjar.core.magstats import BAND_NAMES
 
 DIFFERENCE = "difference"
 CORRECTED = "corrected"

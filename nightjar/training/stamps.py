@@ -6,7 +6,7 @@ Alerts come as ZTF Avro files (or tar archives of them) and as Fink-style parque
 curated classifications (ALeRCE's spectroscopic/catalogue labels, TNS types, the CTAO
 list of blazars with their ZTF names) are read from the shared data when present.
 
-``python -m nightjar.stamp_training`` rebuilds the shipped model
+``python -m nightjar.training.stamps`` rebuilds the shipped model
 ``ml/models/stamp_classifier/<version>`` with its model card from ``../shared/data``.
 """
 
@@ -26,9 +26,11 @@ import pandas as pd
 from ml.stamp_classifier.dataset import StampSet, normalise_class
 from ml.stamp_classifier.labels import VariableCatalogues, label_alert
 from ml.stamp_classifier.preprocess import CUTOUT_KINDS
-from nightjar.alerts import AlertDecoder, finite_or_none, parse_payload
-from nightjar.ingest import expand_paths, iter_inputs
-from nightjar.stamp_classify import cutout_triplet
+from nightjar.runner.ingest import expand_paths, iter_inputs
+from nightjar.runner.stamp_classify import cutout_triplet
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.ztf.decode import parse_payload
+from nightjar.values import finite_or_none
 
 PARQUET_SUFFIXES = (".parquet",)
 
@@ -250,7 +252,7 @@ def _card_markdown(card: dict[str, Any], labels: pd.DataFrame) -> str:
               "pooling): a rotated alert gets the same probabilities.",
               "- Metadata (standardised with the median/scale stored in `model.json`): "
               + ", ".join(card["metadata"]["features"]) + ".", "",
-              "## Reproduce", "", "`python -m nightjar.stamp_training` (seed "
+              "## Reproduce", "", "`python -m nightjar.training.stamps` (seed "
               f"{card['seed']}, {card['train_seconds']} s on the build machine; "
               "deterministic for a seed on one machine).", "",
               f"Libraries: {json.dumps(card['libraries'])}", ""]
@@ -290,7 +292,7 @@ def build_shipped(data: Path, out_root: Path, version: str = SHIPPED_VERSION,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "ml" / "models")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parents[2] / "ml" / "models")
     parser.add_argument("--version", default=SHIPPED_VERSION)
     parser.add_argument("--simulated-per-class", type=int, default=2000)
     parser.add_argument("--card-only", action="store_true",

@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nightjar.alerts import MJD_OFFSET, ParsedAlert
-from nightjar.correction import CORRECTION_FIELDS, correct_light_curve
-from nightjar.magstats import object_statistics
+from nightjar.core.magstats import object_statistics
 from nightjar.sky import hpx_index
+from nightjar.surveys.interface import ParsedAlert
+from nightjar.surveys.ztf.correction import CORRECTION_FIELDS, correct_light_curve
+from nightjar.surveys.ztf.decode import MJD_OFFSET
 
 #: Derived per-detection fields; recomputed from the whole history on every update.
 DERIVED_FIELDS = ("corrected", "dubious", "stellar", *CORRECTION_FIELDS)
@@ -293,7 +294,7 @@ def plan_write(state: ObjectState) -> ObjectWrite:
 def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectWrite:
     """Merge, correct and aggregate one object without hooks; the writes it needs.
 
-    The topology (:mod:`nightjar.topology`) runs the same steps with the xmatch and
+    The topology (:mod:`nightjar.runner.topology`) runs the same steps with the xmatch and
     classification hooks in between.
     """
     return plan_write(aggregate_object(correct_object(merge_alerts(history, alerts))))

@@ -21,9 +21,9 @@ from ml.registry import ModelRegistry
 from ml.stamp_classifier import NAME
 from ml.stamp_classifier.preprocess import CUTOUT_KINDS, STAMP_SIZE, centre_crop
 from ml.stamp_classifier.runtime import StampModel
-from nightjar.alerts import ParsedAlert
-from nightjar.lightcurve import ObjectHistory, ObjectState
-from nightjar.stamps import StampError, cutout_image, gunzip_fits
+from nightjar.core.lightcurve import ObjectHistory, ObjectState
+from nightjar.core.stamps import StampError, cutout_image, gunzip_fits
+from nightjar.surveys.interface import ParsedAlert
 
 
 def cutout_triplet(cutouts: Mapping[str, bytes]) -> np.ndarray | None:

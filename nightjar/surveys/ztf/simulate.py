@@ -37,7 +37,7 @@ import numpy as np
 from astropy.io import fits
 
 from ml.stamp_classifier.simulate import render
-from nightjar.ztf_schema import ALERT_SCHEMA_V4_02
+from nightjar.surveys.ztf.schema import ALERT_SCHEMA_V4_02
 
 KINDS = ("sn", "periodic", "stochastic", "bogus", "asteroid")
 KIND_WEIGHTS = (0.33, 0.28, 0.19, 0.12, 0.08)

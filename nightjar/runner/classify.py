@@ -29,8 +29,8 @@ from ml.features.names import FEATURE_NAMES
 from ml.lc_classifier.model import HierarchicalModel
 from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
 from ml.registry import ModelRegistry
-from nightjar.alerts import sign_of_isdiffpos
-from nightjar.lightcurve import ObjectHistory, ObjectState, ObjectWrite, classification_docs
+from nightjar.core.lightcurve import ObjectHistory, ObjectState, ObjectWrite, classification_docs
+from nightjar.surveys.interface import sign_of_isdiffpos
 
 Doc = dict[str, Any]
 

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nightjar.alerts import finite_or_none
 from nightjar.sky import separation_deg
+from nightjar.values import finite_or_none
 
 #: Rows an occupied partition pixel should hold, on average.
 TARGET_ROWS_PER_PIXEL = 2000

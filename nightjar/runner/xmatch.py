@@ -1,6 +1,6 @@
 """The pipeline's xmatch step (paper §4.5): nearest catalogue source per catalogue.
 
-A per-object hook for :class:`nightjar.topology.Topology`: for a new object, the nearest
+A per-object hook for :class:`nightjar.runner.topology.Topology`: for a new object, the nearest
 source of each configured catalogue within that catalogue's default radius of the
 object's mean position; an object already stored keeps the matches it has.
 """
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from nightjar.catalogs import CatalogStore
-from nightjar.lightcurve import ObjectState
+from nightjar.context.catalogs import CatalogStore
+from nightjar.core.lightcurve import ObjectState
 
 
 def match_document(store: CatalogStore, catalogs: Sequence[str], ra: float,

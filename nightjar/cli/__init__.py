@@ -21,19 +21,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nightjar.archive import LocalArchive
-from nightjar.ingest import (
+from nightjar.cli.ml import ml_app
+from nightjar.runner.ingest import (
     BatchProcessor,
     IngestSummary,
     expand_paths,
     ingest,
     iter_inputs,
 )
-from nightjar.ml_cli import ml_app
+from nightjar.runner.topology import configured_topology
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore, open_store
+from nightjar.store.archive import LocalArchive
 from nightjar.store.schema import shard_script
-from nightjar.topology import configured_topology
 
 app = typer.Typer(help="Nightjar alert broker", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database set-up", no_args_is_help=True)
@@ -83,7 +83,7 @@ def simulate(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Write N schema-valid simulated ZTF v4.02 alerts into a directory."""
-    from nightjar.simulate import write_alerts
+    from nightjar.surveys.ztf.simulate import write_alerts
 
     paths = write_alerts(n, out_dir, seed=seed)
     err.print(f"wrote {len(paths)} alerts to {out_dir}")
@@ -173,7 +173,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
     import uvicorn
 
     from ml.registry import ModelRegistry
-    from nightjar.catalogs import CatalogStore
+    from nightjar.context.catalogs import CatalogStore
     from services.catalog.servicer import catalog_service
     from services.finding_chart.servicer import finding_chart_service
     from services.gateway.app import GatewayConfig, create_app
@@ -376,7 +376,7 @@ def catalogs_import(
     source: Annotated[str | None, typer.Option(help="provenance to record")] = None,
 ) -> None:
     """Partition a catalogue by HEALPix for cone searches (replaces an earlier import)."""
-    from nightjar.catalogs import CatalogError, import_catalog
+    from nightjar.context.catalogs import CatalogError, import_catalog
 
     settings = _settings()
     try:
@@ -399,7 +399,7 @@ def tns_sync() -> None:
 
     import httpx
 
-    from nightjar.tns import TnsClient, TnsError, sync
+    from nightjar.context.tns import TnsClient, TnsError, sync
 
     settings = _settings()
     if not (settings.tns_bot_id and settings.tns_bot_name and settings.tns_api_key):
@@ -426,7 +426,7 @@ def tns_sync() -> None:
 @catalogs_app.command("list")
 def catalogs_list() -> None:
     """List the imported catalogues."""
-    from nightjar.catalogs import CatalogStore
+    from nightjar.context.catalogs import CatalogStore
 
     table = Table(title="catalogues")
     for col in ("name", "rows", "radius″", "order", "source"):
@@ -471,7 +471,7 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Ingest the real alerts in ../shared (when present) and simulated ones, then serve."""
-    from nightjar.simulate import write_alerts
+    from nightjar.surveys.ztf.simulate import write_alerts
 
     settings = _settings()
     paths: list[Path] = []
@@ -498,7 +498,7 @@ DEMO_CATALOGS = {"gcvs": "gcvs.parquet", "spicy": "spicy.parquet"}
 
 
 def _demo_catalogs(settings: Settings) -> None:
-    from nightjar.catalogs import CatalogStore, import_catalog
+    from nightjar.context.catalogs import CatalogStore, import_catalog
 
     present = set(CatalogStore(settings.catalog_path).infos)
     for name, file in DEMO_CATALOGS.items():
@@ -632,7 +632,7 @@ def worker(
         raise typer.Exit(2)
     classifier = None
     if settings.lc_classifier and "classify" in roles:
-        from nightjar.classify import load_model
+        from nightjar.runner.classify import load_model
 
         classifier = load_model(settings.home, settings.lc_classifier_version)
         err.print(f"light-curve classifier {classifier.version}")

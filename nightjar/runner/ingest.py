@@ -1,7 +1,7 @@
 """The embedded pipeline runner: files in, store and archive updated, a summary out.
 
-The step cores (:func:`nightjar.alerts.parse_payload` and the per-object steps of
-:mod:`nightjar.topology`) are pure; :class:`BatchProcessor` is the thin driver that
+The step cores (:func:`nightjar.surveys.ztf.decode.parse_payload` and the per-object steps of
+:mod:`nightjar.runner.topology`) are pure; :class:`BatchProcessor` is the thin driver that
 chains them with the archive and the store.  The Kafka worker drives the same
 processor.
 """
@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
-from nightjar.alerts import AlertDecoder, AlertSource, DeadLetter, ParsedAlert, parse_payload
-from nightjar.archive import AlertArchive
-from nightjar.lightcurve import ObjectState, ObjectWrite, group_by_object, merge_alerts, plan_write
+from nightjar.core.lightcurve import (
+    ObjectState,
+    ObjectWrite,
+    group_by_object,
+    merge_alerts,
+    plan_write,
+)
+from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.store.archive import AlertArchive
 from nightjar.store.mongo import NightjarStore
-from nightjar.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.surveys.avro import AlertDecoder
+from nightjar.surveys.interface import AlertSource, DeadLetter, ParsedAlert
+from nightjar.surveys.ztf.decode import parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +191,7 @@ class BatchProcessor:
     decoder : AlertDecoder, optional
         Shared decoder with its writer-schema cache.
     topology : Topology, optional
-        The steps and their hooks (default: :data:`nightjar.topology.DEFAULT_TOPOLOGY`).
+        The steps and their hooks (default: :data:`nightjar.runner.topology.DEFAULT_TOPOLOGY`).
     """
 
     def __init__(self, store: NightjarStore, archive: AlertArchive,

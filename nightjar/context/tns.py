@@ -34,9 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nightjar.alerts import finite_or_none
-from nightjar.catalogs import validate_cone
+from nightjar.context.catalogs import validate_cone
 from nightjar.sky import separation_deg
+from nightjar.values import finite_or_none
 
 log = logging.getLogger(__name__)
 

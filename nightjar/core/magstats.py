@@ -1,6 +1,6 @@
 """Per-band (``magstats``) and per-object statistics, with ALeRCE's field names.
 
-Pure functions over corrected detections (see :mod:`nightjar.correction`) and
+Pure functions over corrected detections (see :mod:`nightjar.surveys.ztf.correction`) and
 non-detections.  Magnitudes in mag, times in MJD [days], positions in deg, positional
 scatter in arcsec.
 """

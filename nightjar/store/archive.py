@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from nightjar.alerts import CUTOUT_KINDS, ParsedAlert
+from nightjar.surveys.interface import CUTOUT_KINDS, ParsedAlert
 
 
 class AlertArchive(Protocol):

@@ -3,7 +3,7 @@
 Pure functions: alerts and the object documents after a batch in, records out.  Each
 Kafka message carries one Avro object container with one record, as ZTF's own alert
 stream does, so a consumer needs no schema registry: ``fastavro.reader`` reads it.
-The schemas are published in ``stream/schemas/`` (see the README).
+The schemas are published in ``nightjar/runner/schemas/`` (see the README).
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from typing import Any
 
 import fastavro
 
-from nightjar.alerts import MAX_DEAD_LETTER_BYTES, DeadLetter, ParsedAlert, sign_of_isdiffpos
+from nightjar.surveys.interface import (
+    MAX_DEAD_LETTER_BYTES,
+    DeadLetter,
+    ParsedAlert,
+    sign_of_isdiffpos,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CLASSIFICATION_SCHEMA_VERSION = "1.1"
@@ -32,7 +37,7 @@ Record = dict[str, Any]
 
 @cache
 def load_schema(name: str) -> Any:
-    """A parsed schema from ``stream/schemas/<name>.avsc``."""
+    """A parsed schema from ``nightjar/runner/schemas/<name>.avsc``."""
     return fastavro.parse_schema(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()))
 
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nightjar.alerts import sign_of_isdiffpos
+from nightjar.surveys.interface import sign_of_isdiffpos
 
 #: Match radius to a reference-image (ZTF) or Pan-STARRS1 source [arcsec].
 NEAR_RADIUS_ARCSEC = 1.4
