@@ -40,7 +40,7 @@ import httpx
 import websockets
 from websockets.typing import Subprotocol
 
-from nightjar.core.lightcurve import ObjectWrite, non_detection_id, probability_id
+from nightjar.core.lightcurve import ObjectWrite, probability_id
 from nightjar.processes import free_port
 from nightjar.runner.ingest import BatchProcessor, ingest
 from nightjar.runner.topology import configured_topology
@@ -48,6 +48,7 @@ from nightjar.settings import Settings
 from nightjar.sky import hpx_index
 from nightjar.store import NightjarStore, open_store
 from nightjar.store.archive import LocalArchive
+from nightjar.surveys.ztf.decode import non_detection_id
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from tests.conftest import as_inputs
 

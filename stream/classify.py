@@ -22,6 +22,7 @@ from nightjar.runner.classify import Classification, classify_history
 from nightjar.runner.ingest import StepStats
 from nightjar.runner.records import encode, lc_classification_record
 from nightjar.store import NightjarStore
+from nightjar.surveys.registry import HISTORY_FIELDS
 from stream.driver import now_ms, until_done
 from stream.metrics import WorkerMetrics
 
@@ -72,7 +73,8 @@ class ClassifyDriver:
         """Classify these objects (duplicates merged); returns how many were classified."""
         unique = list(dict.fromkeys(oids))
         start = time.perf_counter()
-        histories = await self._retry("classify-load", lambda: self.store.load_histories(unique))
+        histories = await self._retry(
+            "classify-load", lambda: self.store.load_histories(unique, HISTORY_FIELDS))
         results = await asyncio.to_thread(classify_all, self.model, histories)
         if results:
             await self._retry("classify-store", lambda: self.store.write(

@@ -22,8 +22,7 @@ from aiokafka.helpers import create_ssl_context
 
 from nightjar.runner.ingest import RawInput
 from nightjar.settings import KafkaConnection, Settings
-from nightjar.surveys.avro import AlertDecoder
-from nightjar.surveys.interface import AlertRejected
+from nightjar.surveys.registry import AlertParser
 
 #: Largest message the producer sends (ZTF alerts with cutouts are well below 1 MiB).
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -94,19 +93,6 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-def message_key(decoder: AlertDecoder, raw: bytes) -> bytes | None:
-    """The partitioning key of a ZTF alert: its objectId; None when it cannot be read.
-
-    Unreadable inputs still go to the topic (and from there to the dead letters).
-    """
-    try:
-        records = decoder.decode(raw)
-    except (AlertRejected, ValueError, EOFError, IndexError, TypeError):
-        return None
-    oid = records[0].get("objectId") if records else None
-    return oid.encode() if isinstance(oid, str) else None
-
-
 @dataclass
 class ProduceSummary:
     sent: int = 0
@@ -126,7 +112,7 @@ async def produce(producer: AIOKafkaProducer, topic: str, inputs: Iterable[RawIn
     rate : float, optional
         Messages per second; as fast as possible when None.
     """
-    decoder = AlertDecoder()
+    parser = AlertParser()
     summary = ProduceSummary()
     start = time.perf_counter()
     pending: list[asyncio.Future[Any]] = []
@@ -134,7 +120,7 @@ async def produce(producer: AIOKafkaProducer, topic: str, inputs: Iterable[RawIn
         if item.error:
             summary.skipped.append(f"{item.source}: {item.error}")
             continue
-        key = message_key(decoder, item.raw)
+        key = parser.message_key(item.raw)
         summary.unkeyed += key is None
         pending.append(await producer.send(topic, item.raw, key=key))
         summary.sent += 1

@@ -31,8 +31,8 @@ from nightjar.processes import free_port
 from nightjar.runner.records import decode
 from nightjar.settings import KafkaConnection
 from nightjar.store import NightjarStore
-from nightjar.surveys.avro import AlertDecoder
-from stream.kafka import message_key, new_producer
+from nightjar.surveys.registry import AlertParser
+from stream.kafka import new_producer
 
 ROOT = Path(__file__).resolve().parents[1]  #: where ``python -m nightjar.cli`` runs
 
@@ -172,8 +172,8 @@ class Worker:
 
 def keyed(packets: list[bytes]) -> list[tuple[bytes | None, bytes]]:
     """Alert packets as (objectId key, value) messages, as ``nightjar produce`` sends them."""
-    decoder = AlertDecoder()
-    return [(message_key(decoder, raw), raw) for raw in packets]
+    parser = AlertParser()
+    return [(parser.message_key(raw), raw) for raw in packets]
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:

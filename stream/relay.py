@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from nightjar.settings import Settings
-from nightjar.surveys.avro import AlertDecoder
-from stream.kafka import connection_options, message_key
+from nightjar.surveys.registry import AlertParser
+from stream.kafka import connection_options
 
 #: Longest wait for a partition assignment when ``idle_exit`` is set [s].
 JOIN_TIMEOUT = 60.0
@@ -64,7 +64,7 @@ async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pattern:
     """
     re.compile(pattern)  # fail early, with the pattern in the message
     consumer.subscribe(pattern=pattern)
-    decoder = AlertDecoder()
+    parser = AlertParser()
     summary = RelaySummary()
     start = last_message = time.monotonic()
     while not (stop and stop.is_set()):
@@ -84,7 +84,7 @@ async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pattern:
         deliveries = []
         for records in fetched.values():
             for rec in records:
-                key = message_key(decoder, rec.value or b"")
+                key = parser.message_key(rec.value or b"")
                 summary.unkeyed += key is None
                 deliveries.append(await producer.send(topic, rec.value, key=key))
         await asyncio.gather(*deliveries)

@@ -42,8 +42,16 @@ def test_every_real_alert_parses(shared_data: Path) -> None:
         # fastavro's own reader must agree on the decoded candidate
         reference = next(fastavro.reader(io.BytesIO(path.read_bytes())))
         assert alert.candidate["magpsf"] == reference["candidate"]["magpsf"]
-        assert len(alert.prv_candidates) + alert.dropped_prv == len(
+        assert len(alert.prv_detections) + len(alert.non_detections) + alert.dropped_prv == len(
             reference.get("prv_candidates") or [])
+        # the normalised detection: survey, UTC mjd, band, signed difference flux [nJy]
+        det = alert.detection
+        assert det["survey"] == "ZTF" and det["_id"] == alert.candid
+        assert det["mjd"] == pytest.approx(reference["candidate"]["jd"] - 2400000.5)
+        assert det["band"] == {1: "g", 2: "r", 3: "i"}[reference["candidate"]["fid"]]
+        sign = 1 if reference["candidate"]["isdiffpos"] in ("t", "1") else -1
+        expected_flux = sign * 3631e9 * 10 ** (-0.4 * reference["candidate"]["magpsf"])
+        assert det["psfFlux"] == pytest.approx(expected_flux, rel=1e-3)
     assert {"3.3", "4.01", "4.02"} <= versions  # several schema generations were exercised
     # the writer schemas are parsed once per distinct schema, not once per alert
     assert decoder.cached_schemas < len(files) / 5
@@ -103,10 +111,15 @@ def test_prv_candidates_split_into_detections_and_limits() -> None:
     obj, index = sim.events(400)[-1]
     record = sim.alert(obj, index)
     alert = parse_payload(AlertDecoder(), _encode(record), SRC)[0][0]
-    with_candid = [p for p in alert.prv_candidates if p.get("candid") is not None]
-    limits = [p for p in alert.prv_candidates if p.get("candid") is None]
+    with_candid = [p for p in record["prv_candidates"] if p.get("candid") is not None]
+    limits = [p for p in record["prv_candidates"] if p.get("candid") is None]
     assert with_candid and limits
-    assert all(p["diffmaglim"] is not None for p in limits)
+    assert [d["candid"] for d in alert.prv_detections] == [p["candid"] for p in with_candid]
+    assert all(d["parent_candid"] == alert.candid and not d["has_stamp"]
+               for d in alert.prv_detections)
+    assert len(alert.non_detections) == len(limits)
+    assert all(n["diffmaglim"] is not None and n["derived"] is False
+               and n["band"] in ("g", "r") for n in alert.non_detections)
     assert alert.candidate["jd"] - MJD_OFFSET > 60000  # mjd of the 2024 simulation epoch
 
 

@@ -17,6 +17,7 @@ from nightjar.runner.records import classification_record, decode, encode
 from nightjar.sky import Cone
 from nightjar.surveys.avro import AlertDecoder
 from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.ztf.correction import ZTF_PHOTOMETRY
 from nightjar.surveys.ztf.decode import parse_payload
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.limits import measure_operation
@@ -54,7 +55,8 @@ def test_cost_follows_pages_aliases_fragments_and_variables() -> None:
 def test_output_records_and_writes_give_the_same_events() -> None:
     _, _, raw = next(iter(AlertSimulator(seed=4).packets(1)))
     alert = parse_payload(AlertDecoder(), raw, AlertSource("file"))[0][0]
-    write = plan_object_write(ObjectHistory(alert.oid), [alert])  # the pipeline's own path
+    write = plan_object_write(ObjectHistory(alert.oid), [alert],  # the pipeline's own path
+                              ZTF_PHOTOMETRY)
     detection = next(d for d in write.detections if d["candid"] == alert.candid)
     rows = [{"classifier_name": "stamp_classifier", "classifier_version": "1.0.0",
              "class_name": c, "probability": p, "ranking": r, "candid": alert.candid}

@@ -6,49 +6,39 @@ store up to date (:class:`ObjectWrite`): new or replaced documents and changed
 derived fields, nothing else.  Re-ingesting alerts therefore writes nothing, and the
 result does not depend on the order alerts arrive in.
 
-Precedence for a detection seen several times (same ``candid``): the version that was
-an alert's own ``candidate`` (``has_stamp``) always wins; a ``prv_candidates`` copy
-never overwrites it; among ``prv_candidates`` copies the one carried by the earliest
-alert (smallest ``parent_candid``) is kept, so the outcome is order-independent.
+Precedence for a detection seen several times (same ``_id``, that is same survey and
+id): the version that was an alert's own detection (``has_stamp``) always wins; a copy
+from an alert's history never overwrites it; among history copies the one carried by
+the earliest alert (smallest ``parent_candid``) is kept, so the outcome is
+order-independent.
+
+Nothing here knows a survey: alerts arrive normalised
+(:mod:`nightjar.surveys.interface`) and each survey's :class:`PhotometryRules` turn
+difference into apparent photometry.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nightjar.core.magstats import object_statistics
 from nightjar.sky import hpx_index
-from nightjar.surveys.interface import ParsedAlert
-from nightjar.surveys.ztf.correction import CORRECTION_FIELDS, correct_light_curve
-from nightjar.surveys.ztf.decode import MJD_OFFSET
-
-#: Derived per-detection fields; recomputed from the whole history on every update.
-DERIVED_FIELDS = ("corrected", "dubious", "stellar", *CORRECTION_FIELDS)
-#: Raw detection fields the correction and statistics read.
-PHOTOMETRY_FIELDS = ("candid", "oid", "mjd", "fid", "ra", "dec", "magpsf", "sigmapsf",
-                     "isdiffpos", "distnr", "magnr", "sigmagnr", "chinr", "sharpnr",
-                     "sgscore1", "distpsnr1", "rfid")
-#: What the store must return of each stored detection (a projection, to keep reads small).
-HISTORY_FIELDS = ("_id", "hpx", "has_stamp", "parent_candid", "rb", *PHOTOMETRY_FIELDS,
-                  *DERIVED_FIELDS)
-#: Fields kept on a non-detection (upper limit).
-NON_DETECTION_FIELDS = ("fid", "pid", "jd", "diffmaglim", "field", "rcid", "programid")
-#: Sentinel ZTF writes in forced-photometry fluxes that could not be measured.
-FP_NO_FLUX = -99999.0
+from nightjar.surveys.interface import ParsedAlert, PhotometryRules
 
 Doc = dict[str, Any]
+DetectionKey = int | str
 
 
 @dataclass
 class ObjectHistory:
-    """What the store holds of one object (detections as :data:`HISTORY_FIELDS` projections)."""
+    """What the store holds of one object (detections as projections, see
+    :func:`nightjar.surveys.interface.history_fields`)."""
 
     oid: str
     object_doc: Doc | None = None
-    detections: dict[int, Doc] = field(default_factory=dict)
+    detections: dict[DetectionKey, Doc] = field(default_factory=dict)
     non_detections: dict[str, Doc] = field(default_factory=dict)
     forced_ids: set[str] = field(default_factory=set)
     #: ids of the object's stored probability rows and features document
@@ -69,7 +59,8 @@ class ObjectWrite:
     moved_ids: dict[str, list[Any]] = field(default_factory=dict)  #: collection -> _ids
     object_doc: Doc | None = None  #: full replacement, or None when unchanged
     detections: list[Doc] = field(default_factory=list)  #: full new/replacement documents
-    detection_updates: list[tuple[int, Doc]] = field(default_factory=list)  #: candid, $set
+    detection_updates: list[tuple[DetectionKey, Doc]] = field(
+        default_factory=list)  #: _id, $set
     non_detections: list[Doc] = field(default_factory=list)
     forced_photometry: list[Doc] = field(default_factory=list)
     #: classifier output rows (replacing the object's rows of the same classifiers)
@@ -86,35 +77,6 @@ class ObjectWrite:
                     or self.probabilities or self.features)
 
 
-def non_detection_id(oid: str, fid: int, mjd: float) -> str:
-    """Stable identity of an upper limit: object, band and epoch (ALeRCE's key)."""
-    return f"{oid}_{fid}_{mjd:.8f}"
-
-
-def forced_photometry_id(oid: str, pid: int) -> str:
-    return f"{oid}_{pid}"
-
-
-def _detection(oid: str, raw: Mapping[str, Any], parent: int | None) -> Doc:
-    doc = dict(raw)
-    doc.update(_id=raw["candid"], oid=oid, mjd=raw["jd"] - MJD_OFFSET,
-               has_stamp=parent is None, parent_candid=parent)
-    return doc
-
-
-def _forced(oid: str, raw: Mapping[str, Any]) -> Doc:
-    """A forced-photometry point, with an apparent magnitude where the flux allows one."""
-    doc = dict(raw)
-    doc.update(_id=forced_photometry_id(oid, raw["pid"]), oid=oid,
-               mjd=raw["jd"] - MJD_OFFSET, forced=True, mag=None, e_mag=None)
-    flux, err, zp = raw.get("forcediffimflux"), raw.get("forcediffimfluxunc"), raw.get("magzpsci")
-    if flux is not None and flux > 0 and flux != FP_NO_FLUX and zp is not None:
-        doc["mag"] = zp - 2.5 * math.log10(flux)
-        if err is not None and err > 0:
-            doc["e_mag"] = 1.0857362047581294 * err / flux  # 2.5 / ln 10
-    return doc
-
-
 def _wins(new: Doc, old: Doc) -> bool:
     """Whether detection version ``new`` replaces ``old`` (same candid)."""
     if old["has_stamp"]:
@@ -124,13 +86,13 @@ def _wins(new: Doc, old: Doc) -> bool:
     return bool(new["parent_candid"] < old["parent_candid"])
 
 
-def collect(oid: str, alerts: Iterable[ParsedAlert]) -> tuple[dict[int, Doc], dict[str, Doc],
-                                                              dict[str, Doc]]:
+def collect(alerts: Iterable[ParsedAlert]) -> tuple[dict[DetectionKey, Doc], dict[str, Doc],
+                                                  dict[str, Doc]]:
     """Detections, non-detections and forced photometry carried by a set of alerts of one object.
 
-    Each candid appears once, chosen by the precedence rule of this module.
+    Each detection appears once, chosen by the precedence rule of this module.
     """
-    dets: dict[int, Doc] = {}
+    dets: dict[DetectionKey, Doc] = {}
     nds: dict[str, Doc] = {}
     fps: dict[str, Doc] = {}
 
@@ -140,24 +102,18 @@ def collect(oid: str, alerts: Iterable[ParsedAlert]) -> tuple[dict[int, Doc], di
             dets[doc["_id"]] = doc
 
     for alert in alerts:
-        offer(_detection(oid, alert.candidate, None))
-        for prv in alert.prv_candidates:
-            if prv.get("candid") is not None:
-                offer(_detection(oid, prv, alert.candid))
-            else:
-                mjd = prv["jd"] - MJD_OFFSET
-                nd_id = non_detection_id(oid, prv["fid"], mjd)
-                nds.setdefault(nd_id, {"_id": nd_id, "oid": oid, "mjd": mjd,
-                                       **{k: prv.get(k) for k in NON_DETECTION_FIELDS}})
-        for fp in alert.fp_hists:
-            if fp.get("pid") is not None and fp.get("jd") is not None:
-                doc = _forced(oid, fp)
-                fps.setdefault(doc["_id"], doc)
+        offer(alert.detection)
+        for prv in alert.prv_detections:
+            offer(prv)
+        for nd in alert.non_detections:
+            nds.setdefault(nd["_id"], nd)
+        for fp in alert.forced_photometry:
+            fps.setdefault(fp["_id"], fp)
     return dets, nds, fps
 
 
 def anchor_hpx(detections: Iterable[Mapping[str, Any]]) -> int:
-    """HEALPix anchor of an object: the pixel of its earliest detection (by mjd, candid)."""
+    """HEALPix anchor of an object: the pixel of its earliest detection (by mjd, id)."""
     first = min(detections, key=lambda d: (d["mjd"], d["candid"]))
     return hpx_index(first["ra"], first["dec"])
 
@@ -174,8 +130,9 @@ class ObjectState:
 
     history: ObjectHistory
     alerts: Sequence[ParsedAlert]
-    detections: dict[int, Doc]  #: merged history + new, one version per candid
-    replaced: set[int]  #: candids whose stored version the new alerts add or replace
+    rules: PhotometryRules  #: the object's survey's photometry rules
+    detections: dict[DetectionKey, Doc]  #: merged history + new, one version per detection
+    replaced: set[DetectionKey]  #: detections whose stored version the alerts add or replace
     new_non_detections: dict[str, Doc]
     new_forced: dict[str, Doc]
     corrected: list[Doc] = field(default_factory=list)
@@ -196,11 +153,19 @@ class ObjectState:
         return self.history.oid
 
     @property
+    def survey(self) -> str:
+        """The survey of the object (every alert of one object comes from one survey)."""
+        if self.alerts:
+            return self.alerts[0].survey
+        return str((self.history.object_doc or {}).get("survey", "ZTF"))
+
+    @property
     def non_detections(self) -> list[Doc]:
         return list({**self.new_non_detections, **self.history.non_detections}.values())
 
 
-def merge_alerts(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectState:
+def merge_alerts(history: ObjectHistory, alerts: Sequence[ParsedAlert],
+                 rules: PhotometryRules) -> ObjectState:
     """Merge new alerts of one object with its stored history (precedence rules above).
 
     Parameters
@@ -209,22 +174,25 @@ def merge_alerts(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> Objec
         What the store holds of the object (empty for a new object).
     alerts : sequence of ParsedAlert
         New alerts of this object, in any order, duplicates allowed.
+    rules : PhotometryRules
+        The photometry rules of the object's survey.
     """
-    new_dets, new_nds, new_fps = collect(history.oid, alerts)
-    merged: dict[int, Doc] = dict(history.detections)
-    replaced: set[int] = set()
-    for candid, doc in new_dets.items():
-        old = merged.get(candid)
+    new_dets, new_nds, new_fps = collect(alerts)
+    merged: dict[DetectionKey, Doc] = dict(history.detections)
+    replaced: set[DetectionKey] = set()
+    for key, doc in new_dets.items():
+        old = merged.get(key)
         if old is None or _wins(doc, old):
-            merged[candid] = doc
-            replaced.add(candid)
-    return ObjectState(history=history, alerts=alerts, detections=merged, replaced=replaced,
-                       new_non_detections=new_nds, new_forced=new_fps)
+            merged[key] = doc
+            replaced.add(key)
+    return ObjectState(history=history, alerts=alerts, rules=rules, detections=merged,
+                       replaced=replaced, new_non_detections=new_nds, new_forced=new_fps)
 
 
 def correct_object(state: ObjectState) -> ObjectState:
-    """Step *correct*: difference to apparent magnitudes over the whole light curve."""
-    return replace(state, corrected=correct_light_curve(state.detections.values()))
+    """Step *correct*: difference to apparent photometry over the whole light curve, by
+    the rules of the object's survey."""
+    return replace(state, corrected=state.rules.apparent(state.detections.values()))
 
 
 def aggregate_object(state: ObjectState) -> ObjectState:
@@ -235,7 +203,7 @@ def aggregate_object(state: ObjectState) -> ObjectState:
 
 def object_document(state: ObjectState, hpx: int) -> Doc:
     """The object's document as stored (statistics, anchor, and any hook results)."""
-    doc: Doc = {"_id": state.oid, "hpx": hpx, **state.statistics}
+    doc: Doc = {"_id": state.oid, "hpx": hpx, "survey": state.survey, **state.statistics}
     if state.xmatch:
         doc["xmatch"] = state.xmatch
     return doc
@@ -268,17 +236,18 @@ def plan_write(state: ObjectState) -> ObjectWrite:
             "forced_photometry": sorted(history.forced_ids),
             **{coll: sorted(ids) for coll, ids in history.classification_ids.items()},
         }
+    derived = state.rules.derived_fields
     for det in state.corrected:
-        candid = det["candid"]
-        if candid in state.replaced:
+        key = det["_id"]
+        if key in state.replaced:
             det = {**det, "hpx": hpx}
             write.detections.append(det)
-            write.new_detections += candid not in history.detections
+            write.new_detections += key not in history.detections
         else:
-            stored = history.detections[candid]
-            changed = {k: det[k] for k in DERIVED_FIELDS if stored.get(k) != det[k]}
+            stored = history.detections[key]
+            changed = {k: det[k] for k in derived if stored.get(k) != det[k]}
             if changed:
-                write.detection_updates.append((candid, changed))
+                write.detection_updates.append((key, changed))
     write.non_detections = [{**nd, "hpx": hpx} for nd_id, nd in state.new_non_detections.items()
                             if nd_id not in history.non_detections]
     write.forced_photometry = [{**fp, "hpx": hpx} for fp_id, fp in state.new_forced.items()
@@ -291,13 +260,14 @@ def plan_write(state: ObjectState) -> ObjectWrite:
     return write
 
 
-def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert]) -> ObjectWrite:
+def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert],
+                      rules: PhotometryRules) -> ObjectWrite:
     """Merge, correct and aggregate one object without hooks; the writes it needs.
 
     The topology (:mod:`nightjar.runner.topology`) runs the same steps with the xmatch and
     classification hooks in between.
     """
-    return plan_write(aggregate_object(correct_object(merge_alerts(history, alerts))))
+    return plan_write(aggregate_object(correct_object(merge_alerts(history, alerts, rules))))
 
 
 def group_by_object(alerts: Iterable[ParsedAlert]) -> dict[str, list[ParsedAlert]]:

@@ -26,8 +26,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nightjar.core.magstats import BAND_NAMES
-
 DIFFERENCE = "difference"
 CORRECTED = "corrected"
 FORCED = "forced"
@@ -81,7 +79,7 @@ def lightcurve_points(oid: str, detections: Sequence[Mapping[str, Any]],
             return
         fid = int(doc["fid"])
         points.append({"oid": oid, "mjd": float(doc["mjd"]), "fid": fid,
-                       "band": BAND_NAMES.get(fid, str(fid)), "kind": kind, "mag": value,
+                       "band": str(doc.get("band") or fid), "kind": kind, "mag": value,
                        "e_mag": _num(e_mag), "candid": None if candid is None else int(candid),
                        "isdiffpos": doc.get("isdiffpos")})
 
@@ -145,7 +143,7 @@ def to_votable(points: Sequence[Point], oid: str) -> bytes:
     return buf.getvalue()
 
 
-_BAND_COLOURS = {1: "#1f9e3a", 2: "#d62728", 3: "#8c564b"}
+_BAND_COLOURS = {"g": "#1f9e3a", "r": "#d62728", "i": "#8c564b"}
 
 
 def plot_png(points: Sequence[Point], oid: str, dpi: int = 100) -> bytes:
@@ -164,8 +162,8 @@ def plot_png(points: Sequence[Point], oid: str, dpi: int = 100) -> bytes:
     fig = Figure(figsize=(10, 4.2), dpi=dpi, layout="constrained")
     ax_det, ax_fp = fig.subplots(1, 2, sharex=True)
     for fid in sorted({p["fid"] for p in points}):
-        colour = _BAND_COLOURS.get(fid, "#444444")
-        band = BAND_NAMES.get(fid, str(fid))
+        band = next(p["band"] for p in points if p["fid"] == fid)
+        colour = _BAND_COLOURS.get(band, "#444444")
 
         def series(kind: str, f: int = fid) -> tuple[list[float], list[float], list[float]]:
             chosen = [p for p in points if p["fid"] == f and p["kind"] == kind]

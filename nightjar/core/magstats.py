@@ -18,7 +18,8 @@ from nightjar.sky import mean_position
 SATURATION_MAG = 13.2
 #: Only non-detections more than this before the first detection enter dm/dt [days].
 DMDT_MIN_DT = 0.5
-BAND_NAMES = {1: "g", 2: "r", 3: "i"}
+#: the order of bands in ``magstats`` (others follow, alphabetically)
+BAND_ORDER = ("u", "g", "r", "i", "z", "y")
 
 Doc = Mapping[str, Any]
 
@@ -62,14 +63,18 @@ def dmdt_first(first: Doc, non_detections: Sequence[Doc]) -> dict[str, float | N
     return best
 
 
-def band_statistics(fid: int, detections: Sequence[Doc],
+def _band_rank(band: str) -> tuple[int, str]:
+    return (BAND_ORDER.index(band) if band in BAND_ORDER else len(BAND_ORDER), band)
+
+
+def band_statistics(band: str, detections: Sequence[Doc],
                     non_detections: Sequence[Doc]) -> dict[str, Any]:
     """``magstats`` of one band of one object.
 
     Parameters
     ----------
-    fid : int
-        ZTF filter id (1 = g, 2 = r, 3 = i).
+    band : str
+        The band (``g``, ``r``, ...); ``fid`` is taken from the detections.
     detections : sequence of dict
         Corrected detections of this band (any order).
     non_detections : sequence of dict
@@ -80,8 +85,8 @@ def band_statistics(fid: int, detections: Sequence[Doc],
     corr = [d for d in dets if d["corrected"]]
     corr_mags = [d["magpsf_corr"] for d in corr]
     stats: dict[str, Any] = {
-        "fid": fid,
-        "band": BAND_NAMES.get(fid, str(fid)),
+        "fid": first.get("fid"),
+        "band": band,
         "ndet": len(dets),
         "ndubious": sum(1 for d in dets if d["dubious"]),
         "nrfid": len({d.get("rfid") for d in dets if d.get("rfid") is not None}),
@@ -98,8 +103,8 @@ def band_statistics(fid: int, detections: Sequence[Doc],
     return stats
 
 
-def _colour(stats: dict[int, dict[str, Any]], field: str) -> float | None:
-    g, r = stats.get(1, {}).get(field), stats.get(2, {}).get(field)
+def _colour(stats: dict[str, dict[str, Any]], field: str) -> float | None:
+    g, r = stats.get("g", {}).get(field), stats.get("r", {}).get(field)
     return None if g is None or r is None else g - r
 
 
@@ -115,11 +120,11 @@ def object_statistics(oid: str, detections: Sequence[Doc],
     dets = _by_time(detections)
     if not dets:
         raise ValueError(f"object {oid} has no detections")
-    bands: dict[int, dict[str, Any]] = {}
-    for fid in sorted({d["fid"] for d in dets}):
-        bands[fid] = band_statistics(
-            fid, [d for d in dets if d["fid"] == fid],
-            [n for n in non_detections if n["fid"] == fid])
+    bands: dict[str, dict[str, Any]] = {}
+    for band in sorted({d["band"] for d in dets}, key=_band_rank):
+        bands[band] = band_statistics(
+            band, [d for d in dets if d["band"] == band],
+            [n for n in non_detections if n["band"] == band])
     meanra, meandec, sigmara, sigmadec = mean_position([d["ra"] for d in dets],
                                                       [d["dec"] for d in dets])
     first = dets[0]
@@ -140,5 +145,5 @@ def object_statistics(oid: str, detections: Sequence[Doc],
         "g_r_mean": _colour(bands, "magmean"),
         "g_r_mean_corr": _colour(bands, "magmean_corr"),
         "reference_change": any(b["nrfid"] > 1 for b in bands.values()),
-        "magstats": [bands[fid] for fid in sorted(bands)],
+        "magstats": list(bands.values()),
     }

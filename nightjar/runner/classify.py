@@ -5,6 +5,11 @@ the per-object hook of the topology's *classify* step (embedded runner: inline),
 :func:`classify_history`, which the Kafka classify agent runs on objects the ingest
 agent forwarded.  An object is (re)classified when it has at least six detections in g
 or in r and new detections arrived.
+
+The shipped models are ZTF models (trained on ZTF light curves and ZTF's cadence), so
+they classify ZTF objects only: a model applied to another survey's photometry would
+be worse than none, and other surveys' objects stay unclassified until models trained
+for them are registered.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ml.lc_classifier.model import HierarchicalModel
 from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
 from ml.registry import ModelRegistry
 from nightjar.core.lightcurve import ObjectHistory, ObjectState, ObjectWrite, classification_docs
-from nightjar.surveys.interface import sign_of_isdiffpos
+from nightjar.surveys.interface import ZTF, sign_of_isdiffpos
 
 Doc = dict[str, Any]
 
@@ -99,6 +104,8 @@ class LcClassifierHook:
         self.model = model
 
     def __call__(self, state: ObjectState) -> ObjectState:
+        if state.survey != ZTF:  # a ZTF model (module docstring)
+            return state
         if not state.replaced:  # nothing new: the stored classification stands
             return state
         corrected = bool(state.statistics.get("corrected", False))
@@ -114,7 +121,7 @@ class LcClassifierHook:
 def needs_classification(state: ObjectState) -> bool:
     """Whether the object got new detections and has enough to be classified (before
     preprocessing; the classifier applies the exact gate)."""
-    if not state.replaced:
+    if not state.replaced or state.survey != ZTF:
         return False
     counts = [sum(1 for d in state.corrected if d["fid"] == fid) for fid in (1, 2)]
     return max(counts) >= MIN_DETECTIONS
@@ -131,6 +138,8 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory
                      ) -> tuple[ObjectWrite, Classification] | None:
     """The write that stores a stored object's classification (Kafka classify agent)."""
     if history.object_doc is None or not history.detections:
+        return None
+    if history.object_doc.get("survey", ZTF) != ZTF:
         return None
     corrected = bool(history.object_doc.get("corrected", False))
     result = classify_light_curve(model, light_curve_of(

@@ -1,6 +1,6 @@
 """The embedded pipeline runner: files in, store and archive updated, a summary out.
 
-The step cores (:func:`nightjar.surveys.ztf.decode.parse_payload` and the per-object steps of
+The step cores (:meth:`nightjar.surveys.registry.AlertParser.parse` and the per-object steps of
 :mod:`nightjar.runner.topology`) are pure; :class:`BatchProcessor` is the thin driver that
 chains them with the archive and the store.  The Kafka worker drives the same
 processor.
@@ -30,9 +30,8 @@ from nightjar.core.lightcurve import (
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.store.archive import AlertArchive
 from nightjar.store.mongo import NightjarStore
-from nightjar.surveys.avro import AlertDecoder
 from nightjar.surveys.interface import AlertSource, DeadLetter, ParsedAlert
-from nightjar.surveys.ztf.decode import parse_payload
+from nightjar.surveys.registry import HISTORY_FIELDS, AlertParser, photometry_rules
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +125,8 @@ class BatchResult:
     writes: list[ObjectWrite] = field(default_factory=list)
     #: each stored object's document after this batch (what the publish step reports)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the corrected detection of each stored alert's own candidate, by candid
-    detections: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: the corrected detection of each stored alert's own detection, by detection key
+    detections: dict[int | str, dict[str, Any]] = field(default_factory=dict)
     #: classifier rows of objects (re)classified inline in this batch, by oid
     probabilities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: objects to hand to the classify agent (Kafka mode), in batch order
@@ -188,17 +187,17 @@ class BatchProcessor:
         The database (injected; the processor never opens connections).
     archive : AlertArchive
         Where raw packets and cutouts go before the store is written.
-    decoder : AlertDecoder, optional
-        Shared decoder with its writer-schema cache.
+    parser : AlertParser, optional
+        Shared parser (every survey) with its writer-schema caches.
     topology : Topology, optional
         The steps and their hooks (default: :data:`nightjar.runner.topology.DEFAULT_TOPOLOGY`).
     """
 
     def __init__(self, store: NightjarStore, archive: AlertArchive,
-                 decoder: AlertDecoder | None = None, topology: Topology = DEFAULT_TOPOLOGY):
+                 parser: AlertParser | None = None, topology: Topology = DEFAULT_TOPOLOGY):
         self.store = store
         self.archive = archive
-        self.decoder = decoder or AlertDecoder()
+        self.parser = parser or AlertParser()
         self.topology = topology
         self._object_steps = topology.object_steps()
         #: seconds spent per step since creation
@@ -222,7 +221,7 @@ class BatchProcessor:
             if item.error:
                 dead.append(DeadLetter(raw=item.raw, source=item.source, reason=item.error))
                 continue
-            good, bad = parse_payload(self.decoder, item.raw, item.source)
+            good, bad = self.parser.parse(item.raw, item.source)
             alerts += good
             dead += bad
         return alerts, dead
@@ -276,13 +275,14 @@ class BatchProcessor:
             # both must finish before anything is written to the store
             archived = asyncio.create_task(asyncio.to_thread(self._archive, alerts))
             try:
-                histories = await self.store.load_histories(groups)
+                histories = await self.store.load_histories(groups, HISTORY_FIELDS)
             finally:
                 await archived
             states: dict[str, ObjectState] = {}
             for oid, group in groups.items():
                 try:
-                    states[oid] = merge_alerts(histories[oid], group)
+                    states[oid] = merge_alerts(histories[oid], group,
+                                               photometry_rules(group[0].survey))
                 except Exception as exc:  # one bad object must not sink the batch
                     stats.n_out -= len(group)
                     stats.n_dead += len(group)
@@ -303,9 +303,9 @@ class BatchProcessor:
                     result.probabilities[oid] = state.probabilities
                 if state.classify_requested:
                     result.to_classify.append(oid)
-                own = {a.candid for a in state.alerts}
-                result.detections.update((d["candid"], d) for d in state.corrected
-                                         if d["candid"] in own)
+                own = {a.key for a in state.alerts}
+                result.detections.update((d["_id"], d) for d in state.corrected
+                                         if d["_id"] in own)
                 if not write.empty:
                     result.writes.append(write)
             summary = await self.store.write(result.writes, result.dead_letters)

@@ -102,19 +102,19 @@ def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
     probabilities : sequence of mapping
         Classifier rows when the object was classified inline in this batch.
     """
-    cand = alert.candidate
+    det = alert.detection
     corr = detection.get("magpsf_corr") if detection and detection.get("corrected") else None
     return {
         "schemavsn": CLASSIFICATION_SCHEMA_VERSION,
         "oid": alert.oid,
         "candid": alert.candid,
-        "mjd": cand["jd"] - 2400000.5,
-        "fid": cand["fid"],
-        "ra": cand["ra"],
-        "dec": cand["dec"],
-        "magpsf": cand["magpsf"],
-        "sigmapsf": cand["sigmapsf"],
-        "isdiffpos": sign_of_isdiffpos(cand["isdiffpos"]),
+        "mjd": det["mjd"],
+        "fid": det["fid"],
+        "ra": det["ra"],
+        "dec": det["dec"],
+        "magpsf": det["magpsf"],
+        "sigmapsf": det["sigmapsf"],
+        "isdiffpos": sign_of_isdiffpos(det["isdiffpos"]),
         "magpsf_corr": corr,
         "hpx": object_doc["hpx"],
         "object": _object_summary(object_doc),
@@ -157,7 +157,7 @@ def decode(payload: bytes) -> list[Record]:
 
 
 def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Mapping[str, Any]],
-                            detections: Mapping[int, Mapping[str, Any]],
+                            detections: Mapping[int | str, Mapping[str, Any]],
                             processed_time_ms: int,
                             probabilities: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
                             ) -> list[tuple[bytes, bytes]]:
@@ -168,15 +168,15 @@ def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Map
     light curve) on its last alert's record.
     """
     last = {alert.oid: alert.candid for alert in alerts}
-    rows_of: dict[int, list[Mapping[str, Any]]] = {}
+    rows_of: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for oid, rows in (probabilities or {}).items():
         for row in rows:
-            rows_of.setdefault(int(row.get("candid") or last[oid]), []).append(row)
+            rows_of.setdefault((oid, int(row.get("candid") or last[oid])), []).append(row)
     # pop: a packet delivered twice in one batch reports the classification once
     return [(alert.oid.encode(), encode("classification", classification_record(
-        alert, objects[alert.oid], detections.get(alert.candid),
+        alert, objects[alert.oid], detections.get(alert.key),
         alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms,
-        probabilities=rows_of.pop(alert.candid, ()))))
+        probabilities=rows_of.pop((alert.oid, alert.candid), ()))))
         for alert in alerts]
 
 

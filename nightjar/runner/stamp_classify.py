@@ -5,7 +5,8 @@ of an object that carries its three cutouts, once: an object with a stored stamp
 classification is never classified again, and the rows record the candid used.  The
 step is batched: one ONNX Runtime call classifies every new object of a pipeline batch.
 It runs inline in both drivers (embedded runner and Kafka worker): at a few
-milliseconds per alert it does not need its own agent.
+milliseconds per alert it does not need its own agent.  The shipped model is a ZTF
+model (63 px at 1″/px, ZTF's metadata): it classifies ZTF objects only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ml.stamp_classifier.preprocess import CUTOUT_KINDS, STAMP_SIZE, centre_crop
 from ml.stamp_classifier.runtime import StampModel
 from nightjar.core.lightcurve import ObjectHistory, ObjectState
 from nightjar.core.stamps import StampError, cutout_image, gunzip_fits
-from nightjar.surveys.interface import ParsedAlert
+from nightjar.surveys.interface import ZTF, ParsedAlert
 
 
 def cutout_triplet(cutouts: Mapping[str, bytes]) -> np.ndarray | None:
@@ -81,7 +82,7 @@ class StampClassifierHook:
     def __call__(self, states: Sequence[ObjectState]) -> list[ObjectState]:
         todo: list[tuple[int, StampInput]] = []
         for i, state in enumerate(states):
-            if has_stamp_classification(state.history):
+            if state.survey != ZTF or has_stamp_classification(state.history):
                 continue
             chosen = first_classifiable(state.alerts)
             if chosen is not None:

@@ -20,7 +20,7 @@ from bson import Binary
 from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from nightjar.core.lightcurve import HISTORY_FIELDS, ObjectHistory, ObjectWrite
+from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
 from nightjar.core.live import Event, events_from_write
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
@@ -39,7 +39,7 @@ from nightjar.store.schema import (
     OBJECTS,
     PROBABILITIES,
 )
-from nightjar.surveys.interface import MAX_DEAD_LETTER_BYTES, DeadLetter
+from nightjar.surveys.interface import CORE_LIMIT_FIELDS, MAX_DEAD_LETTER_BYTES, DeadLetter
 
 Doc = dict[str, Any]
 
@@ -224,14 +224,19 @@ class NightjarStore:
         return out
 
     # ------------------------------------------------------------------ history
-    async def load_histories(self, oids: Iterable[str]) -> dict[str, ObjectHistory]:
-        """Everything the ingestion core needs to know about these objects."""
+    async def load_histories(self, oids: Iterable[str], detection_fields: Sequence[str] = (),
+                             ) -> dict[str, ObjectHistory]:
+        """Everything the ingestion core needs to know about these objects.
+
+        ``detection_fields`` is the projection of detections (every survey's
+        :data:`nightjar.surveys.registry.HISTORY_FIELDS`); empty = whole documents.
+        """
         oid_list = sorted(set(oids))
         hist = {oid: ObjectHistory(oid) for oid in oid_list}
         if not oid_list:
             return hist
-        projection = dict.fromkeys(HISTORY_FIELDS, 1)
-        nd_projection = {"_id": 1, "oid": 1, "fid": 1, "mjd": 1, "diffmaglim": 1}
+        projection = dict.fromkeys(detection_fields, 1) or None
+        nd_projection = dict.fromkeys(CORE_LIMIT_FIELDS, 1)
         ids_only = {"_id": 1, "oid": 1}
         # the reads are independent: issue them together (one round trip of latency, and
         # the server works on one while the client decodes another)

@@ -64,6 +64,11 @@ class AlertDecoder:
 
     def decode(self, raw: bytes) -> list[dict[str, Any]]:
         """Return the records of one Avro container, or raise :class:`AlertRejected`."""
+        return self.decode_named(raw)[1]
+
+    def decode_named(self, raw: bytes) -> tuple[str, list[dict[str, Any]]]:
+        """The writer schema's full name (``ztf.alert``, ``lsst.v10_0.alert``) and the
+        records of one Avro container, or raise :class:`AlertRejected`."""
         if not raw:
             raise AlertRejected("empty payload")
         if raw[:4] != AVRO_MAGIC:
@@ -77,7 +82,7 @@ class AlertDecoder:
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise AlertRejected(f"corrupt Avro container: {type(exc).__name__}: {exc}") from exc
 
-    def _decode_container(self, raw: bytes) -> list[dict[str, Any]]:
+    def _decode_container(self, raw: bytes) -> tuple[str, list[dict[str, Any]]]:
         buf = io.BytesIO(raw)
         header = cast(dict[str, Any], fastavro.schemaless_reader(buf, _HEADER_SCHEMA))
         meta = header["meta"]
@@ -104,4 +109,9 @@ class AlertDecoder:
                 records.append(cast(dict[str, Any], fastavro.schemaless_reader(block, schema)))
         if not records:
             raise AlertRejected("Avro container holds no records")
-        return records
+        return schema_name(schema), records
+
+
+def schema_name(parsed: Any) -> str:
+    """The full name of a parsed schema ("" for an unnamed one)."""
+    return str(parsed.get("name", "")) if isinstance(parsed, dict) else ""

@@ -28,8 +28,7 @@ from ml.stamp_classifier.labels import VariableCatalogues, label_alert
 from ml.stamp_classifier.preprocess import CUTOUT_KINDS
 from nightjar.runner.ingest import expand_paths, iter_inputs
 from nightjar.runner.stamp_classify import cutout_triplet
-from nightjar.surveys.avro import AlertDecoder
-from nightjar.surveys.ztf.decode import parse_payload
+from nightjar.surveys.registry import AlertParser
 from nightjar.values import finite_or_none
 
 PARQUET_SUFFIXES = (".parquet",)
@@ -100,7 +99,7 @@ def read_alerts(paths: Iterable[Path]) -> tuple[list[AlertForStamps], int]:
             files += sorted(p for p in path.rglob("*") if p.name.endswith(PARQUET_SUFFIXES))
         elif path.name.endswith(PARQUET_SUFFIXES) and path not in files:
             files.append(path)
-    decoder = AlertDecoder()
+    parser = AlertParser()
     alerts: list[AlertForStamps] = []
     skipped = 0
     for path in files:
@@ -111,7 +110,7 @@ def read_alerts(paths: Iterable[Path]) -> tuple[list[AlertForStamps], int]:
             if item.error:
                 skipped += 1
                 continue
-            good, bad = parse_payload(decoder, item.raw, item.source)
+            good, bad = parser.parse(item.raw, item.source)
             skipped += len(bad)
             for alert in good:
                 images = cutout_triplet(alert.cutouts)

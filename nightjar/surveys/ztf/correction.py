@@ -5,7 +5,11 @@ Appendix A).  A ZTF detection measures the flux of the *difference* image; when 
 source coincides with a source of the reference image (``distnr`` < 1.4 arcsec) the
 apparent flux is the reference flux plus the signed difference flux.
 
-Pure functions only: dicts in, dicts out.
+Pure functions only: dicts in, dicts out.  :data:`ZTF_PHOTOMETRY` is what the
+survey-independent core calls (:class:`nightjar.surveys.interface.PhotometryRules`).
+It also gives each detection its apparent flux in nJy, ``scienceFlux =
+10**((31.4 - magpsf_corr)/2.5)``, with ``scienceFluxErr = psfFluxErr`` (the difference
+flux's error; the reference flux's is neglected, as in eq. A29).
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nightjar.surveys.interface import sign_of_isdiffpos
+from nightjar.photometry import mag_to_flux
+from nightjar.surveys.interface import Doc, sign_of_isdiffpos
 
 #: Match radius to a reference-image (ZTF) or Pan-STARRS1 source [arcsec].
 NEAR_RADIUS_ARCSEC = 1.4
 #: Sentinel for magnitudes and errors that cannot be computed (ALeRCE's convention).
 BAD_MAGNITUDE = 100.0
 CORRECTION_FIELDS = ("magpsf_corr", "sigmapsf_corr", "sigmapsf_corr_ext")
+#: apparent fluxes [nJy] of corrected detections
+FLUX_FIELDS = ("scienceFlux", "scienceFluxErr")
 
 
 def _near(distance: float | None) -> bool:
@@ -104,6 +111,10 @@ def correct_detection(det: Mapping[str, Any]) -> dict[str, Any]:
     else:
         out.update(dict.fromkeys(CORRECTION_FIELDS))
     out["dubious"] = (not corrected) and sign < 0
+    mag = out["magpsf_corr"]
+    good = mag is not None and mag < BAD_MAGNITUDE
+    out["scienceFlux"] = mag_to_flux(mag) if good else None
+    out["scienceFluxErr"] = det.get("psfFluxErr") if good else None
     return out
 
 
@@ -123,7 +134,8 @@ def correct_light_curve(detections: Iterable[Mapping[str, Any]]) -> list[dict[st
     A detection is dubious when it is not corrected but negative, or when its
     ``corrected`` flag differs from that of the first detection (by mjd) of the same
     object and band.  Returns new dicts: the inputs plus ``corrected``, ``stellar``,
-    ``dubious``, ``magpsf_corr``, ``sigmapsf_corr``, ``sigmapsf_corr_ext``.
+    ``dubious``, ``magpsf_corr``, ``sigmapsf_corr``, ``sigmapsf_corr_ext``,
+    ``scienceFlux``, ``scienceFluxErr``.
     """
     out = [{**det, **correct_detection(det)} for det in detections]
     first = first_by_band(out)
@@ -131,3 +143,19 @@ def correct_light_curve(detections: Iterable[Mapping[str, Any]]) -> list[dict[st
         if det["corrected"] != first[det["fid"]]["corrected"]:
             det["dubious"] = True
     return out
+
+
+class ZtfPhotometry:
+    """ZTF's photometry rules: ALeRCE's correction over the whole light curve."""
+
+    derived_fields: tuple[str, ...] = ("corrected", "dubious", "stellar", *CORRECTION_FIELDS,
+                                       *FLUX_FIELDS)
+    #: raw candidate fields the correction reads (``rb`` for the light-curve classifier)
+    history_fields: tuple[str, ...] = ("distnr", "magnr", "sigmagnr", "chinr", "sharpnr",
+                                       "sgscore1", "distpsnr1", "rfid", "rb")
+
+    def apparent(self, detections: Iterable[Mapping[str, Any]]) -> list[Doc]:
+        return correct_light_curve(detections)
+
+
+ZTF_PHOTOMETRY = ZtfPhotometry()
