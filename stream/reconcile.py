@@ -121,15 +121,15 @@ async def reconcile(consumer: AIOKafkaConsumer, store: NightjarStore, driver: St
         report.per_partition = ranges
         report.read += len(batch)
         inputs = [m.as_input() for m in batch]
-        # decode once to learn candids and digests; the driver decodes again only the
+        # decode once to learn detection keys and digests; the driver decodes again only the
         # missing ones, so a healthy range costs one decode and two indexed reads
         parsed = [driver.processor.parse([item]) for item in inputs]
-        known_alerts = await store.stored_alerts(a.candid for alerts, _ in parsed for a in alerts)
+        known_alerts = await store.stored_alerts(a.key for alerts, _ in parsed for a in alerts)
         known_dead = await store.stored_dead_letters(d.digest for _, dead in parsed for d in dead)
         missing: list[InputMessage] = []
         for message, (alerts, dead) in zip(batch, parsed, strict=True):
             if alerts:
-                complete = all(a.candid in known_alerts for a in alerts)
+                complete = all(a.key in known_alerts for a in alerts)
             else:
                 complete = bool(dead) and all(d.digest in known_dead for d in dead)
             if complete:

@@ -39,11 +39,11 @@ class FlakyStore(NightjarStore):
         self.failures = failures
 
     async def write(self, writes: Sequence[ObjectWrite], dead_letters: Sequence[DeadLetter] = (),
-                    now: Any = None) -> WriteSummary:
+                    now: Any = None, **extra: Any) -> WriteSummary:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("server selection timed out")
-        return await super().write(writes, dead_letters, now)
+        return await super().write(writes, dead_letters, now, **extra)
 
 
 async def test_store_outage_is_retried_until_the_batch_is_stored(
@@ -85,11 +85,11 @@ class PoisonStore(NightjarStore):
         self.refusals = 0
 
     async def write(self, writes: Sequence[ObjectWrite], dead_letters: Sequence[DeadLetter] = (),
-                    now: Any = None) -> WriteSummary:
+                    now: Any = None, **extra: Any) -> WriteSummary:
         if any(d["_id"] == self.poison for w in writes for d in w.detections):
             self.refusals += 1
             raise DocumentTooLarge("BSON document too large (17000000 bytes)")
-        return await super().write(writes, dead_letters, now)
+        return await super().write(writes, dead_letters, now, **extra)
 
 
 class Deliveries:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS: dict[str, tuple[str, ...]] = {
     "ml": ("ml",),
     "base": ("nightjar", "nightjar.settings", "nightjar.sky", "nightjar.values",
+             "nightjar.photometry", "nightjar.minor_planets",
              "nightjar.processes", "nightjar.v1"),
     "interface": ("nightjar.surveys.interface", "nightjar.surveys.avro"),
     "survey": ("nightjar.surveys.ztf", "nightjar.surveys.lsst"),

@@ -10,7 +10,8 @@ Precedence for a detection seen several times (same ``_id``, that is same survey
 id): the version that was an alert's own detection (``has_stamp``) always wins; a copy
 from an alert's history never overwrites it; among history copies the one carried by
 the earliest alert (smallest ``parent_candid``) is kept, so the outcome is
-order-independent.
+order-independent.  A withdrawal is never lost: when any version of a detection says
+Rubin withdrew it (``withdrawn``), the kept version says so too.
 
 Nothing here knows a survey: alerts arrive normalised
 (:mod:`nightjar.surveys.interface`) and each survey's :class:`PhotometryRules` turn
@@ -42,7 +43,7 @@ class ObjectHistory:
     non_detections: dict[str, Doc] = field(default_factory=dict)
     forced_ids: set[str] = field(default_factory=set)
     #: ids of the object's stored probability rows and features document
-    classification_ids: dict[str, set[Any]] = field(default_factory=dict)
+    attached_ids: dict[str, set[Any]] = field(default_factory=dict)
 
     @property
     def hpx(self) -> int | None:
@@ -86,6 +87,15 @@ def _wins(new: Doc, old: Doc) -> bool:
     return bool(new["parent_candid"] < old["parent_candid"])
 
 
+def _kept(cur: Doc, new: Doc) -> Doc:
+    """The version of one detection that is kept, carrying a withdrawal either has."""
+    winner, loser = (new, cur) if _wins(new, cur) else (cur, new)
+    if loser.get("withdrawn") and not winner.get("withdrawn"):
+        winner = {**winner, "withdrawn": True,
+                  "timeWithdrawnMjdTai": loser.get("timeWithdrawnMjdTai")}
+    return winner
+
+
 def collect(alerts: Iterable[ParsedAlert]) -> tuple[dict[DetectionKey, Doc], dict[str, Doc],
                                                   dict[str, Doc]]:
     """Detections, non-detections and forced photometry carried by a set of alerts of one object.
@@ -98,8 +108,7 @@ def collect(alerts: Iterable[ParsedAlert]) -> tuple[dict[DetectionKey, Doc], dic
 
     def offer(doc: Doc) -> None:
         cur = dets.get(doc["_id"])
-        if cur is None or _wins(doc, cur):
-            dets[doc["_id"]] = doc
+        dets[doc["_id"]] = doc if cur is None else _kept(cur, doc)
 
     for alert in alerts:
         offer(alert.detection)
@@ -183,8 +192,10 @@ def merge_alerts(history: ObjectHistory, alerts: Sequence[ParsedAlert],
     for key, doc in new_dets.items():
         old = merged.get(key)
         if old is None or _wins(doc, old):
-            merged[key] = doc
+            merged[key] = doc if old is None else _kept(old, doc)
             replaced.add(key)
+        elif doc.get("withdrawn") and not old.get("withdrawn"):
+            merged[key] = _kept(old, doc)  # updated in place: a derived field changed
     return ObjectState(history=history, alerts=alerts, rules=rules, detections=merged,
                        replaced=replaced, new_non_detections=new_nds, new_forced=new_fps)
 
@@ -201,9 +212,27 @@ def aggregate_object(state: ObjectState) -> ObjectState:
                                                        state.non_detections))
 
 
+def latest_summary(history: ObjectHistory, alerts: Iterable[ParsedAlert]) -> Doc | None:
+    """The survey's own object summary from the latest alert (by mjd, then id) that sent
+    one, stored or new: ``{"record": {...as it came}, "candid", "mjd", "schema_id"}``."""
+    best = (history.object_doc or {}).get("summary")
+    for alert in alerts:
+        if alert.object_summary is None:
+            continue
+        offered = {"record": alert.object_summary, "candid": alert.candid, "mjd": alert.mjd,
+                   "schema_id": alert.schema_id}
+        if best is None or (offered["mjd"], offered["candid"]) > (best["mjd"], best["candid"]):
+            best = offered
+    return best
+
+
 def object_document(state: ObjectState, hpx: int) -> Doc:
-    """The object's document as stored (statistics, anchor, and any hook results)."""
+    """The object's document as stored (statistics, anchor, the survey's own summary and
+    any hook results)."""
     doc: Doc = {"_id": state.oid, "hpx": hpx, "survey": state.survey, **state.statistics}
+    summary = latest_summary(state.history, state.alerts)
+    if summary is not None:
+        doc["summary"] = summary
     if state.xmatch:
         doc["xmatch"] = state.xmatch
     return doc
@@ -234,7 +263,7 @@ def plan_write(state: ObjectState) -> ObjectWrite:
             "detections": sorted(history.detections),
             "non_detections": sorted(history.non_detections),
             "forced_photometry": sorted(history.forced_ids),
-            **{coll: sorted(ids) for coll, ids in history.classification_ids.items()},
+            **{coll: sorted(ids) for coll, ids in history.attached_ids.items()},
         }
     derived = state.rules.derived_fields
     for det in state.corrected:
@@ -271,8 +300,10 @@ def plan_object_write(history: ObjectHistory, alerts: Sequence[ParsedAlert],
 
 
 def group_by_object(alerts: Iterable[ParsedAlert]) -> dict[str, list[ParsedAlert]]:
-    """Alerts grouped by objectId, preserving arrival order within each object."""
+    """Alerts grouped by object, preserving arrival order within each object (alerts of
+    solar-system sources that belong to no object are left out)."""
     groups: dict[str, list[ParsedAlert]] = {}
     for alert in alerts:
-        groups.setdefault(alert.oid, []).append(alert)
+        if alert.has_object:
+            groups.setdefault(alert.oid, []).append(alert)
     return groups

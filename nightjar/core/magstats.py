@@ -115,11 +115,14 @@ def object_statistics(oid: str, detections: Sequence[Doc],
     ``g_r_max`` is the colour at maximum brightness (``magmin`` of g minus ``magmin``
     of r) and ``g_r_mean`` the colour of the mean magnitudes; ``_corr`` versions use
     corrected magnitudes.  ``reference_change`` is true when some band's detections
-    were measured against more than one reference image (``nrfid`` > 1).
+    were measured against more than one reference image (``nrfid`` > 1).  Detections
+    the survey withdrew (``withdrawn``, LSST) are left out.
     """
     dets = _by_time(detections)
     if not dets:
         raise ValueError(f"object {oid} has no detections")
+    kept = [d for d in dets if not d.get("withdrawn")]
+    dets = kept or dets  # detections the survey withdrew do not count (unless all were)
     bands: dict[str, dict[str, Any]] = {}
     for band in sorted({d["band"] for d in dets}, key=_band_rank):
         bands[band] = band_statistics(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
+from nightjar.core.association import COUNTERPART_RADIUS_ARCSEC, Placed, associate
 from nightjar.core.lightcurve import (
     ObjectState,
     ObjectWrite,
@@ -27,10 +28,12 @@ from nightjar.core.lightcurve import (
     merge_alerts,
     plan_write,
 )
+from nightjar.core.solar_system import plan_solar_system
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.store.archive import AlertArchive
 from nightjar.store.mongo import NightjarStore
-from nightjar.surveys.interface import AlertSource, DeadLetter, ParsedAlert
+from nightjar.surveys.avro import AVRO_MAGIC
+from nightjar.surveys.interface import SURVEY_NAMES, ZTF, AlertSource, DeadLetter, ParsedAlert
 from nightjar.surveys.registry import HISTORY_FIELDS, AlertParser, photometry_rules
 
 log = logging.getLogger(__name__)
@@ -56,15 +59,33 @@ def _is_tar(path: Path) -> bool:
     return path.name.endswith(TAR_SUFFIXES)
 
 
+def looks_like_alert(head: bytes) -> bool:
+    """Whether bytes start like an alert of some survey: an Avro object container (ZTF,
+    LSST files) or a Confluent wire-format message (LSST's Kafka)."""
+    return head[:4] == AVRO_MAGIC or (len(head) >= 5 and head[0] == 0)
+
+
+def _starts_like_alert(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return looks_like_alert(fh.read(5))
+    except OSError:
+        return True  # unreadable: read again later and dead-lettered with the reason
+
+
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named, and the .avro and tar files under directories named, in sorted order."""
+    """Files named, and under directories named the .avro files, tar archives and any
+    file whose first bytes are an alert's (:func:`looks_like_alert`), in sorted order.
+
+    The survey is recognised later from the content, never from the file name.
+    """
     out: list[Path] = []
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"no such file or directory: {path}")
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*")
-                          if p.is_file() and (p.name.endswith(AVRO_SUFFIXES) or _is_tar(p)))
+            out += sorted(p for p in path.rglob("*") if p.is_file() and (
+                p.name.endswith(AVRO_SUFFIXES) or _is_tar(p) or _starts_like_alert(p)))
         else:
             out.append(path)
     return out
@@ -74,17 +95,20 @@ def _tar_inputs(path: Path) -> Iterator[RawInput]:
     try:
         with tarfile.open(path) as tar:
             for member in tar:
-                if member.isfile() and member.name.endswith(AVRO_SUFFIXES):
-                    fh = tar.extractfile(member)
-                    yield RawInput(fh.read() if fh else b"",
-                                   AlertSource("file", path=f"{path}:{member.name}"))
+                if not member.isfile():
+                    continue
+                fh = tar.extractfile(member)
+                data = fh.read() if fh else b""
+                if member.name.endswith(AVRO_SUFFIXES) or looks_like_alert(data[:5]):
+                    yield RawInput(data, AlertSource("file", path=f"{path}:{member.name}"))
     except (tarfile.TarError, OSError, EOFError) as exc:
         yield RawInput(b"", AlertSource("file", path=str(path)),
                        error=f"unreadable tar archive: {exc}")
 
 
 def iter_inputs(files: Iterable[Path]) -> Iterator[RawInput]:
-    """Read files (plain Avro, or tar archives of Avro files) as :class:`RawInput`."""
+    """Read files (Avro containers, wire-format messages, or tar archives of them) as
+    :class:`RawInput`."""
     for path in files:
         if _is_tar(path):
             yield from _tar_inputs(path)
@@ -131,6 +155,8 @@ class BatchResult:
     probabilities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: objects to hand to the classify agent (Kafka mode), in batch order
     to_classify: list[str] = field(default_factory=list)
+    #: alerts of solar-system sources that belong to no object (stored apart)
+    solar_system: list[ParsedAlert] = field(default_factory=list)
     new_detections: int = 0
     objects_written: int = 0
     steps: dict[str, StepStats] = field(default_factory=lambda: defaultdict(StepStats))
@@ -150,10 +176,13 @@ class IngestSummary:
     stamp_classified: set[str] = field(default_factory=set)
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    #: alerts of solar-system sources stored apart (no object)
+    solar_system: int = 0
 
     def add(self, result: BatchResult) -> None:
         self.inputs += result.inputs
-        self.alerts_stored += len(result.alerts)
+        self.alerts_stored += len(result.alerts) + len(result.solar_system)
+        self.solar_system += len(result.solar_system)
         self.dead_lettered += len(result.dead_letters)
         self.new_detections += result.new_detections
         self.objects_written += result.objects_written
@@ -259,6 +288,21 @@ class BatchProcessor:
                 states = survivors
         return states
 
+    async def _associate(self, new: Sequence[Placed]) -> list[dict[str, Any]]:
+        """Cross-survey links of the batch's new objects (a read only where the store
+        holds objects of another survey than a new object's)."""
+        if not new:
+            return []
+        surveys = {p.survey for p in new}
+        others = [s for s in SURVEY_NAMES if s not in surveys or len(surveys) > 1]
+        present = await self.store.surveys_present(others)
+        near = [p for p in new if present - {p.survey}]
+        stored = await self.store.objects_near([(p.ra, p.dec) for p in near],
+                                               COUNTERPART_RADIUS_ARCSEC) if near else []
+        placed = [Placed(d["_id"], d.get("survey", ZTF), d["meanra"], d["meandec"], d["hpx"])
+                  for d in stored]
+        return associate(new, placed)
+
     async def process(self, inputs: Sequence[RawInput]) -> BatchResult:
         """Ingest, correct, aggregate, apply hooks and store one batch.
 
@@ -271,13 +315,21 @@ class BatchProcessor:
             stats.n_in, stats.n_out, stats.n_dead = len(inputs), len(alerts), len(
                 result.dead_letters)
             groups = group_by_object(alerts)
+            solar = [a for a in alerts if a.solar_system is not None]
             # archive files (a thread: file I/O releases the GIL) while the history loads;
             # both must finish before anything is written to the store
             archived = asyncio.create_task(asyncio.to_thread(self._archive, alerts))
             try:
-                histories = await self.store.load_histories(groups, HISTORY_FIELDS)
+                histories, stored_solar = await asyncio.gather(
+                    self.store.load_histories(groups, HISTORY_FIELDS),
+                    self.store.solar_system_objects(
+                        a.solar_system["ssObjectId"] for a in solar  # type: ignore[index]
+                        if isinstance(a.solar_system.get("ssObjectId"),  # type: ignore[union-attr]
+                                      int)))
             finally:
                 await archived
+            solar_write = plan_solar_system(solar, stored_solar)
+            result.solar_system = [a for a in solar if not a.has_object]
             states: dict[str, ObjectState] = {}
             for oid, group in groups.items():
                 try:
@@ -290,6 +342,7 @@ class BatchProcessor:
         states = self._run_object_steps(result, states)
         with self._timed(result, "store") as stats:
             stats.n_in = sum(len(state.alerts) for state in states.values())
+            new: list[Placed] = []
             for oid, state in states.items():
                 try:
                     write = plan_write(state)
@@ -308,7 +361,12 @@ class BatchProcessor:
                                          if d["_id"] in own)
                 if not write.empty:
                     result.writes.append(write)
-            summary = await self.store.write(result.writes, result.dead_letters)
+                if state.history.object_doc is None:
+                    new.append(Placed(oid, state.survey, write.current["meanra"],
+                                      write.current["meandec"], write.hpx))
+            links = await self._associate(new)
+            summary = await self.store.write(result.writes, result.dead_letters,
+                                             solar_system=solar_write, links=links)
             stats.n_out = len(result.alerts)
         result.new_detections = summary.new_detections
         result.objects_written = summary.objects

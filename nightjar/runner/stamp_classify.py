@@ -47,7 +47,7 @@ def has_stamp_classification(history: ObjectHistory) -> bool:
     """Whether the store already holds the object's stamp classification."""
     prefix = f"{history.oid}:{NAME}:"
     return any(str(_id).startswith(prefix)
-               for _id in history.classification_ids.get("probabilities", ()))
+               for _id in history.attached_ids.get("probabilities", ()))
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
 from nightjar.core.live import Event, events_from_write
+from nightjar.core.solar_system import SolarSystemWrite
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
-    CLASSIFICATION_COLLECTIONS,
+    ATTACHED_COLLECTIONS,
     COLLECTIONS,
+    COUNTERPARTS,
     COUNTERS,
     DEAD_LETTERS,
     DETECTIONS,
@@ -38,6 +40,8 @@ from nightjar.store.schema import (
     NON_DETECTIONS,
     OBJECTS,
     PROBABILITIES,
+    SOLAR_SYSTEM_DETECTIONS,
+    SOLAR_SYSTEM_OBJECTS,
 )
 from nightjar.surveys.interface import CORE_LIMIT_FIELDS, MAX_DEAD_LETTER_BYTES, DeadLetter
 
@@ -142,6 +146,8 @@ class WriteSummary:
     probabilities: int = 0
     features: int = 0
     dead_letters: int = 0
+    solar_system_detections: int = 0
+    counterparts: int = 0
 
 
 def _key(oid: str, hpx: int, _id: Any) -> Doc:
@@ -246,7 +252,7 @@ class NightjarStore:
             self._find_by_oids(NON_DETECTIONS, oid_list, projection=nd_projection),
             self._find_by_oids(FORCED_PHOTOMETRY, oid_list, projection=ids_only),
             *(self._find_by_oids(coll, oid_list, projection=ids_only)
-              for coll in CLASSIFICATION_COLLECTIONS))
+              for coll in ATTACHED_COLLECTIONS))
         for doc in objects:
             hist[doc["_id"]].object_doc = doc
         for doc in detections:
@@ -255,24 +261,28 @@ class NightjarStore:
             hist[doc["oid"]].non_detections[doc["_id"]] = doc
         for doc in forced:
             hist[doc["oid"]].forced_ids.add(doc["_id"])
-        for coll, docs in zip(CLASSIFICATION_COLLECTIONS, classified, strict=True):
+        for coll, docs in zip(ATTACHED_COLLECTIONS, classified, strict=True):
             for doc in docs:
-                hist[doc["oid"]].classification_ids.setdefault(coll, set()).add(doc["_id"])
+                hist[doc["oid"]].attached_ids.setdefault(coll, set()).add(doc["_id"])
         return hist
 
     # ------------------------------------------------------------------ the writer
     async def write(self, writes: Sequence[ObjectWrite],
                     dead_letters: Sequence[DeadLetter] = (),
-                    now: dt.datetime | None = None) -> WriteSummary:
-        """Apply planned object writes and dead letters: the only path that writes.
+                    now: dt.datetime | None = None, *,
+                    solar_system: SolarSystemWrite | None = None,
+                    links: Sequence[Doc] = ()) -> WriteSummary:
+        """Apply planned object writes, solar-system detections, cross-survey links and
+        dead letters: the only path that writes.
 
         Order matters for crash safety: re-anchored documents are moved first, then
         light-curve documents are written, and the object document (the statistics)
-        last, so an interrupted batch is completed by re-ingesting it.
+        last, so an interrupted batch is completed by re-ingesting it; links follow the
+        objects they join.
         """
         summary = WriteSummary()
         ops: dict[str, list[Any]] = {name: [] for name in (
-            OBJECTS, *LIGHT_CURVE_COLLECTIONS, *CLASSIFICATION_COLLECTIONS)}
+            OBJECTS, *LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS)}
         moves: dict[str, list[Any]] = {name: [] for name in ops}
         for w in writes:
             if w.moved_from_hpx is not None:
@@ -304,9 +314,18 @@ class NightjarStore:
             summary.objects += w.object_doc is not None
             summary.probabilities += len(w.probabilities)
             summary.features += w.features is not None
-        for batch in (moves, ops):
-            for coll in (*LIGHT_CURVE_COLLECTIONS, *CLASSIFICATION_COLLECTIONS, OBJECTS):
-                if batch[coll]:
+        if solar_system is not None and not solar_system.empty:
+            ops[SOLAR_SYSTEM_DETECTIONS] = [ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+                                            for d in solar_system.detections]
+            ops[SOLAR_SYSTEM_OBJECTS] = [ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+                                         for d in solar_system.objects]
+            summary.solar_system_detections = len(solar_system.detections)
+        linked = [ReplaceOne(_key(d["oid"], d["hpx"], d["_id"]), d, upsert=True) for d in links]
+        summary.counterparts = len(links)
+        for batch in (moves, ops, {COUNTERPARTS: linked}):
+            for coll in (*LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS, OBJECTS,
+                         SOLAR_SYSTEM_DETECTIONS, SOLAR_SYSTEM_OBJECTS):
+                if batch.get(coll):
                     await self.db[coll].bulk_write(batch[coll], ordered=False)
         if dead_letters:
             await self.db[DEAD_LETTERS].bulk_write(
@@ -372,18 +391,24 @@ class NightjarStore:
         }, upsert=True)
 
     # ------------------------------------------------------------------ reads
-    async def stored_alerts(self, candids: Iterable[int]) -> set[int]:
-        """Which of these alerts are stored as alerts (their own candidate, with stamps).
+    async def stored_alerts(self, keys: Iterable[int | str]) -> set[int | str]:
+        """Which of these alerts (detection keys) are stored as alerts: their own
+        detection, with stamps, or a solar-system detection.
 
-        A detection known only from a later alert's ``prv_candidates`` does not count:
-        its own alert (and its cutouts) never arrived.
+        A detection known only from a later alert's history does not count: its own
+        alert (and its cutouts) never arrived.
         """
-        wanted = sorted(set(candids))
+        wanted = sorted(set(keys), key=str)
         if not wanted:
             return set()
         cursor = self.db[DETECTIONS].find({"_id": {"$in": wanted}, "has_stamp": True},
                                           {"_id": 1})
-        return {doc["_id"] async for doc in cursor}
+        found = {doc["_id"] async for doc in cursor}
+        rest = [k for k in wanted if k not in found]
+        if rest:
+            cursor = self.db[SOLAR_SYSTEM_DETECTIONS].find({"_id": {"$in": rest}}, {"_id": 1})
+            found |= {doc["_id"] async for doc in cursor}
+        return found
 
     async def stored_dead_letters(self, digests: Iterable[str]) -> set[str]:
         """Which of these payload digests are in the dead-letter collection."""
@@ -392,6 +417,61 @@ class NightjarStore:
             return set()
         cursor = self.db[DEAD_LETTERS].find({"_id": {"$in": wanted}}, {"_id": 1})
         return {doc["_id"] async for doc in cursor}
+
+    async def solar_system_objects(self, ids: Iterable[int]) -> dict[int, Doc]:
+        """Stored solar-system objects by ssObjectId (one equality read each)."""
+        wanted = sorted(set(ids))
+        found = await asyncio.gather(*(self.db[SOLAR_SYSTEM_OBJECTS].find_one({"_id": i})
+                                       for i in wanted))
+        return {doc["_id"]: doc for doc in found if doc is not None}
+
+    async def solar_system(self, keys: Sequence[str]) -> tuple[list[Doc], list[Doc]]:
+        """The solar-system objects and detections (both surveys, in time order) with any
+        of these designation keys (:func:`nightjar.minor_planets.designation_keys`)."""
+        objects: dict[Any, Doc] = {}
+        detections: dict[Any, Doc] = {}
+        for key in keys:  # equality reads: a few keys, indexed on every server
+            async for doc in self.db[SOLAR_SYSTEM_OBJECTS].find({"designation_keys": key}):
+                objects[doc["_id"]] = doc
+            async for doc in self.db[SOLAR_SYSTEM_DETECTIONS].find({"designation_keys": key}):
+                detections[doc["_id"]] = doc
+        for ss_id in list(objects):  # detections known by id whose packets lacked a name
+            async for doc in self.db[SOLAR_SYSTEM_DETECTIONS].find({"ssObjectId": ss_id}):
+                detections[doc["_id"]] = doc
+        return (sorted(objects.values(), key=lambda d: str(d["_id"])),
+                sorted(detections.values(), key=lambda d: (d["mjd"], str(d["_id"]))))
+
+    async def surveys_present(self, surveys: Iterable[str]) -> set[str]:
+        """Which of these surveys have objects in the store (one indexed read each; ZTF
+        objects stored before surveys were recorded count as ZTF)."""
+        out = set()
+        for survey in surveys:
+            query: Doc = {"survey": survey}
+            if survey == "ZTF":
+                query = {"survey": {"$in": [survey, None]}}
+            if await self.db[OBJECTS].find_one(query, {"_id": 1}) is not None:
+                out.add(survey)
+        return out
+
+    async def objects_near(self, positions: Sequence[tuple[float, float]],
+                           radius_arcsec: float) -> list[Doc]:
+        """Objects whose mean position is within ``radius_arcsec`` of any of the positions
+        (ra, dec [deg]): ``_id``, ``survey``, ``meanra``, ``meandec``, ``hpx`` only."""
+        projection = {"_id": 1, "survey": 1, "meanra": 1, "meandec": 1, "hpx": 1}
+
+        async def near(ra: float, dec: float) -> list[Doc]:
+            cone = Cone(ra, dec, radius_arcsec)
+            return [d async for d in self._scan_objects([], cone, [], projection=projection)]
+
+        found = await asyncio.gather(*(near(ra, dec) for ra, dec in positions))
+        return list({d["_id"]: d for docs in found for d in docs}.values())
+
+    async def counterparts_of(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
+        """Cross-survey links of several objects, nearest first."""
+        out = await self._grouped(COUNTERPARTS, oids, [("separation_arcsec", 1)])
+        for docs in out.values():
+            docs.sort(key=lambda d: (d["separation_arcsec"], d["other_oid"]))
+        return out
 
     async def get_object(self, oid: str) -> Doc | None:
         return await self.db[OBJECTS].find_one({"_id": oid})

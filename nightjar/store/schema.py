@@ -25,9 +25,13 @@ DEAD_LETTERS = "dead_letters"
 LABELS = "labels"
 LIVE_EVENTS = "live_events"
 COUNTERS = "counters"
+COUNTERPARTS = "counterparts"
+SOLAR_SYSTEM_OBJECTS = "solar_system_objects"
+SOLAR_SYSTEM_DETECTIONS = "solar_system_detections"
 LIGHT_CURVE_COLLECTIONS = (DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)
-#: per-object collections written by the classifiers (moved with the object's anchor)
-CLASSIFICATION_COLLECTIONS = (PROBABILITIES, FEATURES)
+#: per-object collections besides the light curve: the classifiers' rows and features and
+#: the cross-survey links (moved with the object's anchor)
+ATTACHED_COLLECTIONS = (PROBABILITIES, FEATURES, COUNTERPARTS)
 #: the live feed and its counter: transient, not part of the data (left out of snapshots)
 FEED_COLLECTIONS = (LIVE_EVENTS, COUNTERS)
 
@@ -57,6 +61,7 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec(OBJECTS, (
         IndexSpec(SHARD_KEY),
         IndexSpec((("oid", 1),)),  # the default order of the object listing
+        IndexSpec((("survey", 1), ("oid", 1))),
         IndexSpec((("ndet", 1),)),
         IndexSpec((("firstmjd", 1),)),
         IndexSpec((("lastmjd", 1),)),
@@ -77,6 +82,22 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec(FEATURES, (IndexSpec(SHARD_KEY),),
                    doc="light-curve features of each classified object (ALeRCE names, "
                        "null where undefined); _id = oid"),
+    CollectionSpec(COUNTERPARTS, (IndexSpec(SHARD_KEY), IndexSpec((("oid", 1),))),
+                   doc="cross-survey links: an object of one survey and one of another within "
+                       "1.5 arcsec, one document per direction (oid, survey, other_oid, "
+                       "other_survey, separation_arcsec); _id = oid|other_oid"),
+    CollectionSpec(SOLAR_SYSTEM_OBJECTS, (
+        IndexSpec((("designation_keys", 1),)),
+    ), shard_key=(("_id", "hashed"),), zones=False,
+        doc="solar-system objects seen by LSST: designation, the latest ssSource geometry "
+            "and mpc_orbits orbit, first and last detection; _id = ssObjectId"),
+    CollectionSpec(SOLAR_SYSTEM_DETECTIONS, (
+        IndexSpec((("designation_keys", 1),)),
+        IndexSpec((("ssObjectId", 1), ("mjd", 1))),
+    ), shard_key=(("_id", "hashed"),), zones=False,
+        doc="detections of known solar-system objects, of both surveys (LSST ssSources, ZTF "
+            "candidates with ssnamenr), linked by designation_keys; _id = the detection's "
+            "key"),
     CollectionSpec(DEAD_LETTERS, (
         IndexSpec((("reason", 1),)),
         IndexSpec((("first_seen", 1),)),

@@ -137,8 +137,13 @@ class ParsedAlert:
     schema_id: int | None = None  #: Confluent wire-format schema id (LSST: major*100+minor)
     #: the survey's own object summary as it came (LSST ``diaObject``), if it sends one
     object_summary: Doc | None = None
-    #: a solar-system detection (LSST ``ssSource`` + ``mpc_orbits``): no object is made
+    #: the known solar-system object this detection is of: ``designation`` as the survey
+    #: wrote it, plus the survey's own fields (LSST ``ssObjectId``, ``ssSource``,
+    #: ``mpc_orbits``; ZTF ``ssdistnr``, ``ssmagnr``)
     solar_system: Doc | None = None
+    #: False for a detection that belongs to no object of the survey (an LSST source
+    #: associated with a solar-system object only): it is stored apart, no object is made
+    has_object: bool = True
 
     @property
     def key(self) -> int | str:

@@ -69,6 +69,15 @@ def detection_document(oid: str, raw: Mapping[str, Any], parent: int | None) -> 
     return doc
 
 
+def known_minor_planet(candidate: Mapping[str, Any]) -> Doc | None:
+    """ZTF's match to a known minor planet (``ssnamenr`` within ``ssdistnr`` arcsec)."""
+    name = candidate.get("ssnamenr")
+    if not isinstance(name, str) or name.strip().lower() in ("", "null", "none"):
+        return None
+    return {"designation": name.strip(), "ssdistnr": candidate.get("ssdistnr"),
+            "ssmagnr": candidate.get("ssmagnr")}
+
+
 def non_detection_document(oid: str, prv: Mapping[str, Any]) -> Doc:
     """An upper limit from a prv_candidate without candid (``diffmaglim`` [mag])."""
     mjd = prv["jd"] - MJD_OFFSET
@@ -167,20 +176,12 @@ def parse_record(record: Mapping[str, Any], raw: bytes, source: AlertSource) -> 
                        candidate=candidate, detection=detection_document(oid, candidate, None),
                        prv_detections=detections, non_detections=limits,
                        forced_photometry=forced, cutouts=cutouts, raw=raw, source=source,
-                       dropped_prv=dropped)
+                       dropped_prv=dropped, solar_system=known_minor_planet(candidate))
 
 
-def parse_payload(decoder: AlertDecoder, raw: bytes,
-                  source: AlertSource) -> tuple[list[ParsedAlert], list[DeadLetter]]:
-    """Decode and validate one input (file or Kafka message); never raises.
-
-    Returns the good alerts and the dead letters; a container with several records
-    may yield both.
-    """
-    try:
-        records = decoder.decode(raw)
-    except AlertRejected as exc:
-        return [], [DeadLetter(raw=raw, source=source, reason=exc.reason)]
+def parse_records(records: list[dict[str, Any]], raw: bytes, source: AlertSource
+                  ) -> tuple[list[ParsedAlert], list[DeadLetter]]:
+    """The alerts and dead letters of the decoded records of one ZTF container."""
     good: list[ParsedAlert] = []
     bad: list[DeadLetter] = []
     for index, record in enumerate(records):
@@ -191,3 +192,17 @@ def parse_payload(decoder: AlertDecoder, raw: bytes,
             bad.append(DeadLetter(raw=raw, source=src, reason=exc.reason,
                                   candid=exc.candid, oid=exc.oid))
     return good, bad
+
+
+def parse_payload(decoder: AlertDecoder, raw: bytes,
+                  source: AlertSource) -> tuple[list[ParsedAlert], list[DeadLetter]]:
+    """Decode and validate one ZTF input (file or Kafka message); never raises.
+
+    Returns the good alerts and the dead letters; a container with several records
+    may yield both.
+    """
+    try:
+        records = decoder.decode(raw)
+    except AlertRejected as exc:
+        return [], [DeadLetter(raw=raw, source=source, reason=exc.reason)]
+    return parse_records(records, raw, source)
