@@ -430,11 +430,15 @@ class NightjarStore:
         of these designation keys (:func:`nightjar.minor_planets.designation_keys`)."""
         objects: dict[Any, Doc] = {}
         detections: dict[Any, Doc] = {}
-        for key in keys:  # equality reads: a few keys, indexed on every server
-            async for doc in self.db[SOLAR_SYSTEM_OBJECTS].find({"designation_keys": key}):
-                objects[doc["_id"]] = doc
-            async for doc in self.db[SOLAR_SYSTEM_DETECTIONS].find({"designation_keys": key}):
-                detections[doc["_id"]] = doc
+        if not keys:
+            return [], []
+        # $in, not equality: nx-27017 answers an equality on an indexed array field with
+        # nothing (its index holds no array elements); $in means the same on MongoDB
+        match = {"designation_keys": {"$in": list(keys)}}
+        async for doc in self.db[SOLAR_SYSTEM_OBJECTS].find(match):
+            objects[doc["_id"]] = doc
+        async for doc in self.db[SOLAR_SYSTEM_DETECTIONS].find(match):
+            detections[doc["_id"]] = doc
         for ss_id in list(objects):  # detections known by id whose packets lacked a name
             async for doc in self.db[SOLAR_SYSTEM_DETECTIONS].find({"ssObjectId": ss_id}):
                 detections[doc["_id"]] = doc
