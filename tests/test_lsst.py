@@ -218,6 +218,7 @@ def _sample_wire(schema_id: int) -> tuple[bytes, dict[str, Any], Any]:
     assert path is not None, schema_id
     reader = fastavro.reader(io.BytesIO(path.read_bytes()))
     record = next(reader)
+    assert isinstance(record, dict)
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, reader.writer_schema, record)
     return frame(schema_id, buf.getvalue()), record, reader.writer_schema
@@ -229,7 +230,7 @@ def test_every_schema_version_of_lsst_alert_packet_is_read_or_refused_by_version
     assert {701, 800, 900, 1000, 1100, 1101} <= set(ids) and min(ids) < 700
     for schema_id in ids:
         wire, record, schema = _sample_wire(schema_id)
-        container = bundled_sample(schema_id).read_bytes()  # type: ignore[union-attr]
+        container = bundled_sample(schema_id).read_bytes()
         for raw in (wire, container):
             alerts, dead = parser.parse(raw, SRC)
             major = schema_id // 100
