@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     catalog_dir: Path | None = Field(
         default=None, description="imported catalogues (default: <home>/catalogs)")
 
+    # ---- LSST
+    lsst_schema_registry_url: str | None = Field(default=None, description=(
+        "Confluent-compatible schema registry that resolves the schema ids of Rubin's wire "
+        "format (Rubin's: https://usdf-alert-schemas-dev.slac.stanford.edu); read-only, "
+        "each id fetched once; unset, unreachable or not knowing an id = the schemas "
+        "bundled in lsst-alert-packet"))
+    lsst_schema_registry_timeout: float = Field(default=5.0, gt=0, description=(
+        "longest wait for the schema registry [s]"))
+
     # ---- Kafka: the cluster the worker consumes from and publishes to
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="comma-separated host:port list")
@@ -128,13 +137,20 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM)")
     kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="client key")
-    # ---- an external alert stream (ZTF's, LSST's) that `nightjar relay` consumes
+    # ---- an external alert stream (ZTF's, LSST's) that `nightjar relay` (or the worker's
+    # relay agent) consumes; Rubin's: SASL_SSL, SCRAM-SHA-512, topic lsst-alerts-v11
     source_bootstrap_servers: str | None = Field(
         default=None, description="the external cluster; unset = no relay")
     source_topic_pattern: str = Field(
-        default=r"ztf_\d{8}_programid1", description="regular expression of topics to read")
-    source_group_id: str = Field(default="nightjar-relay",
-                                 description="consumer group on the external cluster")
+        default=r"ztf_\d{8}_programid1", description=(
+            r"regular expression of topics to read (Rubin: ^lsst-alerts-v11$, a topic per "
+            "major schema version)"))
+    source_group_id: str | None = Field(default=None, description=(
+        "consumer group on the external cluster (default: <source_sasl_username>-nightjar-"
+        "relay, or nightjar-relay without SASL)"))
+    source_group_user_prefix: bool = Field(default=True, description=(
+        "refuse a source_group_id that does not start with source_sasl_username (Rubin's "
+        "brokers accept only such groups; set false for clusters without that rule)"))
     source_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="where a new group starts reading")
     source_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
@@ -192,6 +208,25 @@ class Settings(BaseSettings):
             self.kafka_bootstrap_servers, self.kafka_security_protocol,
             self.kafka_sasl_mechanism, self.kafka_sasl_username, self.kafka_sasl_password,
             self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+
+    @model_validator(mode="after")
+    def _group_starts_with_user(self) -> Settings:
+        user = self.source_sasl_username
+        group = self.source_group_id
+        if user and group and self.source_group_user_prefix and not group.startswith(user):
+            raise ValueError(
+                f"source_group_id {group!r} does not start with the user name {user!r}: "
+                "Rubin's brokers accept only consumer groups named <user>-...; rename it, "
+                "leave it unset, or set NIGHTJAR_SOURCE_GROUP_USER_PREFIX=false")
+        return self
+
+    @property
+    def relay_group_id(self) -> str:
+        """The consumer group of the relay on the external cluster."""
+        if self.source_group_id:
+            return self.source_group_id
+        user = self.source_sasl_username
+        return f"{user}-nightjar-relay" if user else "nightjar-relay"
 
     def source_connection(self) -> KafkaConnection:
         """The external survey cluster the relay reads (raises when not configured)."""

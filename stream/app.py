@@ -23,7 +23,7 @@ import faust
 from faust.types import TP
 
 from ml.lc_classifier.model import HierarchicalModel
-from nightjar.runner.ingest import BatchProcessor
+from nightjar.runner.ingest import BatchProcessor, alert_parser
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
@@ -90,8 +90,10 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     classifier : HierarchicalModel, optional
         The light-curve classifier of the classify agent (that agent runs only with it).
     agents : tuple of str
-        Which agents this worker runs: ``pipeline`` (ingest to publish) and/or
-        ``classify`` (light-curve classification), so each can scale on its own.
+        Which agents this worker runs: ``pipeline`` (ingest to publish), ``classify``
+        (light-curve classification) and ``relay`` (the external survey stream, e.g.
+        Rubin's, re-keyed by object into the alert topic: :mod:`stream.relay`), so each
+        can scale on its own.
     """
     app = faust.App(
         settings.kafka_group_id,
@@ -126,7 +128,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         async with store_factory() as store:
             await store.init()
             driver = StreamDriver(
-                BatchProcessor(store, archive, topology=topology), send,
+                BatchProcessor(store, archive, topology=topology,
+                               parser=alert_parser(settings)), send,
                 classifications_topic=settings.topic_classifications,
                 dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
                 # the topology's classify hook decides which objects are forwarded
@@ -161,8 +164,27 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                 await _finish_even_if_stopped(driver.handle([o for o in oids if o]),
                                               settings.worker_stop_grace)
 
+    async def relay_source() -> None:
+        from stream.kafka import new_producer
+        from stream.relay import relay, source_consumer
+
+        consumer = source_consumer(settings)
+        producer = new_producer(settings.kafka_connection())
+        await consumer.start()
+        await producer.start()
+        try:
+            summary = await relay(consumer, producer, settings.source_topic_pattern,
+                                  settings.topic_alerts, batch_size=settings.worker_batch_size,
+                                  parser=alert_parser(settings))
+            log.info("relay stopped after %d messages", summary.forwarded)
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
     if "pipeline" in agents:
         app.agent(alerts, name="nightjar-pipeline")(pipeline)
+    if "relay" in agents:
+        app.task(relay_source)
     if "classify" in agents and classifier is not None:
         lc_topic = app.topic(settings.topic_lc_classify, **raw)
         app.agent(lc_topic, name="nightjar-lc-classifier")(classify)

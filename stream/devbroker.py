@@ -141,6 +141,11 @@ class DevKafka:
     #: server's private key, unencrypted, followed by its certificate chain)
     ssl_keystore_pem: Path | None = None
     ssl_port: int | None = None
+    #: when set (with ``ssl_keystore_pem``), a fourth listener on ``scram_port`` takes
+    #: SASL_SSL with SCRAM-SHA-512, as Rubin's alert brokers do; the users are created
+    #: when the storage is formatted (KRaft keeps SCRAM credentials in its metadata log)
+    scram_users: dict[str, str] | None = None
+    scram_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -153,6 +158,11 @@ class DevKafka:
     @property
     def ssl_bootstrap(self) -> str | None:
         return f"127.0.0.1:{self.ssl_port}" if self.ssl_keystore_pem and self.ssl_port else None
+
+    @property
+    def scram_bootstrap(self) -> str | None:
+        return (f"127.0.0.1:{self.scram_port}"
+                if self.scram_users and self.scram_port and self.ssl_keystore_pem else None)
 
     @property
     def _state_file(self) -> Path:
@@ -182,7 +192,7 @@ class DevKafka:
             advertised.append(f"SASL_PLAINTEXT://{self.sasl_bootstrap}")
             protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
             users = " ".join(f'user_{name}="{pw}"' for name, pw in (self.sasl_users or {}).items())
-            sasl = ["sasl.enabled.mechanisms=PLAIN",
+            sasl = ["listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
                     "listener.name.sasl_plaintext.plain.sasl.jaas.config="
                     "org.apache.kafka.common.security.plain.PlainLoginModule required "
                     f"{users};"]
@@ -192,6 +202,13 @@ class DevKafka:
             protocols.append("SSL:SSL")
             sasl += ["ssl.keystore.type=PEM", f"ssl.keystore.location={self.ssl_keystore_pem}",
                      "ssl.client.auth=none"]
+        if self.scram_bootstrap:
+            listeners.append(f"SASL_SSL://{self.scram_bootstrap}")
+            advertised.append(f"SASL_SSL://{self.scram_bootstrap}")
+            protocols.append("SASL_SSL:SASL_SSL")
+            sasl += ["listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512",
+                     "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"]
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
@@ -227,8 +244,11 @@ class DevKafka:
         The id goes in ``--cluster-id=<id>`` form: base64 ids may begin with ``-``, and
         ``-t <id>`` then reads the id as an option and fails.
         """
+        scram = [f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
+                 for name, password in (self.scram_users or {}).items()]
         fmt = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format",
-                                        f"--cluster-id={cluster_id}", "-c", str(props)),
+                                        f"--cluster-id={cluster_id}", "-c", str(props),
+                                        *scram),
                              capture_output=True, text=True, check=False)
         if fmt.returncode != 0:
             raise KafkaUnavailable(f"formatting Kafka storage failed: {fmt.stderr[-2000:]}")

@@ -191,7 +191,8 @@ class StreamDriver:
         letter = DeadLetter(raw=item.raw, source=item.source,
                             reason=f"store rejected it permanently: {exc}",
                             candid=parsed[0].candid if parsed else None,
-                            oid=parsed[0].oid if parsed else None)
+                            oid=parsed[0].oid if parsed else None,
+                            survey=parsed[0].survey if parsed else None)
         log.error("dead-lettering %s: %s", item.source, letter.reason)
         await self._until_done("store", lambda: self.processor.store.write([], [letter]))
         return BatchResult(inputs=1, dead_letters=[letter])

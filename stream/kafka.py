@@ -102,7 +102,8 @@ class ProduceSummary:
 
 
 async def produce(producer: AIOKafkaProducer, topic: str, inputs: Iterable[RawInput],
-                  rate: float | None = None) -> ProduceSummary:
+                  rate: float | None = None, parser: AlertParser | None = None
+                  ) -> ProduceSummary:
     """Send each input as one message keyed by objectId, as ZTF's stream delivers them.
 
     Parameters
@@ -112,7 +113,7 @@ async def produce(producer: AIOKafkaProducer, topic: str, inputs: Iterable[RawIn
     rate : float, optional
         Messages per second; as fast as possible when None.
     """
-    parser = AlertParser()
+    parser = parser or AlertParser()
     summary = ProduceSummary()
     start = time.perf_counter()
     pending: list[asyncio.Future[Any]] = []

@@ -1,12 +1,15 @@
 """Relay an external survey stream (ZTF's, LSST's) into Nightjar's alert topic.
 
 Survey brokers publish on their own clusters, behind SASL/SSL, in topics such as ZTF's
-nightly ``ztf_YYYYMMDD_programid1``, and do not key messages by object.  The workers
-need one object's alerts on one partition (:mod:`nightjar.runner.topology`), so the relay reads
-the external topics with the ``source_*`` settings and re-publishes each message
-unchanged, keyed by its objectId, to ``topic_alerts`` on Nightjar's cluster.  Offsets on
-the external cluster are committed only after the broker acknowledged the re-published
-batch: at-least-once, and the workers' idempotent writes absorb the duplicates.
+nightly ``ztf_YYYYMMDD_programid1`` or Rubin's ``lsst-alerts-v11`` (one topic per major
+schema version, 45 partitions), and do not key messages by object.  The workers need
+one object's alerts on one partition (:mod:`nightjar.runner.topology`), so the relay
+reads the external topics with the ``source_*`` settings and re-publishes each message
+unchanged, keyed by its object (ZTF objectId; LSST diaObjectId, or ssObjectId for a
+solar-system source, read from the first fields of the packet), to ``topic_alerts`` on
+Nightjar's cluster.  Offsets on the external cluster are committed only after the
+broker acknowledged the re-published batch: at-least-once, and the workers' idempotent
+writes absorb the duplicates.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ JOIN_TIMEOUT = 60.0
 @dataclass
 class RelaySummary:
     forwarded: int = 0
-    unkeyed: int = 0  #: messages without a readable objectId (forwarded; dead-lettered later)
+    unkeyed: int = 0  #: messages without a readable object id (forwarded; dead-lettered later)
     seconds: float = 0.0
     partitions: int = 0  #: external partitions the group assigned to this relay (most seen)
 
@@ -38,7 +41,7 @@ def source_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A consumer of the external cluster, subscribed by pattern once started."""
     return AIOKafkaConsumer(
         **connection_options(settings.source_connection()),
-        group_id=settings.source_group_id, enable_auto_commit=False,
+        group_id=settings.relay_group_id, enable_auto_commit=False,
         auto_offset_reset=settings.source_offset_reset,
         metadata_max_age_ms=30_000,  # notice the next night's topic within 30 s
         max_partition_fetch_bytes=10 * 1024 * 1024)
@@ -46,7 +49,8 @@ def source_consumer(settings: Settings) -> AIOKafkaConsumer:
 
 async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pattern: str,
                 topic: str, *, batch_size: int = 500, idle_exit: float | None = None,
-                stop: asyncio.Event | None = None) -> RelaySummary:
+                stop: asyncio.Event | None = None,
+                parser: AlertParser | None = None) -> RelaySummary:
     """Forward messages until ``stop`` is set, or until ``idle_exit`` seconds pass idle.
 
     The idle clock runs only once the group has assigned partitions (joining takes
@@ -61,10 +65,12 @@ async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pattern:
         Regular expression of the external topics.
     topic : str
         Nightjar's alert topic.
+    parser : AlertParser, optional
+        Reads the object ids (its LSST schema registry resolves the wire-format ids).
     """
     re.compile(pattern)  # fail early, with the pattern in the message
     consumer.subscribe(pattern=pattern)
-    parser = AlertParser()
+    parser = parser or AlertParser()
     summary = RelaySummary()
     start = last_message = time.monotonic()
     while not (stop and stop.is_set()):

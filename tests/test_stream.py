@@ -316,7 +316,7 @@ async def test_relay_rekeys_an_external_sasl_stream_by_object(
         "NIGHTJAR_SOURCE_BOOTSTRAP_SERVERS": kafka_broker.sasl_bootstrap,
         "NIGHTJAR_SOURCE_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "NIGHTJAR_SOURCE_SASL_USERNAME": user, "NIGHTJAR_SOURCE_SASL_PASSWORD": password,
-        "NIGHTJAR_SOURCE_GROUP_ID": f"relay-{stream_env.tag}",
+        "NIGHTJAR_SOURCE_GROUP_ID": f"{user}-relay-{stream_env.tag}",  # Rubin's rule
         "NIGHTJAR_SOURCE_TOPIC_PATTERN": rf"ztf_\d{{8}}_programid1_{stream_env.tag}",
     }
     packets = list(AlertSimulator(seed=15).packets(200))

@@ -25,6 +25,7 @@ from nightjar.cli.ml import ml_app
 from nightjar.runner.ingest import (
     BatchProcessor,
     IngestSummary,
+    alert_parser,
     expand_paths,
     ingest,
     iter_inputs,
@@ -73,7 +74,15 @@ def _main() -> None:
 
 
 def _settings() -> Settings:
-    return Settings()
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:  # one clear line per setting, no traceback
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            err.print(f"[red]error:[/red] {where}: {error['msg']}", highlight=False)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -81,18 +90,41 @@ def simulate(
     n: Annotated[int, typer.Option("--n", help="number of alerts", min=1)] = 1000,
     out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("alerts"),
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    survey: Annotated[str, typer.Option(help="ztf (Avro containers, schema 4.02) or lsst "
+                                             "(Rubin's wire format)")] = "ztf",
+    schema: Annotated[str, typer.Option(help="LSST schema version, e.g. 11.0 or 10.0")
+                      ] = "11.0",
+    burst: Annotated[bool, typer.Option(help="LSST: all N alerts from one visit of one "
+                                             "field (Rubin sends ~10,000 a visit)")] = False,
 ) -> None:
-    """Write N schema-valid simulated ZTF v4.02 alerts into a directory."""
-    from nightjar.surveys.ztf.simulate import write_alerts
+    """Write N schema-valid simulated alerts (ZTF or LSST) into a directory."""
+    if survey.lower() == "ztf":
+        from nightjar.surveys.ztf.simulate import write_alerts
 
-    paths = write_alerts(n, out_dir, seed=seed)
-    err.print(f"wrote {len(paths)} alerts to {out_dir}")
+        paths = write_alerts(n, out_dir, seed=seed)
+    elif survey.lower() == "lsst":
+        from nightjar.surveys.lsst.simulate import write_alerts as write_lsst
+        from nightjar.surveys.lsst.wire import schema_id_of
+
+        try:
+            schema_id = schema_id_of(schema)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] --schema {schema!r} is not a version like 11.0")
+            raise typer.Exit(2) from exc
+        paths = write_lsst(n, out_dir, seed=seed, schema_id=schema_id, burst=burst)
+    else:
+        err.print(f"[red]error:[/red] --survey is ztf or lsst, not {survey!r}")
+        raise typer.Exit(2)
+    err.print(f"wrote {len(paths)} {survey.upper()} alerts to {out_dir}")
 
 
 def _print_summary(summary: IngestSummary) -> None:
     table = Table(title="ingest summary", show_header=False)
     table.add_row("inputs", str(summary.inputs))
     table.add_row("alerts stored", str(summary.alerts_stored))
+    for survey, count in sorted(summary.by_survey.items()):
+        table.add_row(f"  {survey}", str(count))
+    table.add_row("  of solar-system sources (no object)", str(summary.solar_system))
     table.add_row("dead-lettered", str(summary.dead_lettered))
     table.add_row("objects", str(len(summary.objects_seen)))
     table.add_row("new detections", str(summary.new_detections))
@@ -110,6 +142,7 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
     async with open_store(settings) as store:
         await store.init()
         processor = BatchProcessor(store, LocalArchive(settings.archive_path),
+                                   parser=alert_parser(settings),
                                    topology=configured_topology(settings))
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[stored]} stored, {task.fields[dead]} rejected"),
@@ -467,10 +500,13 @@ def query(
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option("--n", help="simulated alerts to add")] = 2000,
+    n: Annotated[int, typer.Option("--n", help="simulated ZTF alerts to add")] = 2000,
+    n_lsst: Annotated[int, typer.Option("--n-lsst", help="simulated LSST alerts to add")
+                      ] = 1000,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Ingest the real alerts in ../shared (when present) and simulated ones, then serve."""
+    from nightjar.surveys.lsst.simulate import write_alerts as write_lsst
     from nightjar.surveys.ztf.simulate import write_alerts
 
     settings = _settings()
@@ -482,15 +518,36 @@ def demo(
     else:
         err.print(f"{real} not found: using simulated alerts only")
     with tempfile.TemporaryDirectory(prefix="nightjar-sim-") as tmp:
-        err.print(f"simulating {n} alerts ...")
-        write_alerts(n, Path(tmp), seed=42)
-        paths.append(Path(tmp))
+        lsst = _demo_lsst(settings, Path(tmp) / "lsst-real")
+        paths += lsst
+        err.print(f"simulating {n} ZTF and {n_lsst} LSST alerts ...")
+        write_alerts(n, Path(tmp) / "ztf", seed=42)
+        write_lsst(n_lsst, Path(tmp) / "lsst", seed=42)
+        paths += [Path(tmp) / "ztf", Path(tmp) / "lsst"]
         _print_summary(asyncio.run(_ingest(settings, paths, settings.batch_size)))
     _demo_catalogs(settings)
     err.print("\nexample query (paste into GraphiQL, or run `nightjar query '...'`):")
     out.print(EXAMPLE_QUERY, markup=False, highlight=False)
     if serve_after:
         _serve_until_stopped(settings, "all", None, None)
+
+
+#: Rubin's real alerts in ../shared (Fink's parquet) and the schema each was written with
+DEMO_LSST = {"rubin_sample_data_10_0.parquet": 1000, "or4_lsst7.1.parquet": 701}
+
+
+def _demo_lsst(settings: Settings, out: Path) -> list[Path]:
+    """Rubin's real sample alerts as wire-format files (when ../shared has them)."""
+    from nightjar.surveys.lsst.fink import write_wire_files
+
+    folder = settings.shared_data / "lsst" / "fink"
+    written = []
+    for name, schema_id in DEMO_LSST.items():
+        if (folder / name).is_file():
+            written += write_wire_files(folder / name, schema_id, out)
+    if written:
+        err.print(f"using {len(written)} real LSST alerts under {folder}")
+    return [out] if written else []
 
 
 # Real catalogues the demo serves for cone searches and cross-matches (when ../shared has them)
@@ -586,7 +643,8 @@ def produce(
         await producer.start()
         try:
             return await produce_inputs(producer, topic or settings.topic_alerts,
-                                        iter_inputs(expand_paths(paths)), rate)
+                                        iter_inputs(expand_paths(paths)), rate,
+                                        alert_parser(settings))
         finally:
             await producer.stop()
 
@@ -608,9 +666,10 @@ def worker(
         help="Prometheus port (default: NIGHTJAR_METRICS_PORT; 0 = any free port)")] = None,
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "info",
     agents: Annotated[str, typer.Option(
-        help="agents to run: pipeline (ingest to publish), classify (light-curve "
-             "classifier), or both, comma-separated; run them in separate workers to scale "
-             "them separately")] = "pipeline,classify",
+        help="agents to run, comma-separated: pipeline (ingest to publish), classify "
+             "(light-curve classifier), relay (the survey stream of NIGHTJAR_SOURCE_*, e.g. "
+             "Rubin's, re-keyed into the alert topic; default when a source is set); run "
+             "them in separate workers to scale them separately")] = "",
 ) -> None:
     """Run a Faust worker: consume the alert topic, store, publish classifications."""
     import faust
@@ -626,9 +685,15 @@ def worker(
     port = metrics.serve(settings.metrics_host,
                          settings.metrics_port if metrics_port is None else metrics_port)
     err.print(f"metrics: http://{settings.metrics_host}:{port}/metrics")
-    roles = tuple(a.strip() for a in agents.split(",") if a.strip())
-    if not roles or set(roles) - {"pipeline", "classify"}:
-        err.print(f"[red]error:[/red] --agents takes pipeline and/or classify, not {agents!r}")
+    roles = tuple(a.strip() for a in agents.split(",") if a.strip()) or (
+        ("pipeline", "classify", "relay") if settings.source_bootstrap_servers
+        else ("pipeline", "classify"))
+    if set(roles) - {"pipeline", "classify", "relay"}:
+        err.print("[red]error:[/red] --agents takes pipeline, classify and/or relay, not "
+                  f"{agents!r}")
+        raise typer.Exit(2)
+    if "relay" in roles and not settings.source_bootstrap_servers:
+        err.print("[red]error:[/red] the relay agent needs NIGHTJAR_SOURCE_BOOTSTRAP_SERVERS")
         raise typer.Exit(2)
     classifier = None
     if settings.lc_classifier and "classify" in roles:
@@ -677,7 +742,8 @@ def relay_command(
             try:
                 return await relay(consumer, producer, pattern or settings.source_topic_pattern,
                                    settings.topic_alerts, batch_size=settings.worker_batch_size,
-                                   idle_exit=idle_exit, stop=stop)
+                                   idle_exit=idle_exit, stop=stop,
+                                   parser=alert_parser(settings))
             finally:
                 await producer.stop()
         finally:
@@ -726,6 +792,7 @@ def reconcile(
                 await store.init()
                 driver = StreamDriver(
                     BatchProcessor(store, LocalArchive(settings.archive_path),
+                                   parser=alert_parser(settings),
                                    topology=configured_topology(settings)),
                     lambda t, k, v: producer.send(t, v, key=k),
                     classifications_topic=settings.topic_classifications,

@@ -30,11 +30,17 @@ from nightjar.core.lightcurve import (
 )
 from nightjar.core.solar_system import plan_solar_system
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.settings import Settings
 from nightjar.store.archive import AlertArchive
 from nightjar.store.mongo import NightjarStore
 from nightjar.surveys.avro import AVRO_MAGIC
 from nightjar.surveys.interface import SURVEY_NAMES, ZTF, AlertSource, DeadLetter, ParsedAlert
-from nightjar.surveys.registry import HISTORY_FIELDS, AlertParser, photometry_rules
+from nightjar.surveys.registry import (
+    HISTORY_FIELDS,
+    AlertParser,
+    make_parser,
+    photometry_rules,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +184,14 @@ class IngestSummary:
     seconds: float = 0.0
     #: alerts of solar-system sources stored apart (no object)
     solar_system: int = 0
+    #: stored alerts per survey
+    by_survey: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: BatchResult) -> None:
         self.inputs += result.inputs
         self.alerts_stored += len(result.alerts) + len(result.solar_system)
         self.solar_system += len(result.solar_system)
+        self.by_survey.update(a.survey for a in (*result.alerts, *result.solar_system))
         self.dead_lettered += len(result.dead_letters)
         self.new_detections += result.new_detections
         self.objects_written += result.objects_written
@@ -200,9 +209,15 @@ class IngestSummary:
         return self.inputs / self.seconds if self.seconds > 0 else 0.0
 
 
+def alert_parser(settings: Settings) -> AlertParser:
+    """The parser of a deployment: LSST schema ids through the configured registry (with
+    the bundled schemas as fallback), or the bundled schemas alone."""
+    return make_parser(settings.lsst_schema_registry_url, settings.lsst_schema_registry_timeout)
+
+
 def _failed(alerts: Sequence[ParsedAlert], step: str, exc: Exception) -> list[DeadLetter]:
     """Dead letters for every alert of an object that a step could not process."""
-    return [DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid,
+    return [DeadLetter(raw=a.raw, source=a.source, candid=a.candid, oid=a.oid, survey=a.survey,
                        reason=f"step {step} failed: {type(exc).__name__}: {exc}")
             for a in alerts]
 

@@ -25,11 +25,11 @@ from nightjar.surveys.interface import (
 )
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-CLASSIFICATION_SCHEMA_VERSION = "1.1"
-DEAD_LETTER_SCHEMA_VERSION = "1.0"
+CLASSIFICATION_SCHEMA_VERSION = "1.2"
+DEAD_LETTER_SCHEMA_VERSION = "1.1"
 _SUMMARY_FIELDS = ("ndet", "firstmjd", "lastmjd", "meanra", "meandec", "sigmara", "sigmadec",
                    "corrected", "stellar", "reference_change", "g_r_max", "g_r_mean")
-_BAND_FIELDS = ("fid", "ndet", "firstmjd", "lastmjd", "magmean", "magmedian", "magmin",
+_BAND_FIELDS = ("fid", "band", "ndet", "firstmjd", "lastmjd", "magmean", "magmedian", "magmin",
                 "magmax", "magsigma", "maglast", "magmean_corr", "maglast_corr", "dmdt_first")
 
 Record = dict[str, Any]
@@ -49,8 +49,21 @@ def _probabilities(rows: Sequence[Mapping[str, Any]]) -> list[Record]:
 
 def _object_summary(object_doc: Mapping[str, Any]) -> Record:
     return {**{k: object_doc.get(k) for k in _SUMMARY_FIELDS},
-            "magstats": [{k: band.get(k) for k in _BAND_FIELDS}
+            "magstats": [{**{k: band.get(k) for k in _BAND_FIELDS},
+                          "band": str(band.get("band") or "")}
                          for band in object_doc.get("magstats", [])]}
+
+
+def _detection_fields(object_doc: Mapping[str, Any], detection: Mapping[str, Any]) -> Record:
+    """The fields added in schema 1.2: survey, the id as a string, band and fluxes [nJy]."""
+    def flux(name: str) -> float | None:
+        value = detection.get(name)
+        return None if value is None else float(value)
+
+    return {"survey": str(object_doc.get("survey") or detection.get("survey") or "ZTF"),
+            "candid_str": str(detection["candid"]), "band": detection.get("band"),
+            "psf_flux": flux("psfFlux"), "psf_flux_err": flux("psfFluxErr"),
+            "science_flux": flux("scienceFlux") if detection.get("corrected") else None}
 
 
 def _xmatch(object_doc: Mapping[str, Any]) -> list[Record]:
@@ -78,7 +91,7 @@ def lc_classification_record(object_doc: Mapping[str, Any], detection: Mapping[s
         "hpx": object_doc["hpx"], "object": _object_summary(object_doc),
         "xmatch": _xmatch(object_doc), "probabilities": _probabilities(probabilities),
         "trigger": "lc_classifier", "alert_time": None,
-        "processed_time": processed_time_ms,
+        "processed_time": processed_time_ms, **_detection_fields(object_doc, detection),
     }
 
 
@@ -123,6 +136,7 @@ def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
         "trigger": "alert",
         "alert_time": alert_time_ms,
         "processed_time": processed_time_ms,
+        **_detection_fields(object_doc, {**det, **(detection or {})}),
     }
 
 
@@ -141,6 +155,7 @@ def dead_letter_record(letter: DeadLetter, rejected_time_ms: int) -> Record:
         "source_path": src.path,
         "payload": letter.raw[:MAX_DEAD_LETTER_BYTES],
         "rejected_time": rejected_time_ms,
+        "survey": letter.survey,
     }
 
 

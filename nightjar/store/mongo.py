@@ -384,7 +384,7 @@ class NightjarStore:
             "$setOnInsert": {
                 "raw": Binary(raw), "size": len(letter.raw),
                 "truncated": len(letter.raw) > len(raw), "reason": letter.reason,
-                "candid": letter.candid, "oid": letter.oid,
+                "candid": letter.candid, "oid": letter.oid, "survey": letter.survey,
                 "source": letter.source.as_dict(), "first_seen": now,
             },
             "$addToSet": {"sources": letter.source.as_dict()},

@@ -195,6 +195,8 @@ class DeadLetter:
     reason: str
     candid: int | None = None
     oid: str | None = None
+    #: the survey the content says it is from (None for what no survey could read)
+    survey: str | None = None
     digest: str = field(init=False)
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ from nightjar.surveys.interface import (
 )
 from nightjar.surveys.lsst import adapter as lsst_adapter
 from nightjar.surveys.lsst.photometry import LSST_PHOTOMETRY
-from nightjar.surveys.lsst.schemas import LsstSchemas
+from nightjar.surveys.lsst.schemas import LsstSchemas, RegistryClient, http_fetch
 from nightjar.surveys.lsst.wire import is_wire_format, object_key, unframe
 from nightjar.surveys.ztf import decode as ztf_decode
 from nightjar.surveys.ztf.correction import ZTF_PHOTOMETRY
@@ -82,7 +82,7 @@ class AlertParser:
             try:
                 name, records = self.containers.decode_named(raw)
             except AlertRejected as exc:
-                return [], [DeadLetter(raw=raw, source=source, reason=exc.reason)]
+                return [], [DeadLetter(raw=raw, source=source, reason=exc.reason)]  # unknown
             if survey_of_schema(name) == LSST:
                 return lsst_adapter.parse_records(name, records, raw, source)
             return ztf_decode.parse_records(records, raw, source)
@@ -113,3 +113,11 @@ class AlertParser:
         except (AlertRejected, ValueError, EOFError, IndexError, TypeError):
             return None
         return alerts[0].oid.encode() if alerts else None
+
+
+def make_parser(lsst_registry_url: str | None = None, timeout: float = 5.0) -> AlertParser:
+    """A parser resolving LSST schema ids through a schema registry (bundled schemas as
+    the fallback), or through the bundled schemas alone when no URL is given."""
+    registry = RegistryClient(lsst_registry_url, http_fetch(timeout)) if lsst_registry_url \
+        else None
+    return AlertParser(LsstSchemas(registry))

@@ -305,7 +305,7 @@ def parse_wire(raw: bytes, source: AlertSource, schemas: LsstSchemas
                       schema_id=resolved.schema_id, label=f"schema {resolved.version}")
     except AlertRejected as exc:
         return [], [DeadLetter(raw=raw, source=source, reason=exc.reason, candid=exc.candid,
-                               oid=exc.oid)]
+                               oid=exc.oid, survey=LSST)]
     return [alert], []
 
 
@@ -323,5 +323,5 @@ def parse_records(name: str, records: Sequence[Mapping[str, Any]], raw: bytes,
                               label=f"schema {version}" if version else name or "unnamed"))
         except AlertRejected as exc:
             bad.append(DeadLetter(raw=raw, source=src, reason=exc.reason, candid=exc.candid,
-                                  oid=exc.oid))
+                                  oid=exc.oid, survey=LSST))
     return good, bad

@@ -189,7 +189,7 @@ def parse_records(records: list[dict[str, Any]], raw: bytes, source: AlertSource
         try:
             good.append(parse_record(record, raw, src))
         except AlertRejected as exc:
-            bad.append(DeadLetter(raw=raw, source=src, reason=exc.reason,
+            bad.append(DeadLetter(raw=raw, source=src, reason=exc.reason, survey=ZTF,
                                   candid=exc.candid, oid=exc.oid))
     return good, bad
 
