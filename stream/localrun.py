@@ -193,8 +193,9 @@ class TopicRecord(NamedTuple):
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 120,
-                     ) -> list[TopicRecord]:
-    """Every record on a topic (key, decoded value), once ``expected`` have arrived.
+                     raw: bool = False) -> list[TopicRecord]:
+    """Every record on a topic (key, decoded value; with ``raw`` the bytes as they are),
+    once ``expected`` have arrived.
 
     Waits up to ``wait_s`` seconds, then returns what there is; reads a little longer
     after reaching ``expected`` to catch any surplus.
@@ -216,8 +217,8 @@ async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for rec in records:
-                    out.extend(TopicRecord(rec.key, value, rec.timestamp)
-                               for value in decode(rec.value or b""))
+                    values = [rec.value] if raw else decode(rec.value or b"")
+                    out.extend(TopicRecord(rec.key, value, rec.timestamp) for value in values)
             if len(out) >= expected:
                 surplus_deadline = surplus_deadline or time.monotonic() + 2
                 if time.monotonic() > surplus_deadline:

@@ -102,6 +102,8 @@ def as_inputs(packets: list[tuple[str, int, bytes]]) -> list[RawInput]:
 
 #: SASL/PLAIN account on the test broker's second listener
 KAFKA_SASL_USER = ("nightjar", "alert-stream-secret")
+#: SCRAM-SHA-512 account on its SASL_SSL listener (Rubin's way)
+KAFKA_SCRAM_USER = ("rubin-reader", "scram-alert-secret")
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +111,8 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevKafka]
     """A real single-node Kafka 3.9 broker (KRaft) on free loopback ports, per session.
 
     One listener is plaintext, a second takes SASL/PLAIN (``KAFKA_SASL_USER``), a third
-    speaks TLS with a certificate of a throwaway CA (``<workdir>/tls/ca.pem``).  Skipped
+    speaks TLS with a certificate of a throwaway CA (``<workdir>/tls/ca.pem``), a fourth
+    SASL_SSL with SCRAM-SHA-512 (``KAFKA_SCRAM_USER``), as Rubin's brokers do.  Skipped
     where Java or Maven is missing, except in CI, where it must run.
     """
     missing = missing_tools()
@@ -121,7 +124,8 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevKafka]
     _, server_pem = make_tls_files(workdir / "tls")
     broker = DevKafka(workdir / "broker", free_port(),
                       sasl_users=dict([KAFKA_SASL_USER]), sasl_port=free_port(),
-                      ssl_keystore_pem=server_pem, ssl_port=free_port())
+                      ssl_keystore_pem=server_pem, ssl_port=free_port(),
+                      scram_users=dict([KAFKA_SCRAM_USER]), scram_port=free_port())
     with broker:
         yield broker
 

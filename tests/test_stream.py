@@ -151,6 +151,82 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
         assert got[coll] == expected[coll], f"{coll} differs from an uninterrupted run"
 
 
+async def _stored_lsst_alerts(env: StreamEnv) -> set[Any]:
+    async with env.store() as store:
+        objects = {d["_id"] async for d in store.db["detections"].find(
+            {"survey": "LSST", "has_stamp": True}, {"_id": 1})}
+        solar = {d["_id"] async for d in store.db["solar_system_detections"].find(
+            {"survey": "LSST", "oid": {"$in": [None]}}, {"_id": 1})}
+    return objects | solar
+
+
+async def test_lsst_over_scram_relayed_by_the_worker_survives_kill_9(
+        stream_env: StreamEnv, kafka_broker: Any, store: NightjarStore,
+        tmp_path: Path) -> None:
+    """Rubin's way in: SASL_SSL with SCRAM-SHA-512, an unkeyed topic, a user-prefixed group.
+
+    The worker relays the topic (re-keyed by diaObjectId) and processes it; killed -9
+    part-way and restarted, it stores every alert exactly once, as an uninterrupted
+    embedded run does.
+    """
+    from nightjar.runner.ingest import RawInput
+    from nightjar.surveys.interface import AlertSource
+    from nightjar.surveys.lsst.simulate import LsstSimulator
+    from tests.conftest import KAFKA_SCRAM_USER
+
+    user, password = KAFKA_SCRAM_USER
+    ca = kafka_broker.workdir.parent / "tls" / "ca.pem"
+    packets = list(LsstSimulator(seed=21).packets(1200))
+    source_topic = f"lsst-alerts-v11-{stream_env.tag}"
+    plaintext = stream_env.bootstrap
+    await produce(plaintext, source_topic, [(None, raw) for _, _, raw in packets])  # unkeyed
+
+    def scram(cluster: str) -> dict[str, str]:
+        return {f"NIGHTJAR_{cluster}_SECURITY_PROTOCOL": "SASL_SSL",
+                f"NIGHTJAR_{cluster}_SASL_MECHANISM": "SCRAM-SHA-512",
+                f"NIGHTJAR_{cluster}_SASL_USERNAME": user,
+                f"NIGHTJAR_{cluster}_SASL_PASSWORD": password,
+                f"NIGHTJAR_{cluster}_SSL_CAFILE": str(ca)}
+
+    stream_env.bootstrap = kafka_broker.scram_bootstrap
+    stream_env.batch_size = 100
+    stream_env.extra = {**scram("KAFKA"), **scram("SOURCE"),
+                        "NIGHTJAR_SOURCE_BOOTSTRAP_SERVERS": kafka_broker.scram_bootstrap,
+                        "NIGHTJAR_SOURCE_TOPIC_PATTERN": rf"^{source_topic}$",
+                        "NIGHTJAR_SOURCE_GROUP_ID": f"{user}-relay-{stream_env.tag}",
+                        "NIGHTJAR_STAMP_CLASSIFIER": "false"}
+    expected = {f"LSST:{source_id}" for _, source_id, _ in packets}
+
+    async def stored(n: int) -> bool:
+        return len(await _stored_lsst_alerts(stream_env)) >= n
+
+    first = Worker(stream_env, "first")
+    try:
+        await wait_for(lambda: stored(250), 300, "250 LSST alerts stored")
+    finally:
+        first.kill()
+    assert len(await _stored_lsst_alerts(stream_env)) < len(packets), "killed too late"
+    second = Worker(stream_env, "second")
+    try:
+        await wait_for(lambda: stored(len(packets)), 420, "every LSST alert stored")
+    finally:
+        assert second.stop() == 0, second.log[-3000:]
+    assert await _stored_lsst_alerts(stream_env) == expected  # each alert, exactly once
+    # the relay keyed every message of the unkeyed topic by its object
+    relayed = await read_topic(plaintext, stream_env.topic("alerts"), len(packets), raw=True)
+    oid_of = {raw: oid for oid, _, raw in packets}
+    assert {r.value for r in relayed} == set(oid_of)
+    assert all(r.key == oid_of[r.value].encode() for r in relayed)
+    # the same store as an uninterrupted embedded run of the same packets
+    embedded = await _embedded_snapshot(store, tmp_path, [
+        RawInput(raw, AlertSource("file")) for _, _, raw in packets])
+    async with stream_env.store() as kafka_store:
+        got = await kafka_store.snapshot()
+        assert await kafka_store.count(DEAD_LETTERS) == 0
+    for coll in (*LIGHT_CURVE, "solar_system_detections"):
+        assert got[coll] == embedded[coll], f"{coll} differs from an uninterrupted run"
+
+
 async def test_stop_mid_stream_then_restart_loses_nothing(stream_env: StreamEnv) -> None:
     """SIGTERM while batches are in flight: the worker finishes or abandons, never loses."""
     packets = list(AlertSimulator(seed=16).packets(2000))
