@@ -30,11 +30,12 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from nightjar.context.tns import MATCH_RADIUS_ARCSEC
-from nightjar.core.stamps import cutout_image, render_png
+from nightjar.core.stamps import celestial_header, cutout_image, render_png
 
 #: ZTF's pixel scale, assumed when an image has no WCS [arcsec/pixel].
 ZTF_PIXEL_SCALE = 1.01
 PAGE_SIZES = {"A4": A4, "LETTER": LETTER}
+#: ZTF's filter ids, for statistics stored before bands were
 BANDS = {1: "g", 2: "r", 3: "i"}
 
 
@@ -55,13 +56,14 @@ class ChartData:
     magstats: Sequence[Mapping[str, Any]] = ()
     tns_name: str | None = None
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    survey: str = "ZTF"
 
 
 def _wcs(fits_bytes: bytes) -> WCS | None:
     _, header = cutout_image(fits_bytes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FITSFixedWarning, AstropyWarning))
-        wcs = WCS(header)
+        wcs = WCS(celestial_header(header))
     return wcs if wcs.has_celestial else None
 
 
@@ -109,7 +111,7 @@ def render_chart(data: ChartData, page: str = "A4") -> bytes:
     c.setTitle(f"Finding chart {data.oid}")
     c.setAuthor("Nightjar")
     margin = 1.5 * cm
-    title = f"Nightjar finding chart: {data.oid}"
+    title = f"Nightjar finding chart: {data.survey} {data.oid}"
     if data.tns_name:
         title += f"  ({data.tns_name})"
     c.setFont("Helvetica-Bold", 15)
@@ -176,7 +178,8 @@ def render_chart(data: ChartData, page: str = "A4") -> bytes:
         f"TNS: {data.tns_name or f'no TNS object within {MATCH_RADIUS_ARCSEC:g} arcsec'}",
         f"detections: {data.ndet if data.ndet is not None else '-'};  first "
         f"{_iso(data.firstmjd)};  last {_iso(data.lastmjd)}",
-        f"alert: {data.candid if data.candid is not None else '-'}",
+        f"alert: {data.candid if data.candid is not None else '-'}"
+        f"{'  (diaSourceId)' if data.survey == 'LSST' else ''}",
     ]
     ty = sy - 1.2 * cm
     c.setFont("Courier", 9)
@@ -189,7 +192,7 @@ def render_chart(data: ChartData, page: str = "A4") -> bytes:
     c.setFont("Courier", 9)
     for band in data.magstats:
         ty -= 0.42 * cm
-        name = BANDS.get(band.get("fid", 0), str(band.get("fid")))
+        name = band.get("band") or BANDS.get(band.get("fid", 0), str(band.get("fid")))
 
         def mag(key: str, stats: Mapping[str, Any] = band) -> str:
             value = stats.get(key)

@@ -220,7 +220,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
         archive = LocalArchive(settings.archive_path)
         grpc_services = {
             "catalog": lambda: catalog_service(CatalogStore(settings.catalog_path)),
-            "stamps": lambda: stamp_service(store, archive),
+            "stamps": lambda: stamp_service(store, archive, alert_parser(settings)),
             "tns": lambda: tns_service(settings.tns_path),
             "finding_chart": lambda: finding_chart_service(
                 store, archive, settings.tns_path, settings.finding_chart_cutout_url, http),

@@ -1,7 +1,9 @@
 """Alert cutouts: FITS as received (gunzipped) and PNG renderings with a robust stretch.
 
 Pure functions: bytes in, bytes out.  ZTF cutouts are 63x63 gzipped FITS images with
-their header (WCS included for real alerts).
+their header (WCS included for real alerts); Rubin's are plain multi-extension FITS
+(image in nJy, variance, PSF), 30-100 px at 0.2"/px, whose WCS often lacks its CTYPE
+cards (:func:`celestial_header`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ def cutout_image(fits_bytes: bytes) -> tuple[np.ndarray, fits.Header]:
     except (OSError, ValueError, TypeError) as exc:
         raise StampError(f"cutout is not a readable FITS file: {exc}") from exc
     raise StampError("cutout has no 2-D image")
+
+
+def celestial_header(header: fits.Header) -> fits.Header:
+    """The header with a celestial TAN WCS declared where the image has the numbers of one
+    but no ``CTYPE`` cards (Rubin's cutouts: CRVAL in deg and a PC matrix in deg/px);
+    other headers are returned unchanged."""
+    has_matrix = "PC1_1" in header or "CD1_1" in header
+    if "CTYPE1" in header or not has_matrix or "CRVAL1" not in header:
+        return header
+    out = header.copy()
+    out.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CUNIT1="deg", CUNIT2="deg")
+    return out
 
 
 def render_png(fits_bytes: bytes, size_px: int = 0, colormap: str = "gray",

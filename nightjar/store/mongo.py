@@ -43,7 +43,13 @@ from nightjar.store.schema import (
     SOLAR_SYSTEM_DETECTIONS,
     SOLAR_SYSTEM_OBJECTS,
 )
-from nightjar.surveys.interface import CORE_LIMIT_FIELDS, MAX_DEAD_LETTER_BYTES, DeadLetter
+from nightjar.surveys.interface import (
+    CORE_LIMIT_FIELDS,
+    MAX_DEAD_LETTER_BYTES,
+    ZTF,
+    DeadLetter,
+    detection_key,
+)
 
 Doc = dict[str, Any]
 
@@ -476,6 +482,18 @@ class NightjarStore:
         for docs in out.values():
             docs.sort(key=lambda d: (d["separation_arcsec"], d["other_oid"]))
         return out
+
+    async def alert_detection(self, oid: str, candid: int,
+                              projection: Doc | None = None) -> Doc | None:
+        """Detection ``candid`` (the survey's id) of object ``oid``, whatever its survey;
+        None when the object or the detection is not there, or belongs to another object."""
+        obj = await self.db[OBJECTS].find_one({"_id": oid}, {"survey": 1})
+        if obj is None:
+            return None
+        key = detection_key(obj.get("survey") or ZTF, candid)
+        fields = None if projection is None else {**projection, "oid": 1}
+        det = await self.db[DETECTIONS].find_one({"_id": key}, fields)
+        return det if det is not None and det.get("oid") == oid else None
 
     async def get_object(self, oid: str) -> Doc | None:
         return await self.db[OBJECTS].find_one({"_id": oid})

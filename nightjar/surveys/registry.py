@@ -9,7 +9,10 @@ survey is one package plus one entry here.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
+
+import fastavro
 
 from nightjar.surveys.avro import AVRO_MAGIC, AlertDecoder
 from nightjar.surveys.interface import (
@@ -89,6 +92,17 @@ class AlertParser:
         if is_wire_format(raw):
             return lsst_adapter.parse_wire(raw, source, self.lsst_schemas)
         return [], [DeadLetter(raw=raw, source=source, reason=_not_an_alert(raw))]
+
+    def as_container(self, raw: bytes) -> bytes:
+        """A packet as an Avro object container (readable by ``fastavro.reader``): Rubin's
+        wire-format messages are rewrapped with their writer schema, containers returned
+        as they are; raises :class:`AlertRejected` for what cannot be decoded."""
+        if raw[:4] == AVRO_MAGIC or not is_wire_format(raw):
+            return raw
+        resolved, record = lsst_adapter.decode_wire(raw, self.lsst_schemas)
+        buf = io.BytesIO()
+        fastavro.writer(buf, resolved.parsed, [record], codec="deflate")
+        return buf.getvalue()
 
     def message_key(self, raw: bytes) -> bytes | None:
         """The partitioning key of an alert: its object's id (ZTF objectId, LSST

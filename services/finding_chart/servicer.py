@@ -79,24 +79,25 @@ class FindingChartServicer(finding_chart_pb2_grpc.FindingChartServiceServicer):
         alerts = [d for d in await self.store.light_curve(DETECTIONS, request.oid)
                   if d.get("has_stamp")]
         if request.HasField("candid"):
-            alerts = [d for d in alerts if d["_id"] == request.candid]
+            alerts = [d for d in alerts if d["candid"] == request.candid]
             if not alerts:
                 await abort(context, grpc.StatusCode.NOT_FOUND,
                             f"no alert {request.candid} of {request.oid}")
         if not alerts:
             await abort(context, grpc.StatusCode.NOT_FOUND, f"{request.oid} has no stamps")
-        candid = alerts[-1]["_id"]
+        key, candid = alerts[-1]["_id"], alerts[-1]["candid"]
+        survey = obj.get("survey") or "ZTF"
         stamps: dict[str, bytes] = {}
         for kind in CUTOUT_KINDS:
-            data = await asyncio.to_thread(self.archive.get_cutout, candid, kind)
+            data = await asyncio.to_thread(self.archive.get_cutout, key, kind)
             if data is not None:
                 stamps[kind] = gunzip_fits(data)
         ra, dec = obj["meanra"], obj["meandec"]
-        survey = await self._survey_image(ra, dec, request.field_arcmin or 5.0)
-        if survey is not None:
-            reference, label = survey, "survey cutout (finding_chart_cutout_url)"
+        image = await self._survey_image(ra, dec, request.field_arcmin or 5.0)
+        if image is not None:
+            reference, label = image, "survey cutout (finding_chart_cutout_url)"
         elif "template" in stamps:
-            reference, label = stamps["template"], f"ZTF template cutout of alert {candid}"
+            reference, label = stamps["template"], f"{survey} template cutout of alert {candid}"
         else:
             await abort(context, grpc.StatusCode.UNAVAILABLE,
                         f"alert {candid} has no archived template to use as reference")
@@ -105,7 +106,7 @@ class FindingChartServicer(finding_chart_pb2_grpc.FindingChartServiceServicer):
             reference_label=label, stamps=stamps, firstmjd=obj.get("firstmjd"),
             lastmjd=obj.get("lastmjd"), ndet=obj.get("ndet"), magstats=obj.get("magstats", []),
             tns_name=await asyncio.to_thread(self._tns_name, ra, dec),
-            generated_at=dt.datetime.now(dt.UTC))
+            generated_at=dt.datetime.now(dt.UTC), survey=survey)
         try:
             pdf = await asyncio.to_thread(render_chart, chart,
                                           PAGES.get(request.page_size, "A4"))

@@ -1,8 +1,9 @@
 """gRPC driver of the alert archive (nightjar.v1.StampService).
 
-The archive holds each alert's packet and cutouts by candid; the store says which
-object a candid belongs to, so a request for the wrong object is NOT_FOUND rather than
-someone else's alert.
+The archive holds each alert's packet and cutouts by detection (survey and id); the
+store says which object, and so which survey, a candid belongs to, so a request for
+the wrong object is NOT_FOUND rather than someone else's alert.  LSST packets, archived
+in Rubin's wire format, are served as Avro containers with their writer schema.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from nightjar.core.stamps import StampError, gunzip_fits, render_png
 from nightjar.store import NightjarStore
 from nightjar.store.archive import AlertArchive
 from nightjar.store.schema import DETECTIONS
-from nightjar.surveys.avro import AlertDecoder
-from nightjar.surveys.interface import CUTOUT_KINDS
+from nightjar.surveys.interface import CUTOUT_KINDS, AlertRejected, AlertSource
+from nightjar.surveys.registry import AlertParser
 from nightjar.v1 import stamps_pb2, stamps_pb2_grpc
 from nightjar.values import finite_or_none
 from services.grpc_server import GrpcService, abort
@@ -36,48 +37,63 @@ def _json_value(value: Any) -> Any:
 class StampServicer(stamps_pb2_grpc.StampServiceServicer):
     """Parameters: ``store`` and ``archive`` (injected)."""
 
-    def __init__(self, store: NightjarStore, archive: AlertArchive):
+    def __init__(self, store: NightjarStore, archive: AlertArchive,
+                 parser: AlertParser | None = None):
         self.store = store
         self.archive = archive
-        self.decoder = AlertDecoder()
+        self.parser = parser or AlertParser()
 
-    async def _check(self, context: grpc.aio.ServicerContext, oid: str, candid: int) -> None:
+    async def _check(self, context: grpc.aio.ServicerContext, oid: str,
+                     candid: int) -> int | str:
+        """The archive key of alert ``candid`` of ``oid`` (or abort with why not)."""
         if not oid or candid <= 0:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                 "oid and a positive candid are required")
-        det = await self.store.db[DETECTIONS].find_one({"_id": candid},
-                                                       {"oid": 1, "has_stamp": 1})
-        if det is None or det["oid"] != oid:
+        det = await self.store.alert_detection(oid, candid, {"has_stamp": 1})
+        if det is None:
             await abort(context, grpc.StatusCode.NOT_FOUND, f"no alert {candid} of {oid}")
+        assert det is not None  # abort raised
         if not det.get("has_stamp"):
             await abort(context, grpc.StatusCode.NOT_FOUND,
                                 f"{candid} of {oid} is known only from a later alert's "
                                 "history: it has no packet or stamps")
+        return det["_id"]
 
-    async def _avro(self, context: grpc.aio.ServicerContext, oid: str, candid: int) -> bytes:
-        await self._check(context, oid, candid)
-        raw = await asyncio.to_thread(self.archive.get_avro, candid)
+    async def _packet(self, context: grpc.aio.ServicerContext, oid: str,
+                      candid: int) -> bytes:
+        key = await self._check(context, oid, candid)
+        raw = await asyncio.to_thread(self.archive.get_avro, key)
         if raw is None:
             await abort(context, grpc.StatusCode.NOT_FOUND, f"alert {candid} is not archived")
+        assert raw is not None
         return raw
 
     async def GetAvro(self, request: stamps_pb2.GetAvroRequest,
                       context: grpc.aio.ServicerContext) -> stamps_pb2.GetAvroResponse:
-        return stamps_pb2.GetAvroResponse(avro=await self._avro(context, request.oid,
-                                                                 request.candid))
+        raw = await self._packet(context, request.oid, request.candid)
+        try:
+            container = await asyncio.to_thread(self.parser.as_container, raw)
+        except AlertRejected as exc:
+            await abort(context, grpc.StatusCode.DATA_LOSS, f"archived packet: {exc.reason}")
+        return stamps_pb2.GetAvroResponse(avro=container)
 
     async def GetAlert(self, request: stamps_pb2.GetAlertRequest,
                        context: grpc.aio.ServicerContext) -> stamps_pb2.GetAlertResponse:
-        raw = await self._avro(context, request.oid, request.candid)
-        record = next(r for r in self.decoder.decode(raw) if r["candid"] == request.candid)
-        candidate = record["candidate"]
+        raw = await self._packet(context, request.oid, request.candid)
+        alerts, _ = await asyncio.to_thread(self.parser.parse, raw, AlertSource("archive"))
+        alert = next((a for a in alerts if a.candid == request.candid), None)
+        if alert is None:
+            await abort(context, grpc.StatusCode.DATA_LOSS,
+                        f"the archived packet of {request.candid} no longer parses")
+        assert alert is not None
+        candidate = alert.candidate
         unknown = sorted(set(request.fields) - set(candidate))
         if unknown:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                 f"no candidate field {', '.join(unknown)}")
         fields = list(request.fields) or list(candidate)
-        body = {"objectId": record["objectId"], "candid": record["candid"],
-                "schemavsn": record.get("schemavsn"),
+        body = {"objectId": alert.oid, "candid": alert.candid, "survey": alert.survey,
+                "schemavsn": alert.schemavsn,
                 "candidate": {f: _json_value(candidate[f]) for f in fields}}
         return stamps_pb2.GetAlertResponse(alert_json=json.dumps(body))
 
@@ -87,8 +103,8 @@ class StampServicer(stamps_pb2_grpc.StampServiceServicer):
         if kind is None:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                 "kind must be science, template or difference")
-        await self._check(context, request.oid, request.candid)
-        cutout = await asyncio.to_thread(self.archive.get_cutout, request.candid, str(kind))
+        key = await self._check(context, request.oid, request.candid)
+        cutout = await asyncio.to_thread(self.archive.get_cutout, key, str(kind))
         if cutout is None:
             await abort(context, grpc.StatusCode.NOT_FOUND,
                                 f"alert {request.candid} has no {kind} cutout")
@@ -115,12 +131,13 @@ class StampServicer(stamps_pb2_grpc.StampServiceServicer):
         entries = []
         for det in dets:
             kinds = await asyncio.to_thread(self.archive.cutout_kinds, det["_id"])
-            entries.append(stamps_pb2.StampEntry(candid=det["_id"], mjd=det["mjd"],
+            entries.append(stamps_pb2.StampEntry(candid=det["candid"], mjd=det["mjd"],
                                                  fid=det["fid"],
                                                  kinds=[k for k in CUTOUT_KINDS if k in kinds]))
         return stamps_pb2.ListStampsResponse(stamps=entries)
 
 
-def stamp_service(store: NightjarStore, archive: AlertArchive) -> GrpcService:
+def stamp_service(store: NightjarStore, archive: AlertArchive,
+                  parser: AlertParser | None = None) -> GrpcService:
     return GrpcService(SERVICE_NAME, partial(stamps_pb2_grpc.add_StampServiceServicer_to_server,
-                                             StampServicer(store, archive)))
+                                             StampServicer(store, archive, parser)))
