@@ -1,0 +1,115 @@
+"""Live subscriptions: new alerts and new or changed classifications, as they are stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from nightjar.core import live
+from services.gateway.errors import UNAVAILABLE, GatewayError
+from services.gateway.live import LiveHub
+from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, cone_of
+
+
+@strawberry.input(description="Which classifications a subscription receives; null = any")
+class ClassificationFilterInput:
+    classifier: str | None = None
+    class_name: str | None = None
+    probability_min: float | None = None
+    ranking: int | None = strawberry.field(default=None, description="e.g. 1: only the "
+                                                                     "most probable class")
+    cone: ConeInput | None = None
+
+
+@strawberry.input(description="Which alerts a subscription receives; null = any")
+class AlertFilterInput:
+    cone: ConeInput | None = None
+    fid: int | None = None
+    magpsf_min: float | None = strawberry.field(default=None, description="[mag]")
+    magpsf_max: float | None = strawberry.field(default=None, description="[mag]")
+    oids: list[str] | None = None
+
+
+_MISSED = ("events this subscription lost before this one because it read too slowly "
+           "(its queue keeps the newest; 0 normally)")
+
+
+@strawberry.type(description="A new or changed classification (one class of one object)")
+class LiveClassification:
+    oid: str
+    candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="the alert the stamp classifier used; null for light-curve classifiers")
+    classifier_name: str
+    classifier_version: str
+    class_name: str
+    probability: float
+    ranking: int
+    ra: float = strawberry.field(description="object's mean RA [deg]")
+    dec: float = strawberry.field(description="object's mean Dec [deg]")
+    stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
+    missed: int = strawberry.field(description=_MISSED)
+
+
+@strawberry.type(description="A newly stored alert detection")
+class LiveAlert:
+    oid: str
+    candid: BigInt  # type: ignore[valid-type]
+    mjd: float
+    fid: int
+    magpsf: float = strawberry.field(description="difference magnitude [mag]")
+    sigmapsf: float | None
+    magpsf_corr: float | None = strawberry.field(description="corrected apparent magnitude "
+                                                             "[mag], null if uncorrected")
+    isdiffpos: str
+    ra: float
+    dec: float
+    stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
+    missed: int = strawberry.field(description=_MISSED)
+
+
+def _hub(info: GatewayInfo) -> LiveHub:
+    if info.context.hub is None:
+        raise GatewayError(UNAVAILABLE, "this gateway has no live feed configured")
+    return info.context.hub
+
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="every new or changed classification passing FILTER, "
+                                         "one message per class row")
+    async def classifications(self, info: GatewayInfo,
+                              filter: ClassificationFilterInput | None = None
+                              ) -> AsyncGenerator[LiveClassification, None]:
+        f = filter or ClassificationFilterInput()
+        selected = live.ClassificationFilter(f.classifier, f.class_name, f.probability_min,
+                                             f.ranking, cone_of(f.cone))
+        async with _hub(info).subscribe(lambda e: [(e, r) for r in selected.rows(e)]) as sub:
+            while True:
+                (event, row), missed = await sub.get()
+                yield LiveClassification(
+                    oid=event["oid"], candid=event.get("candid"),
+                    classifier_name=event["classifier_name"],
+                    classifier_version=event["classifier_version"],
+                    class_name=row["class_name"], probability=row["probability"],
+                    ranking=row["ranking"], ra=event["ra"], dec=event["dec"],
+                    stored_at=event["stored_ms"] / 1000.0, missed=missed)
+
+    @strawberry.subscription(description="every newly stored alert detection passing FILTER")
+    async def alerts(self, info: GatewayInfo, filter: AlertFilterInput | None = None
+                     ) -> AsyncGenerator[LiveAlert, None]:
+        f = filter or AlertFilterInput()
+        selected = live.AlertFilter(cone_of(f.cone), f.fid, f.magpsf_min, f.magpsf_max,
+                                    frozenset(f.oids) if f.oids is not None else None)
+        async with _hub(info).subscribe(lambda e: [e] if selected.passes(e) else []) as sub:
+            while True:
+                event, missed = await sub.get()
+                yield LiveAlert(
+                    oid=event["oid"], candid=event["candid"], mjd=event["mjd"],
+                    fid=event["fid"], magpsf=event["magpsf"], sigmapsf=event["sigmapsf"],
+                    magpsf_corr=event["magpsf_corr"], isdiffpos=event["isdiffpos"],
+                    ra=event["ra"], dec=event["dec"], stored_at=event["stored_ms"] / 1000.0,
+                    missed=missed)
+
+

@@ -1,0 +1,499 @@
+"""Objects and their light curves: detections, upper limits, forced photometry, labelled
+light-curve points of every survey, statistics, stamps, downloads, counterparts, and the
+``objects`` / ``object`` / ``solarSystemObject`` queries."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+
+from nightjar.context.tns import MATCH_RADIUS_ARCSEC
+from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
+from nightjar.store.mongo import (
+    NULLABLE_ORDER_FIELDS,
+    PROBABILITY,
+    ObjectFilter,
+    ObjectOrder,
+    PageKey,
+)
+from nightjar.v1 import stamps_pb2, stamps_pb2_grpc, tns_pb2, tns_pb2_grpc
+from services.gateway.downloads import (
+    avro_path,
+    finding_chart_path,
+    lightcurve_path,
+    stamp_path,
+)
+from services.gateway.errors import BAD_USER_INPUT, GatewayError, limit_error
+from services.gateway.schema.catalogs import CrossMatch, TnsObject, tns_object
+from services.gateway.schema.classification import Feature, Probability
+from services.gateway.schema.context import (
+    BigInt,
+    ConeInput,
+    FloatRange,
+    GatewayInfo,
+    IntRange,
+    channel_of,
+    cone_of,
+    pick,
+)
+from services.gateway.schema.labels import Label, label_of
+
+DEFAULT_PAGE = 50
+
+
+@strawberry.type(description="A detection: an alert candidate or a prv_candidate")
+class Detection:
+    candid: BigInt  # type: ignore[valid-type]
+    oid: str
+    mjd: float
+    fid: int
+    ra: float
+    dec: float
+    magpsf: float
+    sigmapsf: float
+    isdiffpos: str
+    corrected: bool
+    dubious: bool
+    stellar: bool
+    magpsf_corr: float | None = strawberry.field(description="corrected magnitude [mag]")
+    sigmapsf_corr: float | None = strawberry.field(description="its error, eq. A28 [mag]")
+    sigmapsf_corr_ext: float | None = strawberry.field(description="its error, eq. A29 [mag]")
+    distnr: float | None
+    magnr: float | None
+    sigmagnr: float | None
+    diffmaglim: float | None
+    rb: float | None
+    drb: float | None
+    rfid: BigInt | None  # type: ignore[valid-type]
+    field: int | None
+    rcid: int | None
+    has_stamp: bool = strawberry.field(description="true when it was an alert's own candidate")
+    parent_candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="the alert whose prv_candidates carried it; null for a candidate")
+
+
+@strawberry.type(description="An upper limit (a prv_candidate without candid)")
+class NonDetection:
+    oid: str
+    fid: int
+    mjd: float
+    diffmaglim: float | None
+
+
+@strawberry.type(description="A forced-photometry point (fp_hists), kept apart from detections")
+class ForcedPhotometry:
+    oid: str
+    pid: BigInt  # type: ignore[valid-type]
+    fid: int
+    mjd: float
+    forcediffimflux: float | None
+    forcediffimfluxunc: float | None
+    magzpsci: float | None
+    mag: float | None
+    e_mag: float | None
+    forced: bool
+
+
+@strawberry.type(description="Statistics of one band of one object")
+class MagStats:
+    fid: int
+    band: str
+    ndet: int
+    ndubious: int
+    nrfid: int
+    magmean: float | None
+    magmedian: float | None
+    magmax: float | None
+    magmin: float | None
+    magsigma: float | None
+    magfirst: float | None
+    maglast: float | None
+    magmean_corr: float | None
+    magmedian_corr: float | None
+    magmax_corr: float | None
+    magmin_corr: float | None
+    magsigma_corr: float | None
+    magfirst_corr: float | None
+    maglast_corr: float | None
+    firstmjd: float
+    lastmjd: float
+    corrected: bool
+    stellar: bool
+    dmdt_first: float | None
+    dm_first: float | None
+    sigmadm_first: float | None
+    dt_first: float | None
+    saturation_rate: float | None
+
+
+
+@strawberry.enum(description="Which magnitude a light-curve point is (all AB magnitudes)")
+class MagnitudeKind(Enum):
+    DIFFERENCE = strawberry.enum_value("difference",
+                                       description=KIND_DESCRIPTIONS["difference"])
+    CORRECTED = strawberry.enum_value("corrected", description=KIND_DESCRIPTIONS["corrected"])
+    FORCED = strawberry.enum_value("forced", description=KIND_DESCRIPTIONS["forced"])
+    UPPER_LIMIT = strawberry.enum_value("upper_limit",
+                                        description=KIND_DESCRIPTIONS["upper_limit"])
+
+
+@strawberry.type(description="One point of a light curve, saying which magnitude it is")
+class LightcurvePoint:
+    mjd: float = strawberry.field(description="Modified Julian Date [d]")
+    fid: int = strawberry.field(description="ZTF filter id (1 = g, 2 = r, 3 = i)")
+    band: str
+    kind: MagnitudeKind
+    mag: float = strawberry.field(description="magnitude [mag] of the given kind")
+    mag_err: float | None = strawberry.field(description="1-sigma error [mag]; null for an "
+                                                         "upper limit")
+    unit: str = strawberry.field(description='always "mag" (AB)')
+    candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="the detection's candid; null for upper limits and forced photometry")
+    isdiffpos: str | None = strawberry.field(description="t: positive difference, f: negative")
+
+
+
+@strawberry.type(description="An alert with cutouts (stamps service), and its downloads")
+class Stamp:
+    candid: BigInt  # type: ignore[valid-type]
+    mjd: float
+    fid: int
+    kinds: list[str] = strawberry.field(description="science, template, difference")
+    oid: strawberry.Private[str]
+
+    @strawberry.field(description="relative URL of a cutout: KIND = science, template or "
+                                  "difference, FORMAT = fits or png")
+    def url(self, kind: str = "science", format: str = "png") -> str:
+        return stamp_path(self.oid, self.candid, kind, format)
+
+    @strawberry.field(description="relative URL of the alert packet (Avro)")
+    def avro_url(self) -> str:
+        return avro_path(self.oid, self.candid)
+
+
+@strawberry.type(description="Download links of an object (relative to the gateway)")
+class Downloads:
+    oid: strawberry.Private[str]
+
+    @strawberry.field(description="light curve as CSV")
+    def lightcurve_csv(self) -> str:
+        return lightcurve_path(self.oid, "csv")
+
+    @strawberry.field(description="light curve as a VOTable, with units")
+    def lightcurve_votable(self) -> str:
+        return lightcurve_path(self.oid, "xml")
+
+    @strawberry.field(description="light-curve plot (PNG)")
+    def lightcurve_png(self) -> str:
+        return lightcurve_path(self.oid, "png")
+
+    @strawberry.field(description="finding chart (PDF)")
+    def finding_chart(self) -> str:
+        return finding_chart_path(self.oid)
+
+
+@strawberry.type(name="Object", description="An astronomical object and its statistics")
+class AstroObject:
+    oid: str
+    ndet: int
+    firstmjd: float
+    lastmjd: float
+    deltajd: float
+    meanra: float = strawberry.field(description="mean right ascension [deg]")
+    meandec: float = strawberry.field(description="mean declination [deg]")
+    sigmara: float = strawberry.field(description="RA scatter on the sky [arcsec]")
+    sigmadec: float = strawberry.field(description="Dec scatter [arcsec]")
+    corrected: bool
+    stellar: bool
+    g_r_max: float | None
+    g_r_max_corr: float | None
+    g_r_mean: float | None
+    g_r_mean_corr: float | None
+    reference_change: bool
+    magstats: list[MagStats]
+    xmatch: list[CrossMatch] = strawberry.field(
+        description="nearest catalogue sources, one per catalogue, nearest first")
+
+    @strawberry.field(description=f"the TNS object within {MATCH_RADIUS_ARCSEC:g} arcsec of the "
+                      "mean position, if any (TNS service)")
+    async def tns(self, info: GatewayInfo) -> TnsObject | None:
+        stub = tns_pb2_grpc.TnsServiceStub(channel_of(info))
+        found = await stub.Search(tns_pb2.SearchRequest(
+            ra=self.meanra, dec=self.meandec, radius_arcsec=MATCH_RADIUS_ARCSEC, limit=1))
+        return tns_object(found.objects[0]) if found.objects else None
+
+    @strawberry.field(description="classifier probabilities, by classifier then ranking; "
+                                  "CLASSIFIER (e.g. lc_classifier) keeps one classifier")
+    async def probabilities(self, info: GatewayInfo,
+                            classifier: str | None = None) -> list[Probability]:
+        rows = await info.context.loaders.probabilities.load(self.oid)
+        return [pick(Probability, r) for r in rows
+                if classifier is None or r["classifier_name"] == classifier]
+
+    @strawberry.field(description="the light-curve features behind the latest classification "
+                                  "(empty until the object is classified)")
+    async def features(self, info: GatewayInfo) -> list[Feature]:
+        doc = await info.context.loaders.features.load(self.oid)
+        if doc is None:
+            return []
+        return [Feature(name=k, value=v) for k, v in doc.get("values", {}).items()]
+
+    @strawberry.field(description="detections in time order")
+    async def detections(self, info: GatewayInfo) -> list[Detection]:
+        docs = await info.context.loaders.detections.load(self.oid)
+        return [pick(Detection, d) for d in docs]
+
+    @strawberry.field(description="upper limits in time order")
+    async def non_detections(self, info: GatewayInfo) -> list[NonDetection]:
+        docs = await info.context.loaders.non_detections.load(self.oid)
+        return [pick(NonDetection, d) for d in docs]
+
+    @strawberry.field(description="forced photometry in time order")
+    async def forced_photometry(self, info: GatewayInfo) -> list[ForcedPhotometry]:
+        docs = await info.context.loaders.forced_photometry.load(self.oid)
+        return [pick(ForcedPhotometry, d) for d in docs]
+
+    @strawberry.field(description="every light-curve point in time order, each saying which "
+                                  "magnitude it is: difference, corrected apparent, forced "
+                                  "photometry or upper limit (KINDS keeps some)")
+    async def lightcurve(self, info: GatewayInfo,
+                         kinds: list[MagnitudeKind] | None = None) -> list[LightcurvePoint]:
+        loaders = info.context.loaders
+        points = lightcurve_points(self.oid, await loaders.detections.load(self.oid),
+                                   await loaders.non_detections.load(self.oid),
+                                   await loaders.forced_photometry.load(self.oid))
+        wanted = {k.value for k in kinds} if kinds else None
+        return [LightcurvePoint(mjd=p["mjd"], fid=p["fid"], band=p["band"],
+                                kind=MagnitudeKind(p["kind"]), mag=p["mag"],
+                                mag_err=p["e_mag"], unit=MAG_UNIT, candid=p["candid"],
+                                isdiffpos=p["isdiffpos"])
+                for p in points if wanted is None or p["kind"] in wanted]
+
+    @strawberry.field(description="users' labels (addLabel), oldest first")
+    async def labels(self, info: GatewayInfo) -> list[Label]:
+        return [label_of(d) for d in await info.context.loaders.labels.load(self.oid)]
+
+    @strawberry.field(description="alerts of this object with cutouts (stamps service), "
+                                  "in time order")
+    async def stamps(self, info: GatewayInfo) -> list[Stamp]:
+        stub = stamps_pb2_grpc.StampServiceStub(channel_of(info))
+        listed = await stub.ListStamps(stamps_pb2.ListStampsRequest(oid=self.oid))
+        return [Stamp(candid=s.candid, mjd=s.mjd, fid=s.fid, kinds=list(s.kinds), oid=self.oid)
+                for s in listed.stamps]
+
+    @strawberry.field(description="download links (light curve, finding chart)")
+    def downloads(self) -> Downloads:
+        return Downloads(oid=self.oid)
+
+
+def _object(doc: Mapping[str, Any]) -> AstroObject:
+    stats = [pick(MagStats, m) for m in doc.get("magstats", [])]
+    matches = sorted((pick(CrossMatch, m, catalog=name)
+                      for name, m in doc.get("xmatch", {}).items()),
+                     key=lambda m: m.distance_arcsec)
+    return pick(AstroObject, doc, magstats=stats, xmatch=matches)
+
+
+
+@strawberry.input(description="Filters of `objects`; every field is optional and a null "
+                              "means no constraint")
+class ObjectFilterInput:
+    oids: list[str] | None = strawberry.field(default=None, description="these objects only")
+    classifier: str | None = strawberry.field(
+        default=None, description="e.g. lc_classifier, lc_classifier_top, stamp_classifier")
+    classifier_version: str | None = None
+    class_name: str | None = strawberry.field(default=None, description="e.g. SNIa, VS")
+    probability_min: float | None = strawberry.field(
+        default=None, description="the class's probability at least this")
+    ranking: int | None = strawberry.field(
+        default=None, description="the class's ranking; null = 1 when a class is given, "
+                                  "0 = any ranking")
+    ndet: IntRange | None = None
+    firstmjd: FloatRange | None = None
+    lastmjd: FloatRange | None = None
+    cone: ConeInput | None = None
+
+
+@strawberry.enum(description="What `objects` can be ordered by")
+class ObjectOrderField(Enum):
+    OID = "oid"
+    NDET = "ndet"
+    FIRSTMJD = "firstmjd"
+    LASTMJD = "lastmjd"
+    DELTAJD = "deltajd"
+    MEANRA = "meanra"
+    MEANDEC = "meandec"
+    SIGMARA = "sigmara"
+    SIGMADEC = "sigmadec"
+    G_R_MAX = "g_r_max"
+    G_R_MAX_CORR = "g_r_max_corr"
+    G_R_MEAN = "g_r_mean"
+    G_R_MEAN_CORR = "g_r_mean_corr"
+    PROBABILITY = strawberry.enum_value(PROBABILITY, description=(
+        "the probability of the filtered class (needs filter.classifier and className)"))
+
+
+@strawberry.enum
+class OrderDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@strawberry.input(description="Order of `objects`: null field = OID; null direction = DESC "
+                              "for PROBABILITY, else ASC.  Objects lacking a nullable "
+                              "statistic (gRMax...) come last; ties are broken by oid")
+class ObjectOrderInput:
+    field: ObjectOrderField | None = None
+    direction: OrderDirection | None = None
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class ObjectEdge:
+    cursor: str
+    node: AstroObject
+    matched_probability: Probability | None = strawberry.field(
+        default=None, description="the probability row that passed the class filter")
+
+
+@strawberry.type(description="A page of objects (Relay connection)")
+class ObjectConnection:
+    edges: list[ObjectEdge]
+    page_info: PageInfo
+    flt: strawberry.Private[ObjectFilter]
+
+    @strawberry.field
+    def nodes(self) -> list[AstroObject]:
+        return [e.node for e in self.edges]
+
+    @strawberry.field(description="how many objects pass the filter (computed only when "
+                                  "selected)")
+    async def total_count(self, info: GatewayInfo) -> int:
+        return await info.context.store.count_objects(self.flt)
+
+
+def encode_cursor(order: ObjectOrder, key: PageKey) -> str:
+    payload = {"f": order.field, "d": order.descending, "v": key.value, "o": key.oid}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str, order: ObjectOrder) -> PageKey:
+    """The key a cursor encodes; an oid alone (the older cursors) for the default order."""
+    try:
+        text = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GatewayError(BAD_USER_INPUT, f"invalid cursor {cursor!r}") from exc
+    if not text:
+        raise GatewayError(BAD_USER_INPUT, f"invalid cursor {cursor!r}")
+    if not text.startswith("{"):
+        payload = {"f": "oid", "d": False, "v": text, "o": text}
+    else:
+        try:
+            payload = json.loads(text)
+            payload["o"] = str(payload["o"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GatewayError(BAD_USER_INPUT, f"invalid cursor {cursor!r}") from exc
+    if payload.get("f") != order.field or bool(payload.get("d")) != order.descending:
+        raise GatewayError(BAD_USER_INPUT, "this cursor belongs to another order; use the "
+                                           "same orderBy as the page it came from")
+    return PageKey(payload.get("v"), str(payload["o"]))
+
+
+def _range(value: Any) -> tuple[Any, Any]:
+    return (None, None) if value is None else (value.min, value.max)
+
+
+def object_filter(flt: ObjectFilterInput | None, **legacy: Any) -> ObjectFilter:
+    """The store filter of the GraphQL input (nulls = defaults) and the deprecated args."""
+    f = flt or ObjectFilterInput()
+    (ndet_min, ndet_max), (first_min, first_max), (last_min, last_max) = (
+        _range(f.ndet), _range(f.firstmjd), _range(f.lastmjd))
+    ranking = f.ranking
+    if ranking is None and f.class_name is not None:
+        ranking = 1
+    if f.probability_min is not None and not 0.0 <= f.probability_min <= 1.0:
+        raise GatewayError(BAD_USER_INPUT, "probabilityMin must be within [0, 1]")
+    return ObjectFilter(
+        ndet_min=legacy.get("ndet_min") if ndet_min is None else ndet_min,
+        ndet_max=legacy.get("ndet_max") if ndet_max is None else ndet_max,
+        firstmjd_min=legacy.get("firstmjd_min") if first_min is None else first_min,
+        firstmjd_max=legacy.get("firstmjd_max") if first_max is None else first_max,
+        lastmjd_min=last_min, lastmjd_max=last_max,
+        cone=cone_of(f.cone) or cone_of(legacy.get("cone")),
+        oids=list(f.oids) if f.oids is not None else None,
+        classifier=f.classifier, classifier_version=f.classifier_version,
+        class_name=f.class_name, probability_min=f.probability_min,
+        ranking=None if ranking == 0 else ranking)
+
+
+def object_order(order: ObjectOrderInput | None) -> ObjectOrder:
+    field_ = (order.field if order and order.field else ObjectOrderField.OID).value
+    direction = order.direction if order else None
+    if direction is None:
+        direction = OrderDirection.DESC if field_ == PROBABILITY else OrderDirection.ASC
+    return ObjectOrder(field_, descending=direction is OrderDirection.DESC)
+
+
+
+@strawberry.type
+class ObjectQueries:
+    @strawberry.field(description="one object by its ZTF objectId")
+    async def object(self, info: GatewayInfo, oid: str) -> AstroObject | None:
+        doc = await info.context.loaders.objects.load(oid)
+        return None if doc is None else _object(doc)
+
+    @strawberry.field(description="objects passing FILTER in ORDERBY, FIRST at a time after "
+                                  "the cursor AFTER (Relay); stable under ingestion for an "
+                                  "order whose value does not change (oid, firstmjd, "
+                                  "probability)")
+    async def objects(
+        self, info: GatewayInfo,
+        filter: ObjectFilterInput | None = None,
+        order_by: ObjectOrderInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        ndet_min: Annotated[int | None, strawberry.argument(
+            deprecation_reason="use filter: {ndet: {min}}")] = None,
+        ndet_max: Annotated[int | None, strawberry.argument(
+            deprecation_reason="use filter: {ndet: {max}}")] = None,
+        firstmjd_min: Annotated[float | None, strawberry.argument(
+            deprecation_reason="use filter: {firstmjd: {min}}")] = None,
+        firstmjd_max: Annotated[float | None, strawberry.argument(
+            deprecation_reason="use filter: {firstmjd: {max}}")] = None,
+        cone: Annotated[ConeInput | None, strawberry.argument(
+            deprecation_reason="use filter: {cone}")] = None,
+    ) -> ObjectConnection:
+        limits = info.context.limits
+        first = DEFAULT_PAGE if first is None else first
+        if first < 1:
+            raise GatewayError(BAD_USER_INPUT, "first must be at least 1")
+        if first > limits.max_page:
+            raise limit_error(f"first is {first}; the largest page is {limits.max_page}",
+                              "page_size", max=limits.max_page)
+        flt = object_filter(filter, ndet_min=ndet_min, ndet_max=ndet_max,
+                            firstmjd_min=firstmjd_min, firstmjd_max=firstmjd_max, cone=cone)
+        order = object_order(order_by)
+        if order.field == PROBABILITY and (flt.classifier is None or flt.class_name is None):
+            raise GatewayError(BAD_USER_INPUT, "orderBy PROBABILITY needs filter.classifier "
+                                               "and filter.className")
+        key = decode_cursor(after, order) if after else None
+        if key is not None and key.value is None and order.field not in NULLABLE_ORDER_FIELDS:
+            raise GatewayError(BAD_USER_INPUT, f"invalid cursor {after!r}")
+        page = await info.context.store.find_objects(flt, order, after=key, limit=first)
+        edges = [ObjectEdge(cursor=encode_cursor(order, k), node=_object(d),
+                            matched_probability=(pick(Probability, page.matched[d["_id"]])
+                                                 if d["_id"] in page.matched else None))
+                 for d, k in zip(page.docs, page.keys, strict=True)]
+        return ObjectConnection(edges=edges, flt=flt, page_info=PageInfo(
+            has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None))
+
