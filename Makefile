@@ -4,7 +4,14 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway kafka clean
 
-setup:  ## create .venv with the locked dependencies (installs uv when missing)
+GRAPHIQL := tools/graphiql/node_modules/graphiql/package.json
+$(GRAPHIQL): tools/graphiql/package.json  # GraphiQL's page assets, served by the gateway (offline)
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix tools/graphiql --no-package-lock --no-audit --no-fund --loglevel=error --ignore-scripts && touch $(GRAPHIQL) \
+	    || echo "npm install failed: GraphiQL will load its assets from unpkg.com"; \
+	else echo "npm not found: GraphiQL will load its assets from unpkg.com"; fi
+
+setup: $(GRAPHIQL)  ## create .venv with the locked dependencies (installs uv when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --inexact
 

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     gateway_subscription_queue: int = Field(default=1000, ge=1, description=(
         "events queued per subscription; beyond it the oldest are dropped and the "
         "subscriber told how many it missed"))
+    gateway_graphiql_assets: Path | None = Field(
+        default=Path("tools/graphiql/node_modules"), description=(
+            "the GraphiQL packages `make setup` installs, served at /graphiql/assets so "
+            "the GraphiQL page works offline (missing = loaded from unpkg.com)"))
     live_events: bool = Field(default=True, description=(
         "the pipeline writes each stored batch's events to the live_events collection "
         "(what gateway_live_feed=store reads)"))

@@ -290,6 +290,9 @@ ABUSE = "{ " + " ".join(f"a{i}: objects(first: 500) {{ nodes {{ detections {{ mj
                         for i in range(30)) + " }"
 INTROSPECTION_DEPTH = ("{ __schema { types { fields { type { ofType { ofType { ofType { ofType "
                        "{ ofType { ofType { ofType { name } } } } } } } } } } } }")
+#: data nested 14 deep (objects of counterparts of objects...): refused by depth
+DATA_DEPTH = ('{ object(oid: "x") { ' + "counterparts { object { " * 6 + "oid"
+              + " }" * 13 + " }")
 
 
 async def test_limits_reject_abusive_queries_before_executing(client: httpx.AsyncClient) -> None:
@@ -299,7 +302,7 @@ async def test_limits_reject_abusive_queries_before_executing(client: httpx.Asyn
     cases = [
         ({"query": ABUSE}, {"aliases", "cost"}),
         ({"query": heavy, "variables": {"n": 500}}, {"cost"}),  # cost read from variables
-        ({"query": INTROSPECTION_DEPTH}, {"depth"}),
+        ({"query": DATA_DEPTH}, {"depth"}),
         ({"query": "{ objects { nodes { oid } } }" + " " * 10_001}, {"length"}),
         ({"query": "{ objects(first: 501) { nodes { oid } } }"}, {"page_size"}),
     ]
@@ -315,6 +318,10 @@ async def test_limits_reject_abusive_queries_before_executing(client: httpx.Asyn
         assert len(response.content) < 2000
     ok = await client.post("/graphql", json={"query": heavy, "variables": {"n": 100}})
     assert not ok.json().get("errors")
+    # introspection reads the schema, not the store: its nesting (GraphiQL's and code
+    # generators' TypeRef chains) is bounded by cost, not refused by depth
+    typeref = await client.post("/graphql", json={"query": INTROSPECTION_DEPTH})
+    assert not typeref.json().get("errors") and typeref.json()["data"]["__schema"]["types"]
 
 
 async def test_timeout_and_internal_errors_leak_nothing(dep: Deployment) -> None:

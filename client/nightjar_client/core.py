@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from nightjar_client.filters import (
     classification_filter,
     object_query,
 )
+from nightjar_client.filters import surveys as survey_list
 from nightjar_client.generated.exceptions import (
     GraphQLClientError,
     GraphQLClientGraphQLMultiError,
@@ -183,11 +184,11 @@ class Nightjar:
             ``classifier_version``, ``probability`` (minimum), ``ranking`` (1 by default
             when a class is given; 0 = any), ``ndet``, ``firstmjd``, ``lastmjd``
             ([min, max], None = open; a single value is a minimum), ``ra``, ``dec`` [deg]
-            and ``radius`` [arcsec]; ``order_by`` (oid, ndet, firstmjd, lastmjd, deltajd,
-            meanra, meandec, sigmara, sigmadec, g_r_max, g_r_max_corr, g_r_mean,
-            g_r_mean_corr, probability), ``order_mode`` (ASC, DESC); ``page_size``
-            (objects per request), ``max_results`` (stop after this many; a warning says
-            when more match), ``page`` (1-based: that page only).
+            and ``radius`` [arcsec]; ``survey`` ("ztf" or "lsst"); ``order_by`` (oid, ndet,
+            firstmjd, lastmjd, deltajd, meanra, meandec, sigmara, sigmadec, g_r_max,
+            g_r_max_corr, g_r_mean, g_r_mean_corr, probability), ``order_mode`` (ASC,
+            DESC); ``page_size`` (objects per request), ``max_results`` (stop after this
+            many; a warning says when more match), ``page`` (1-based: that page only).
 
         Returns
         -------
@@ -244,26 +245,59 @@ class Nightjar:
         found = _found(self._run(self._client.object_summary(oid)).object_, f"object {oid}")
         return _row(found) if fmt == "json" else to_format([_row(found)], fmt, OBJECT_COLUMNS)
 
-    def query_lightcurve(self, oid: str, format: str = "json") -> Any:
-        """The light curve.
+    def query_lightcurve(self, oid: str, format: str = "json",
+                         surveys: str | Sequence[str] | None = None) -> Any:
+        """The light curve, of a ZTF or an LSST object.
 
         json (as ALeRCE's client): ``{"detections": [...], "non_detections": [...],
-        "forced_photometry": [...]}``.  pandas, votable, csv: one table of every point,
-        each saying its ``kind`` (DIFFERENCE, CORRECTED, FORCED, UPPER_LIMIT) with
-        ``mag`` and ``mag_err`` [mag], in time order.
+        "forced_photometry": [...]}`` (each with ``survey``, ``band`` and the fluxes
+        ``psf_flux``/``science_flux`` [nJy]).  pandas, votable, csv: one table of every
+        point, each saying its ``survey``, ``band`` and ``kind`` (DIFFERENCE, CORRECTED,
+        FORCED, UPPER_LIMIT) with ``mag``/``mag_err`` [mag] and ``flux``/``flux_err``
+        [nJy], in time order.  ``surveys`` (e.g. ``["ztf", "lsst"]``, table formats only)
+        adds the points of the object's counterparts in those surveys.
         """
         fmt = check_format(format)
+        wanted = survey_list(surveys)
+        if fmt == "json" and wanted is not None:
+            raise ParseError("surveys combines light curves as one table: use a table "
+                             "format (pandas, votable, csv)")
         if fmt == "json":
             tables = _found(self._run(self._client.object_lightcurve_tables(oid)).object_,
                             f"object {oid}")
             return {"detections": [_row(d) for d in tables.detections],
                     "non_detections": [_row(d) for d in tables.non_detections],
                     "forced_photometry": [_row(d) for d in tables.forced_photometry]}
-        points = _found(self._run(self._client.object_lightcurve_points(oid)).object_,
-                        f"object {oid}")
+        points = _found(self._run(self._client.object_lightcurve_points(
+            oid, surveys=wanted)).object_, f"object {oid}")
         return to_format([_row(p) for p in points.lightcurve], fmt,
-                         ["mjd", "fid", "band", "kind", "mag", "mag_err", "unit", "candid",
-                          "isdiffpos"])
+                         ["oid", "survey", "mjd", "fid", "band", "kind", "mag", "mag_err",
+                          "flux", "flux_err", "unit", "candid", "isdiffpos", "derived"])
+
+    def query_counterparts(self, oid: str, format: str = "json") -> Any:
+        """The same source in the other surveys: objects within 1.5 arcsec (``oid``,
+        ``survey``, ``separation`` [arcsec]), nearest first."""
+        fmt = check_format(format)
+        found = _found(self._run(self._client.object_counterparts(oid)).object_,
+                       f"object {oid}")
+        rows = [_row(c) for c in found.counterparts]
+        return rows if fmt == "json" else to_format(rows, fmt, ["oid", "survey", "separation"])
+
+    def query_solar_system(self, designation: str, format: str = "json") -> Any:
+        """A known minor planet (any designation form: ``K01S97B``, ``2001 SB97``, ``433``)
+        and its detections by every survey.
+
+        json: a dict (``designation``, ``designations``, ``ss_object_id``, ``orbit``,
+        ``detections``); table formats: the detections.  Raises ObjectNotFoundError when
+        no survey saw it.
+        """
+        fmt = check_format(format)
+        found = _found(self._run(self._client.solar_system_object(designation))
+                       .solar_system_object, f"minor planet {designation}")
+        detections = [_row(d) for d in found.detections]
+        if fmt != "json":
+            return to_format(detections, fmt, list(detections[0]) if detections else [])
+        return {**_row(found), "detections": detections}
 
     def _object_table(self, oid: str, fetch: Callable[[], Coroutine[Any, Any, Any]],
                       field: str, format: str, index: str | None, sort: str | None,

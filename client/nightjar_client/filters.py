@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightjar_client.errors import ParseError
-from nightjar_client.generated.enums import ObjectOrderField, OrderDirection
+from nightjar_client.generated.enums import ObjectOrderField, OrderDirection, Survey
 from nightjar_client.generated.input_types import (
     AlertFilterInput,
     ClassificationFilterInput,
@@ -31,7 +31,7 @@ ORDER_FIELDS: dict[str, ObjectOrderField] = {
     "probability": ObjectOrderField.PROBABILITY,
 }
 OBJECT_FILTERS = ("oid", "classifier", "class_name", "classifier_version", "probability",
-                  "ranking", "ndet", "firstmjd", "lastmjd", "ra", "dec", "radius")
+                  "ranking", "ndet", "firstmjd", "lastmjd", "ra", "dec", "radius", "survey")
 PAGING = ("order_by", "order_mode", "page_size", "page", "max_results")
 
 
@@ -116,6 +116,25 @@ def _text(name: str, value: Any) -> str | None:
     return value
 
 
+def survey(value: Any) -> Survey | None:
+    """``"ztf"``/``"lsst"`` (any case) as the gateway's Survey; None stays None."""
+    if value is None:
+        return None
+    try:
+        return Survey(str(value).upper())
+    except ValueError:
+        raise ParseError(f"survey must be one of {', '.join(s.value for s in Survey)}, not "
+                         f"{value!r}") from None
+
+
+def surveys(value: Any) -> list[Survey] | None:
+    """One survey or several (``"lsst"``, ``["ztf", "lsst"]``) as Survey values."""
+    if value is None:
+        return None
+    found = [survey(v) for v in ([value] if isinstance(value, str) else list(value))]
+    return [s for s in found if s is not None]
+
+
 def _unknown(kwargs: Mapping[str, Any], allowed: Sequence[str]) -> None:
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
@@ -148,7 +167,8 @@ def object_query(kwargs: Mapping[str, Any], page_size: int, max_results: int) ->
         ndet=int_range("ndet", kwargs.get("ndet")),
         firstmjd=float_range("firstmjd", kwargs.get("firstmjd")),
         lastmjd=float_range("lastmjd", kwargs.get("lastmjd")),
-        cone=cone(kwargs.get("ra"), kwargs.get("dec"), kwargs.get("radius")))
+        cone=cone(kwargs.get("ra"), kwargs.get("dec"), kwargs.get("radius")),
+        survey=survey(kwargs.get("survey")))
     order_by = kwargs.get("order_by")
     if order_by is not None and str(order_by).lower() not in ORDER_FIELDS:
         raise ParseError(f"order_by {order_by!r} is not one of {', '.join(ORDER_FIELDS)}")

@@ -191,6 +191,19 @@ def db_init() -> None:
         out.print(f"{coll}: " + ", ".join(str(dict(k)) for k in keys), markup=False)
 
 
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Add ``survey`` and ``band`` to documents stored before Nightjar read LSST."""
+
+    async def run() -> dict[str, int]:
+        async with open_store(_settings()) as store:
+            await store.init()
+            return await store.migrate()
+
+    for coll, count in asyncio.run(run()).items():
+        out.print(f"{coll}: {count} documents updated", markup=False)
+
+
 @db_app.command("shard-script")
 def db_shard_script(
     shard: Annotated[list[str], typer.Option(help="shard name (repeat for each shard)")],

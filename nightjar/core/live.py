@@ -54,6 +54,8 @@ def alert_event(oid: str, detection: Mapping[str, Any], stored_ms: int) -> Event
     corrected = bool(detection.get("corrected"))
     return {
         "kind": ALERT, "oid": oid, "candid": int(detection["candid"]),
+        "survey": str(detection.get("survey") or "ZTF"),
+        "band": detection.get("band"), "psf_flux": _finite(detection.get("psfFlux")),
         "mjd": float(detection["mjd"]), "fid": int(detection["fid"]),
         "ra": float(detection["ra"]), "dec": float(detection["dec"]),
         "magpsf": float(detection["magpsf"]), "sigmapsf": _finite(detection.get("sigmapsf")),
@@ -64,7 +66,7 @@ def alert_event(oid: str, detection: Mapping[str, Any], stored_ms: int) -> Event
 
 
 def classification_event(oid: str, ra: float, dec: float, rows: Sequence[Mapping[str, Any]],
-                         stored_ms: int) -> Event:
+                         stored_ms: int, survey: str = "ZTF") -> Event:
     """The event of one classifier's rows for one object (all rows of one classifier).
 
     ``ra``/``dec`` are the object's mean position [deg]; rows carry ``classifier_name``,
@@ -75,6 +77,7 @@ def classification_event(oid: str, ra: float, dec: float, rows: Sequence[Mapping
     candid = first.get("candid")
     return {
         "kind": CLASSIFICATION, "oid": oid, "ra": float(ra), "dec": float(dec),
+        "survey": survey,
         "classifier_name": str(first["classifier_name"]),
         "classifier_version": str(first["classifier_version"]),
         "candid": int(candid) if candid is not None else None,
@@ -104,7 +107,8 @@ def events_from_write(oid: str, object_doc: Mapping[str, Any], detections: Seque
     ra, dec = object_doc.get("meanra"), object_doc.get("meandec")
     if ra is None or dec is None:
         return events
-    events += [classification_event(oid, ra, dec, rows, stored_ms)
+    survey = str(object_doc.get("survey") or "ZTF")
+    events += [classification_event(oid, ra, dec, rows, stored_ms, survey)
                for rows in _by_classifier(probabilities).values()]
     return events
 
@@ -125,12 +129,14 @@ def events_from_output_record(record: Mapping[str, Any], received_ms: int) -> li
     if record.get("trigger") == "alert":  # the record carries the detection's fields
         events.append(alert_event(oid, {
             **record, "corrected": record.get("magpsf_corr") is not None,
+            "psfFlux": record.get("psf_flux"),
             "isdiffpos": "t" if record.get("isdiffpos", 1) > 0 else "f"}, stored_ms))
     summary = record.get("object") or {}
     ra, dec = summary.get("meanra", record["ra"]), summary.get("meandec", record["dec"])
     for rows in _by_classifier({"classifier_name": p["classifier"], **p}
                                for p in record.get("probabilities") or ()).values():
-        event = classification_event(oid, ra, dec, rows, stored_ms)
+        event = classification_event(oid, ra, dec, rows, stored_ms,
+                                     str(record.get("survey") or "ZTF"))
         if str(rows[0]["classifier_name"]) == "stamp_classifier":
             event["candid"] = int(record["candid"])
         events.append(event)
@@ -147,10 +153,13 @@ class ClassificationFilter:
     probability_min: float | None = None
     ranking: int | None = None
     cone: Cone | None = None
+    survey: str | None = None
 
     def rows(self, event: Event) -> list[Mapping[str, Any]]:
         """The rows of a classification event this filter passes (empty: none)."""
         if event["kind"] != CLASSIFICATION:
+            return []
+        if self.survey is not None and event.get("survey", "ZTF") != self.survey:
             return []
         if self.classifier is not None and event["classifier_name"] != self.classifier:
             return []
@@ -171,12 +180,16 @@ class AlertFilter:
     magpsf_min: float | None = None
     magpsf_max: float | None = None
     oids: frozenset[str] | None = None
+    survey: str | None = None
+    band: str | None = None
 
     def passes(self, event: Event) -> bool:
         if event["kind"] != ALERT:
             return False
         mag = event["magpsf"]
         return ((self.oids is None or event["oid"] in self.oids)
+                and (self.survey is None or event.get("survey", "ZTF") == self.survey)
+                and (self.band is None or event.get("band") == self.band)
                 and (self.fid is None or event["fid"] == self.fid)
                 and (self.magpsf_min is None or mag >= self.magpsf_min)
                 and (self.magpsf_max is None or mag <= self.magpsf_max)

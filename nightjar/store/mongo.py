@@ -71,6 +71,7 @@ class ObjectFilter:
     lastmjd_max: float | None = None
     cone: Cone | None = None
     oids: list[str] | None = None
+    survey: str | None = None  #: ZTF or LSST (documents stored before surveys: migrate)
     classifier: str | None = None
     classifier_version: str | None = None
     class_name: str | None = None
@@ -558,6 +559,8 @@ class NightjarStore:
                 clauses.append({name: _range(lo, hi)})
         if flt.oids is not None:
             clauses.append({"oid": {"$in": sorted(set(flt.oids))}})
+        if flt.survey is not None:
+            clauses.append({"survey": flt.survey})
         return clauses
 
     async def _scan_objects(self, clauses: list[Doc], cone: Cone | None,
@@ -752,6 +755,24 @@ class NightjarStore:
             return await self.db[OBJECTS].count_documents(_conjunction(query))
         return len([d async for d in self._scan_objects(query, cone, [], projection={
             "meanra": 1, "meandec": 1})])
+
+    async def migrate(self) -> dict[str, int]:
+        """Bring documents stored before Nightjar read two surveys up to date: ``survey``
+        (ZTF) on every per-object document, ``band`` on ZTF light-curve documents (from
+        ``fid``).  Idempotent; returns how many documents each collection changed."""
+        bands = {1: "g", 2: "r", 3: "i"}
+        changed: dict[str, int] = {}
+        for coll in (OBJECTS, *LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS):
+            done = await self.db[coll].update_many({"survey": {"$exists": False}},
+                                                   {"$set": {"survey": "ZTF"}})
+            changed[coll] = done.modified_count
+        for coll in LIGHT_CURVE_COLLECTIONS:
+            for fid, band in bands.items():
+                done = await self.db[coll].update_many(
+                    {"survey": "ZTF", "fid": fid, "band": {"$exists": False}},
+                    {"$set": {"band": band}})
+                changed[coll] += done.modified_count
+        return changed
 
     async def count(self, collection: str, query: Doc | None = None) -> int:
         return await self.db[collection].count_documents(query or {})

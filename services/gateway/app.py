@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -41,10 +43,13 @@ from services.gateway.errors import (
     UNAVAILABLE,
     error_body,
 )
+from services.gateway.graphiql import asset_route, local_page
 from services.gateway.limits import GatewayLimits, length_error
 from services.gateway.live import LiveFeed, LiveHub
 from services.gateway.protection import ApiKeys, GatewayMetrics, RateLimiter, retry_after_header
 from services.gateway.schema import GatewayContext, make_schema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class GatewayConfig:
     rate_api_key: float = 3000.0  #: requests per minute per API key
     cors_origins: tuple[str, ...] = ()
     subscription_queue: int = 1000  #: events queued per subscription before dropping
+    #: installed GraphiQL packages (tools/graphiql/node_modules); None = from the CDN
+    graphiql_assets: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -72,7 +79,8 @@ class GatewayConfig:
             rate_anonymous=settings.gateway_rate_anonymous,
             rate_api_key=settings.gateway_rate_api_key,
             cors_origins=tuple(settings.gateway_cors_origins),
-            subscription_queue=settings.gateway_subscription_queue)
+            subscription_queue=settings.gateway_subscription_queue,
+            graphiql_assets=settings.gateway_graphiql_assets)
 
 
 def _route_label(path: str) -> str:
@@ -91,6 +99,15 @@ class _GraphQL(GraphQL[GatewayContext, None]):
                          max_subscriptions_per_connection=20)
         self.store, self.channel, self.hub, self.registry = store, channel, hub, registry
         self.config = config
+        self._page, missing = local_page(super().graphql_ide_html, config.graphiql_assets)
+        if missing:
+            log.warning("GraphiQL loads %d file(s) from the CDN (not installed under %s; "
+                        "run `make setup`): %s", len(missing), config.graphiql_assets,
+                        ", ".join(missing))
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return self._page
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket | None) -> GatewayContext:
@@ -242,6 +259,7 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
         *download_routes(store, grpc_channel),
+        asset_route(config.graphiql_assets),
     ], middleware=middleware, lifespan=lifespan)
     app.state.hub = hub
     app.state.metrics = metrics

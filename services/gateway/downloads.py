@@ -41,6 +41,7 @@ _GRPC_STATUS = {grpc.StatusCode.NOT_FOUND: (404, NOT_FOUND),
 
 
 def lightcurve_path(oid: str, fmt: str) -> str:
+    """The light curve of one object (``?surveys=ZTF,LSST`` adds its counterparts')."""
     return f"/download/lightcurve/{oid}.{fmt}"
 
 
@@ -90,11 +91,22 @@ def download_routes(store: NightjarStore, channel: grpc.aio.Channel | None) -> l
             fmt = "xml"
         if fmt not in LIGHTCURVE_TYPES:
             return _error(404, NOT_FOUND, f"no light-curve format {fmt!r}; csv, xml or png")
-        if await store.get_object(oid) is None:
+        obj = await store.get_object(oid)
+        if obj is None:
             return _error(404, NOT_FOUND, f"no object {oid}")
-        curves = await asyncio.gather(*(store.light_curve(c, oid) for c in (
-            DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)))
-        points = lightcurve_points(oid, *curves)
+        surveys = {s.strip().upper() for s in request.query_params.get("surveys", "").split(",")
+                   if s.strip()}
+        members = [(oid, str(obj.get("survey") or "ZTF"))]
+        if surveys:  # combined with the counterparts of those surveys
+            links = (await store.counterparts_of([oid]))[oid]
+            members = [(o, s) for o, s in members + [(d["other_oid"], d["other_survey"])
+                                                     for d in links] if s in surveys]
+        points = []
+        for member, survey in members:
+            det, nd, fp = await asyncio.gather(*(store.light_curve(c, member) for c in (
+                DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)))
+            points += lightcurve_points(member, det, nd, fp, survey)
+        points.sort(key=lambda p: (p["mjd"], p["survey"], p["oid"]))
         if fmt == "csv":
             data = to_csv(points).encode()
         elif fmt == "xml":

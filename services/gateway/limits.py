@@ -8,6 +8,12 @@ what it selects; a gRPC-backed field costs :data:`REMOTE_FIELD_COST`; every othe
 selecting sub-fields costs 1 plus what it selects.  One object with its light curve
 costs about 25; a page of 100 objects with their light curves about 2,500;
 30 aliases of ``objects(first: 500) { nodes { detections { mjd } } }`` 165,000.
+
+Introspection (``__schema``, ``__type``) reads the schema, not the store, so its nesting
+does not count towards the depth limit (the standard introspection query of graphql-core,
+GraphiQL and gql is 15 deep); its list fields (``types``, ``fields``, ``args``...) cost
+like list fields, so it stays bounded by the cost limit: the standard query costs about
+16,000, and one nested a level deeper ten times that.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ LIST_FIELDS = frozenset({"detections", "nonDetections", "forcedPhotometry", "lig
                          "probabilities", "features", "labels", "magstats", "xmatch"})
 #: fields answered by a gRPC service call per parent
 REMOTE_FIELDS = frozenset({"tns", "coneSearch", "crossmatch"})
+#: list fields of the introspection types, costed as list fields
+INTROSPECTION_LIST_FIELDS = frozenset({"types", "fields", "args", "inputFields", "enumValues",
+                                       "interfaces", "possibleTypes", "directives"})
 LIST_FIELD_COST = 10
 REMOTE_FIELD_COST = 5
 PAGE_ARGUMENTS = ("first", "limit")
@@ -103,8 +112,9 @@ class _Walker:
         return None
 
     def cost(self, selection_set: SelectionSetNode | None, depth: int,
-             seen: frozenset[str] = frozenset()) -> float:
-        self.measure.depth = max(self.measure.depth, depth)
+             seen: frozenset[str] = frozenset(), introspection: bool = False) -> float:
+        if not introspection:
+            self.measure.depth = max(self.measure.depth, depth)
         total = 0.0
         for node in self._fields(selection_set, seen):
             if node.alias is not None:
@@ -112,9 +122,12 @@ class _Walker:
             name = node.name.value
             if node.selection_set is None and name not in REMOTE_FIELDS:
                 continue  # a scalar of an already-read document
-            inner = self.cost(node.selection_set, depth + 1, seen)
+            inside = introspection or name in ("__schema", "__type")
+            inner = self.cost(node.selection_set, depth + 1, seen, inside)
             page = self._page(node)
-            if name in REMOTE_FIELDS:
+            if inside and name in INTROSPECTION_LIST_FIELDS:
+                total += LIST_FIELD_COST + LIST_FIELD_COST * inner
+            elif name in REMOTE_FIELDS:
                 total += REMOTE_FIELD_COST + (page or 1) * inner
             elif page is not None:
                 total += 1 + page * inner

@@ -23,7 +23,7 @@ from .cone_search import (
     ConeSearchObjectsEdgesNode,
     ConeSearchObjectsPageInfo,
 )
-from .enums import MagnitudeKind, ObjectOrderField, OrderDirection
+from .enums import MagnitudeKind, ObjectOrderField, OrderDirection, Survey
 from .exceptions import (
     GraphQLClientError,
     GraphQLClientGraphQLError,
@@ -50,6 +50,11 @@ from .live_alerts import LiveAlerts, LiveAlertsAlerts
 from .live_classifications import (
     LiveClassifications,
     LiveClassificationsClassifications,
+)
+from .object_counterparts import (
+    ObjectCounterparts,
+    ObjectCounterpartsObject,
+    ObjectCounterpartsObjectCounterparts,
 )
 from .object_detections import (
     ObjectDetections,
@@ -124,6 +129,11 @@ from .recent_objects import (
     RecentObjectsObjectsNodesMagstats,
     RecentObjectsObjectsPageInfo,
 )
+from .solar_system_object import (
+    SolarSystemObject,
+    SolarSystemObjectSolarSystemObject,
+    SolarSystemObjectSolarSystemObjectDetections,
+)
 from .tns_search import TnsSearch, TnsSearchTns
 
 __all__ = [
@@ -170,6 +180,9 @@ __all__ = [
     "LiveClassificationsClassifications",
     "MagnitudeKind",
     "NonDetectionFields",
+    "ObjectCounterparts",
+    "ObjectCounterpartsObject",
+    "ObjectCounterpartsObjectCounterparts",
     "ObjectDetections",
     "ObjectDetectionsObject",
     "ObjectDetectionsObjectDetections",
@@ -229,6 +242,10 @@ __all__ = [
     "RecentObjectsObjectsNodes",
     "RecentObjectsObjectsNodesMagstats",
     "RecentObjectsObjectsPageInfo",
+    "SolarSystemObject",
+    "SolarSystemObjectSolarSystemObject",
+    "SolarSystemObjectSolarSystemObjectDetections",
+    "Survey",
     "TnsSearch",
     "TnsSearchTns",
     "Upload",

@@ -13,7 +13,7 @@ from .catalogs import Catalogs
 from .class_candidates import ClassCandidates
 from .classifiers import Classifiers
 from .cone_search import ConeSearch
-from .enums import MagnitudeKind
+from .enums import MagnitudeKind, Survey
 from .input_types import (
     AlertFilterInput,
     ClassificationFilterInput,
@@ -22,6 +22,7 @@ from .input_types import (
 )
 from .live_alerts import LiveAlerts
 from .live_classifications import LiveClassifications
+from .object_counterparts import ObjectCounterparts
 from .object_detections import ObjectDetections
 from .object_downloads import ObjectDownloads
 from .object_features import ObjectFeatures
@@ -37,6 +38,7 @@ from .object_stamps import ObjectStamps
 from .object_summary import ObjectSummary
 from .objects_page import ObjectsPage
 from .recent_objects import RecentObjects
+from .solar_system_object import SolarSystemObject
 from .tns_search import TnsSearch
 
 
@@ -490,6 +492,15 @@ class Client(AsyncBaseClient):
               rcid
               hasStamp
               parentCandid
+              survey
+              band
+              psfFlux
+              psfFluxErr
+              scienceFlux
+              scienceFluxErr
+              reliability
+              withdrawn
+              midpointMjdTai
             }
             """)
         variables: dict[str, object] = {"oid": oid}
@@ -519,6 +530,9 @@ class Client(AsyncBaseClient):
               mjd
               fid
               diffmaglim
+              survey
+              band
+              derived
             }
             """)
         variables: dict[str, object] = {"oid": oid}
@@ -554,6 +568,11 @@ class Client(AsyncBaseClient):
               mag
               eMag
               forced
+              survey
+              band
+              psfFlux
+              psfFluxErr
+              scienceFlux
             }
             """)
         variables: dict[str, object] = {"oid": oid}
@@ -611,6 +630,15 @@ class Client(AsyncBaseClient):
               rcid
               hasStamp
               parentCandid
+              survey
+              band
+              psfFlux
+              psfFluxErr
+              scienceFlux
+              scienceFluxErr
+              reliability
+              withdrawn
+              midpointMjdTai
             }
 
             fragment ForcedPhotometryFields on ForcedPhotometry {
@@ -624,6 +652,11 @@ class Client(AsyncBaseClient):
               mag
               eMag
               forced
+              survey
+              band
+              psfFlux
+              psfFluxErr
+              scienceFlux
             }
 
             fragment NonDetectionFields on NonDetection {
@@ -631,6 +664,9 @@ class Client(AsyncBaseClient):
               mjd
               fid
               diffmaglim
+              survey
+              band
+              derived
             }
             """)
         variables: dict[str, object] = {"oid": oid}
@@ -647,26 +683,32 @@ class Client(AsyncBaseClient):
         self,
         oid: str,
         kinds: Union[Optional[list[MagnitudeKind]], UnsetType] = UNSET,
+        surveys: Union[Optional[list[Survey]], UnsetType] = UNSET,
         **kwargs: Any,
     ) -> ObjectLightcurvePoints:
         query = gql("""
-            query ObjectLightcurvePoints($oid: String!, $kinds: [MagnitudeKind!]) {
+            query ObjectLightcurvePoints($oid: String!, $kinds: [MagnitudeKind!], $surveys: [Survey!]) {
               object(oid: $oid) {
-                lightcurve(kinds: $kinds) {
+                lightcurve(kinds: $kinds, surveys: $surveys) {
+                  oid
+                  survey
                   mjd
                   fid
                   band
                   kind
                   mag
                   magErr
+                  flux
+                  fluxErr
                   unit
                   candid
                   isdiffpos
+                  derived
                 }
               }
             }
             """)
-        variables: dict[str, object] = {"oid": oid, "kinds": kinds}
+        variables: dict[str, object] = {"oid": oid, "kinds": kinds, "surveys": surveys}
         response = await self.execute(
             query=query,
             operation_name="ObjectLightcurvePoints",
@@ -675,6 +717,28 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return ObjectLightcurvePoints.model_validate(data)
+
+    async def object_counterparts(self, oid: str, **kwargs: Any) -> ObjectCounterparts:
+        query = gql("""
+            query ObjectCounterparts($oid: String!) {
+              object(oid: $oid) {
+                counterparts {
+                  oid
+                  survey
+                  separation
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"oid": oid}
+        response = await self.execute(
+            query=query,
+            operation_name="ObjectCounterparts",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return ObjectCounterparts.model_validate(data)
 
     async def object_mag_stats(self, oid: str, **kwargs: Any) -> ObjectMagStats:
         query = gql("""
@@ -868,6 +932,7 @@ class Client(AsyncBaseClient):
 
             fragment ObjectFields on Object {
               oid
+              survey
               ndet
               firstmjd
               lastmjd
@@ -908,6 +973,7 @@ class Client(AsyncBaseClient):
 
             fragment ObjectFields on Object {
               oid
+              survey
               ndet
               firstmjd
               lastmjd
@@ -973,6 +1039,47 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return RecentObjects.model_validate(data)
+
+    async def solar_system_object(
+        self, designation: str, **kwargs: Any
+    ) -> SolarSystemObject:
+        query = gql("""
+            query SolarSystemObject($designation: String!) {
+              solarSystemObject(designation: $designation) {
+                designation
+                designations
+                ssObjectId
+                orbit
+                firstMjd
+                lastMjd
+                detections {
+                  survey
+                  candid
+                  oid
+                  ssObjectId
+                  designation
+                  mjd
+                  band
+                  fid
+                  ra
+                  dec
+                  magpsf
+                  sigmapsf
+                  psfFlux
+                  isdiffpos
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"designation": designation}
+        response = await self.execute(
+            query=query,
+            operation_name="SolarSystemObject",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return SolarSystemObject.model_validate(data)
 
     async def tns_search(
         self,

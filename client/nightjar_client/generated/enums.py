@@ -31,3 +31,8 @@ class ObjectOrderField(str, Enum):
 class OrderDirection(str, Enum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+class Survey(str, Enum):
+    ZTF = "ZTF"
+    LSST = "LSST"

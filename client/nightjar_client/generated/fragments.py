@@ -6,6 +6,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base_model import BaseModel
+from .enums import Survey
 
 
 class DetectionFields(BaseModel):
@@ -35,6 +36,15 @@ class DetectionFields(BaseModel):
     rcid: Optional[int]
     has_stamp: bool = Field(alias="hasStamp")
     parent_candid: Optional[int] = Field(alias="parentCandid")
+    survey: Survey
+    band: Optional[str]
+    psf_flux: Optional[float] = Field(alias="psfFlux")
+    psf_flux_err: Optional[float] = Field(alias="psfFluxErr")
+    science_flux: Optional[float] = Field(alias="scienceFlux")
+    science_flux_err: Optional[float] = Field(alias="scienceFluxErr")
+    reliability: Optional[float]
+    withdrawn: bool
+    midpoint_mjd_tai: Optional[float] = Field(alias="midpointMjdTai")
 
 
 class ForcedPhotometryFields(BaseModel):
@@ -48,6 +58,11 @@ class ForcedPhotometryFields(BaseModel):
     mag: Optional[float]
     e_mag: Optional[float] = Field(alias="eMag")
     forced: bool
+    survey: Survey
+    band: Optional[str]
+    psf_flux: Optional[float] = Field(alias="psfFlux")
+    psf_flux_err: Optional[float] = Field(alias="psfFluxErr")
+    science_flux: Optional[float] = Field(alias="scienceFlux")
 
 
 class NonDetectionFields(BaseModel):
@@ -55,10 +70,14 @@ class NonDetectionFields(BaseModel):
     mjd: float
     fid: int
     diffmaglim: Optional[float]
+    survey: Survey
+    band: Optional[str]
+    derived: bool
 
 
 class ObjectFields(BaseModel):
     oid: str
+    survey: Survey
     ndet: int
     firstmjd: float
     lastmjd: float

@@ -6,7 +6,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base_model import BaseModel
-from .enums import ObjectOrderField, OrderDirection
+from .enums import ObjectOrderField, OrderDirection, Survey
 
 
 class AlertFilterInput(BaseModel):
@@ -19,6 +19,9 @@ class AlertFilterInput(BaseModel):
     magpsf_max: Optional[float] = Field(alias="magpsfMax", default=None)
     "[mag]"
     oids: Optional[list[str]] = None
+    survey: Optional[Survey] = None
+    band: Optional[str] = None
+    "e.g. g, or LSST's u"
 
 
 class ClassificationFilterInput(BaseModel):
@@ -30,6 +33,7 @@ class ClassificationFilterInput(BaseModel):
     ranking: Optional[int] = None
     "e.g. 1: only the most probable class"
     cone: Optional["ConeInput"] = None
+    survey: Optional[Survey] = None
 
 
 class ConeInput(BaseModel):
@@ -72,6 +76,8 @@ class ObjectFilterInput(BaseModel):
     firstmjd: Optional["FloatRange"] = None
     lastmjd: Optional["FloatRange"] = None
     cone: Optional["ConeInput"] = None
+    survey: Optional[Survey] = None
+    "ZTF or LSST objects only"
 
 
 class ObjectOrderInput(BaseModel):

@@ -6,7 +6,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base_model import BaseModel
-from .enums import MagnitudeKind
+from .enums import MagnitudeKind, Survey
 
 
 class ObjectLightcurvePoints(BaseModel):
@@ -18,15 +18,20 @@ class ObjectLightcurvePointsObject(BaseModel):
 
 
 class ObjectLightcurvePointsObjectLightcurve(BaseModel):
+    oid: str
+    survey: Survey
     mjd: float
     fid: int
     band: str
     kind: MagnitudeKind
     mag: float
     mag_err: Optional[float] = Field(alias="magErr")
+    flux: Optional[float]
+    flux_err: Optional[float] = Field(alias="fluxErr")
     unit: str
     candid: Optional[int]
     isdiffpos: Optional[str]
+    derived: Optional[bool]
 
 
 ObjectLightcurvePoints.model_rebuild()

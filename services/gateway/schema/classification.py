@@ -11,7 +11,7 @@ from ml.lc_classifier.taxonomy import (
     TOP_CLASSIFIER,
 )
 from ml.registry import ModelRegistry
-from services.gateway.schema.context import BigInt, GatewayInfo
+from services.gateway.schema.context import BigInt, GatewayInfo, Survey
 
 STAMP_CLASSIFIER = "stamp_classifier"
 
@@ -48,6 +48,9 @@ class Classifier:
         description="for a branch of the hierarchical classifier: the top-level classifier")
     parent_class: str | None = strawberry.field(
         description="the top-level class this branch refines")
+    survey: Survey = strawberry.field(default=Survey.ZTF, description=(
+        "the survey whose objects it classifies (trained on that survey's data); other "
+        "surveys' objects get no probabilities from it"))
 
 
 @strawberry.type(description="A class of the light-curve taxonomy (Sánchez-Sáez et al. 2021)")
@@ -69,27 +72,33 @@ def _classifiers(registry: ModelRegistry | None) -> list[Classifier]:
         found = registry.versions(name)
         return list(found[0].card.get("classes", default)) if found else list(default)
 
+    def survey(name: str) -> Survey:
+        found = registry.versions(name)
+        return Survey(found[0].card.get("survey", "ZTF")) if found else Survey.ZTF
+
     lc = versions(FULL_CLASSIFIER)
+    lc_survey = survey(FULL_CLASSIFIER)
     out = [
         Classifier(name=FULL_CLASSIFIER, versions=lc,
                    classes=classes(FULL_CLASSIFIER,
                                    tuple(c for cs in HIERARCHY.values() for c in cs)),
                    description="hierarchical light-curve classifier, 15 classes (ALeRCE's "
                                "lc_classifier: top-level probability x branch probability)",
-                   parent_classifier=None, parent_class=None),
+                   parent_classifier=None, parent_class=None, survey=lc_survey),
         Classifier(name=TOP_CLASSIFIER, versions=lc, classes=list(HIERARCHY),
                    description="top level of the light-curve classifier",
-                   parent_classifier=None, parent_class=None),
+                   parent_classifier=None, parent_class=None, survey=lc_survey),
     ]
     out += [Classifier(name=name, versions=lc, classes=list(HIERARCHY[top]),
                        description=f"{top} branch of the light-curve classifier",
-                       parent_classifier=TOP_CLASSIFIER, parent_class=top)
+                       parent_classifier=TOP_CLASSIFIER, parent_class=top, survey=lc_survey)
             for top, name in BRANCH_CLASSIFIERS.items()]
     out.append(Classifier(name=STAMP_CLASSIFIER, versions=versions(STAMP_CLASSIFIER),
                           classes=classes(STAMP_CLASSIFIER,
                                           ("AGN", "SN", "VS", "asteroid", "bogus")),
                           description="stamp classifier: the first alert's cutouts and "
-                                      "metadata", parent_classifier=None, parent_class=None))
+                                      "metadata", parent_classifier=None, parent_class=None,
+                          survey=survey(STAMP_CLASSIFIER)))
     return out
 
 

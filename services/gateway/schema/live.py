@@ -9,7 +9,7 @@ import strawberry
 from nightjar.core import live
 from services.gateway.errors import UNAVAILABLE, GatewayError
 from services.gateway.live import LiveHub
-from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, cone_of
+from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, Survey, cone_of
 
 
 @strawberry.input(description="Which classifications a subscription receives; null = any")
@@ -20,6 +20,7 @@ class ClassificationFilterInput:
     ranking: int | None = strawberry.field(default=None, description="e.g. 1: only the "
                                                                      "most probable class")
     cone: ConeInput | None = None
+    survey: Survey | None = None
 
 
 @strawberry.input(description="Which alerts a subscription receives; null = any")
@@ -29,6 +30,8 @@ class AlertFilterInput:
     magpsf_min: float | None = strawberry.field(default=None, description="[mag]")
     magpsf_max: float | None = strawberry.field(default=None, description="[mag]")
     oids: list[str] | None = None
+    survey: Survey | None = None
+    band: str | None = strawberry.field(default=None, description="e.g. g, or LSST's u")
 
 
 _MISSED = ("events this subscription lost before this one because it read too slowly "
@@ -49,6 +52,7 @@ class LiveClassification:
     dec: float = strawberry.field(description="object's mean Dec [deg]")
     stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
     missed: int = strawberry.field(description=_MISSED)
+    survey: Survey = Survey.ZTF
 
 
 @strawberry.type(description="A newly stored alert detection")
@@ -66,6 +70,10 @@ class LiveAlert:
     dec: float
     stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
     missed: int = strawberry.field(description=_MISSED)
+    survey: Survey = Survey.ZTF
+    band: str | None = None
+    psf_flux: float | None = strawberry.field(default=None, description="signed difference "
+                                                                        "flux [nJy]")
 
 
 def _hub(info: GatewayInfo) -> LiveHub:
@@ -84,7 +92,8 @@ class Subscription:
                               ) -> AsyncGenerator[LiveClassification, None]:
         f = filter or ClassificationFilterInput()
         selected = live.ClassificationFilter(f.classifier, f.class_name, f.probability_min,
-                                             f.ranking, cone_of(f.cone))
+                                             f.ranking, cone_of(f.cone),
+                                             f.survey.value if f.survey else None)
         async with _hub(info).subscribe(lambda e: [(e, r) for r in selected.rows(e)]) as sub:
             while True:
                 (event, row), missed = await sub.get()
@@ -94,14 +103,16 @@ class Subscription:
                     classifier_version=event["classifier_version"],
                     class_name=row["class_name"], probability=row["probability"],
                     ranking=row["ranking"], ra=event["ra"], dec=event["dec"],
-                    stored_at=event["stored_ms"] / 1000.0, missed=missed)
+                    stored_at=event["stored_ms"] / 1000.0, missed=missed,
+                    survey=Survey(event.get("survey", "ZTF")))
 
     @strawberry.subscription(description="every newly stored alert detection passing FILTER")
     async def alerts(self, info: GatewayInfo, filter: AlertFilterInput | None = None
                      ) -> AsyncGenerator[LiveAlert, None]:
         f = filter or AlertFilterInput()
         selected = live.AlertFilter(cone_of(f.cone), f.fid, f.magpsf_min, f.magpsf_max,
-                                    frozenset(f.oids) if f.oids is not None else None)
+                                    frozenset(f.oids) if f.oids is not None else None,
+                                    f.survey.value if f.survey else None, f.band)
         async with _hub(info).subscribe(lambda e: [e] if selected.passes(e) else []) as sub:
             while True:
                 event, missed = await sub.get()
@@ -110,6 +121,7 @@ class Subscription:
                     fid=event["fid"], magpsf=event["magpsf"], sigmapsf=event["sigmapsf"],
                     magpsf_corr=event["magpsf_corr"], isdiffpos=event["isdiffpos"],
                     ra=event["ra"], dec=event["dec"], stored_at=event["stored_ms"] / 1000.0,
-                    missed=missed)
+                    missed=missed, survey=Survey(event.get("survey", "ZTF")),
+                    band=event.get("band"), psf_flux=event.get("psf_flux"))
 
 

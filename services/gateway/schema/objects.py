@@ -14,6 +14,7 @@ import strawberry
 
 from nightjar.context.tns import MATCH_RADIUS_ARCSEC
 from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
+from nightjar.minor_planets import designation_keys, display_designation
 from nightjar.store.mongo import (
     NULLABLE_ORDER_FIELDS,
     PROBABILITY,
@@ -37,32 +38,58 @@ from services.gateway.schema.context import (
     FloatRange,
     GatewayInfo,
     IntRange,
+    Survey,
     channel_of,
     cone_of,
     pick,
+    survey_of,
 )
 from services.gateway.schema.labels import Label, label_of
 
 DEFAULT_PAGE = 50
 
 
-@strawberry.type(description="A detection: an alert candidate or a prv_candidate")
+_NJY = "[nJy]"
+
+
+@strawberry.type(description="A detection: an alert's own (ZTF candidate, LSST diaSource) or "
+                             "one from an alert's history (prv_candidates, prvDiaSources)")
 class Detection:
-    candid: BigInt  # type: ignore[valid-type]
+    candid: BigInt = strawberry.field(  # type: ignore[valid-type]
+        description="the survey's detection id: ZTF candid, LSST diaSourceId")
     oid: str
-    mjd: float
-    fid: int
+    mjd: float = strawberry.field(description="observation time, MJD in UTC [d]")
+    fid: int = strawberry.field(description="filter id: ZTF 1 = g, 2 = r, 3 = i; LSST g r i z "
+                                            "y = 1..5, u = 6 (band says which)")
     ra: float
     dec: float
-    magpsf: float
+    magpsf: float = strawberry.field(description="difference magnitude [AB mag] (LSST: "
+                                                 "31.4 - 2.5 log10|psfFlux|)")
     sigmapsf: float
-    isdiffpos: str
-    corrected: bool
+    isdiffpos: str = strawberry.field(description="t: positive difference flux, f: negative")
+    corrected: bool = strawberry.field(description="an apparent magnitude exists (ZTF: the "
+                                                   "correction applied; LSST: scienceFlux > 0)")
     dubious: bool
     stellar: bool
-    magpsf_corr: float | None = strawberry.field(description="corrected magnitude [mag]")
+    magpsf_corr: float | None = strawberry.field(description="apparent magnitude [mag]: ZTF "
+                                                             "corrected, LSST from scienceFlux")
     sigmapsf_corr: float | None = strawberry.field(description="its error, eq. A28 [mag]")
     sigmapsf_corr_ext: float | None = strawberry.field(description="its error, eq. A29 [mag]")
+    survey: Survey = Survey.ZTF
+    band: str | None = strawberry.field(default=None, description="g r i (ZTF), u g r i z y "
+                                                                   "(LSST)")
+    psf_flux: float | None = strawberry.field(default=None, description=(
+        f"signed difference flux {_NJY} (ZTF: from magpsf and isdiffpos)"))
+    psf_flux_err: float | None = strawberry.field(default=None, description=_NJY)
+    science_flux: float | None = strawberry.field(default=None, description=(
+        f"apparent flux on the science image {_NJY} (ZTF: from magpsfCorr)"))
+    science_flux_err: float | None = strawberry.field(default=None, description=_NJY)
+    reliability: float | None = strawberry.field(default=None, description=(
+        "LSST: Rubin's real/bogus probability"))
+    withdrawn: bool = strawberry.field(default=False, description=(
+        "LSST: Rubin withdrew this source (timeWithdrawnMjdTai); left out of statistics"))
+    midpoint_mjd_tai: float | None = strawberry.field(default=None, description=(
+        "LSST: the observation time as Rubin gives it, MJD in TAI [d]"))
     distnr: float | None
     magnr: float | None
     sigmagnr: float | None
@@ -77,26 +104,43 @@ class Detection:
         description="the alert whose prv_candidates carried it; null for a candidate")
 
 
-@strawberry.type(description="An upper limit (a prv_candidate without candid)")
+@strawberry.type(description="An upper limit: ZTF, a prv_candidate without candid; LSST, a "
+                             "forced-photometry point below S/N 3 (derived) or a 7.x packet's "
+                             "diaNondetectionLimit")
 class NonDetection:
     oid: str
     fid: int
     mjd: float
-    diffmaglim: float | None
+    diffmaglim: float | None = strawberry.field(description="5-sigma limiting magnitude [mag]")
+    survey: Survey = Survey.ZTF
+    band: str | None = None
+    derived: bool = strawberry.field(default=False, description=(
+        "computed by Nightjar (LSST: 31.4 - 2.5 log10(5 psfFluxErr) of a forced-photometry "
+        "point below S/N 3), not sent by the survey"))
 
 
-@strawberry.type(description="A forced-photometry point (fp_hists), kept apart from detections")
+@strawberry.type(description="A forced-photometry point (ZTF fp_hists, LSST prvDiaForcedSources), "
+                             "kept apart from detections")
 class ForcedPhotometry:
     oid: str
-    pid: BigInt  # type: ignore[valid-type]
+    pid: BigInt = strawberry.field(  # type: ignore[valid-type]
+        description="ZTF processing id; LSST diaForcedSourceId")
     fid: int
     mjd: float
     forcediffimflux: float | None
     forcediffimfluxunc: float | None
     magzpsci: float | None
-    mag: float | None
+    mag: float | None = strawberry.field(description="magnitude of a positive difference flux "
+                                                     "[mag]")
     e_mag: float | None
     forced: bool
+    survey: Survey = Survey.ZTF
+    band: str | None = None
+    psf_flux: float | None = strawberry.field(default=None, description=(
+        f"difference flux at the object's position {_NJY}"))
+    psf_flux_err: float | None = strawberry.field(default=None, description=_NJY)
+    science_flux: float | None = strawberry.field(default=None, description=(
+        f"LSST: flux on the science image {_NJY}"))
 
 
 @strawberry.type(description="Statistics of one band of one object")
@@ -142,10 +186,12 @@ class MagnitudeKind(Enum):
                                         description=KIND_DESCRIPTIONS["upper_limit"])
 
 
-@strawberry.type(description="One point of a light curve, saying which magnitude it is")
+@strawberry.type(description="One point of a light curve, saying which magnitude it is, of "
+                             "which survey and band")
 class LightcurvePoint:
-    mjd: float = strawberry.field(description="Modified Julian Date [d]")
-    fid: int = strawberry.field(description="ZTF filter id (1 = g, 2 = r, 3 = i)")
+    mjd: float = strawberry.field(description="Modified Julian Date, UTC [d]")
+    fid: int = strawberry.field(description="filter id: ZTF 1 = g, 2 = r, 3 = i; LSST g r i z y "
+                                            "= 1..5, u = 6")
     band: str
     kind: MagnitudeKind
     mag: float = strawberry.field(description="magnitude [mag] of the given kind")
@@ -153,8 +199,18 @@ class LightcurvePoint:
                                                          "upper limit")
     unit: str = strawberry.field(description='always "mag" (AB)')
     candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
-        description="the detection's candid; null for upper limits and forced photometry")
+        description="the detection's id (candid, diaSourceId); null for upper limits and "
+                    "forced photometry")
     isdiffpos: str | None = strawberry.field(description="t: positive difference, f: negative")
+    survey: Survey = Survey.ZTF
+    oid: str = strawberry.field(default="", description="the object the point belongs to (a "
+                                                        "counterpart's in a combined curve)")
+    flux: float | None = strawberry.field(default=None, description=(
+        "flux of the kind [nJy]: difference (signed psfFlux), corrected (scienceFlux), forced "
+        "(psfFlux), upper limit (the limiting flux)"))
+    flux_err: float | None = strawberry.field(default=None, description="[nJy]")
+    derived: bool | None = strawberry.field(default=None, description=(
+        "for an upper limit: computed by Nightjar (LSST) rather than sent by the survey"))
 
 
 
@@ -197,9 +253,24 @@ class Downloads:
         return finding_chart_path(self.oid)
 
 
-@strawberry.type(name="Object", description="An astronomical object and its statistics")
-class AstroObject:
+@strawberry.type(description="The same source seen by another survey: an object of that "
+                             "survey within 1.5 arcsec, linked when either was first stored")
+class Counterpart:
     oid: str
+    survey: Survey
+    separation: float = strawberry.field(description="between the mean positions [arcsec]")
+
+    @strawberry.field(description="the counterpart object")
+    async def object(self, info: GatewayInfo) -> AstroObject | None:
+        doc = await info.context.loaders.objects.load(self.oid)
+        return None if doc is None else object_of(doc)
+
+
+@strawberry.type(name="Object", description="An astronomical object (of one survey) and its "
+                                            "statistics")
+class AstroObject:
+    oid: str = strawberry.field(description="ZTF objectId; LSST diaObjectId as a decimal "
+                                            "string")
     ndet: int
     firstmjd: float
     lastmjd: float
@@ -218,6 +289,16 @@ class AstroObject:
     magstats: list[MagStats]
     xmatch: list[CrossMatch] = strawberry.field(
         description="nearest catalogue sources, one per catalogue, nearest first")
+    survey: Survey = Survey.ZTF
+    dia_object: strawberry.scalars.JSON | None = strawberry.field(default=None, description=(
+        "LSST: Rubin's own diaObject summary as the latest alert sent it (null for ZTF)"))
+
+    @strawberry.field(description="objects of other surveys within 1.5 arcsec (the same "
+                                  "source), nearest first")
+    async def counterparts(self, info: GatewayInfo) -> list[Counterpart]:
+        links = await info.context.loaders.counterparts.load(self.oid)
+        return [Counterpart(oid=d["other_oid"], survey=Survey(d["other_survey"]),
+                            separation=d["separation_arcsec"]) for d in links]
 
     @strawberry.field(description=f"the TNS object within {MATCH_RADIUS_ARCSEC:g} arcsec of the "
                       "mean position, if any (TNS service)")
@@ -246,33 +327,55 @@ class AstroObject:
     @strawberry.field(description="detections in time order")
     async def detections(self, info: GatewayInfo) -> list[Detection]:
         docs = await info.context.loaders.detections.load(self.oid)
-        return [pick(Detection, d) for d in docs]
+        return [detection_of(d) for d in docs]
 
     @strawberry.field(description="upper limits in time order")
     async def non_detections(self, info: GatewayInfo) -> list[NonDetection]:
         docs = await info.context.loaders.non_detections.load(self.oid)
-        return [pick(NonDetection, d) for d in docs]
+        return [pick(NonDetection, d, survey=survey_of(d), derived=bool(d.get("derived")))
+                for d in docs]
 
     @strawberry.field(description="forced photometry in time order")
     async def forced_photometry(self, info: GatewayInfo) -> list[ForcedPhotometry]:
         docs = await info.context.loaders.forced_photometry.load(self.oid)
-        return [pick(ForcedPhotometry, d) for d in docs]
+        return [pick(ForcedPhotometry, d, survey=survey_of(d),
+                     pid=d.get("pid") if d.get("pid") is not None else d.get(
+                         "diaForcedSourceId"), psf_flux=d.get("psfFlux"),
+                     psf_flux_err=d.get("psfFluxErr"), science_flux=d.get("scienceFlux"))
+                for d in docs]
 
     @strawberry.field(description="every light-curve point in time order, each saying which "
-                                  "magnitude it is: difference, corrected apparent, forced "
-                                  "photometry or upper limit (KINDS keeps some)")
-    async def lightcurve(self, info: GatewayInfo,
-                         kinds: list[MagnitudeKind] | None = None) -> list[LightcurvePoint]:
+                                  "magnitude it is (difference, corrected apparent, forced "
+                                  "photometry or upper limit; KINDS keeps some), of which "
+                                  "survey and band, with its flux [nJy].  SURVEYS combines "
+                                  "the points of those surveys from this object and its "
+                                  "counterparts (null: this object's own).  Forced "
+                                  "photometry without a magnitude (a negative flux) is in "
+                                  "forcedPhotometry only")
+    async def lightcurve(self, info: GatewayInfo, kinds: list[MagnitudeKind] | None = None,
+                         surveys: list[Survey] | None = None) -> list[LightcurvePoint]:
         loaders = info.context.loaders
-        points = lightcurve_points(self.oid, await loaders.detections.load(self.oid),
-                                   await loaders.non_detections.load(self.oid),
-                                   await loaders.forced_photometry.load(self.oid))
+        members = [(self.oid, self.survey)]
+        if surveys:
+            links = await loaders.counterparts.load(self.oid)
+            members += [(d["other_oid"], Survey(d["other_survey"])) for d in links]
+            members = [(oid, survey) for oid, survey in members if survey in surveys]
+        points = []
+        for oid, survey in members:
+            points += lightcurve_points(oid, await loaders.detections.load(oid),
+                                        await loaders.non_detections.load(oid),
+                                        await loaders.forced_photometry.load(oid),
+                                        survey.value)
+        points.sort(key=lambda p: (p["mjd"], p["survey"], p["oid"]))
         wanted = {k.value for k in kinds} if kinds else None
         return [LightcurvePoint(mjd=p["mjd"], fid=p["fid"], band=p["band"],
                                 kind=MagnitudeKind(p["kind"]), mag=p["mag"],
                                 mag_err=p["e_mag"], unit=MAG_UNIT, candid=p["candid"],
-                                isdiffpos=p["isdiffpos"])
-                for p in points if wanted is None or p["kind"] in wanted]
+                                isdiffpos=p["isdiffpos"], survey=Survey(p["survey"]),
+                                oid=p["oid"], flux=p["flux"], flux_err=p["e_flux"],
+                                derived=p["derived"])
+                for p in points
+                if (wanted is None or p["kind"] in wanted) and p["mag"] is not None]
 
     @strawberry.field(description="users' labels (addLabel), oldest first")
     async def labels(self, info: GatewayInfo) -> list[Label]:
@@ -291,12 +394,22 @@ class AstroObject:
         return Downloads(oid=self.oid)
 
 
-def _object(doc: Mapping[str, Any]) -> AstroObject:
+def object_of(doc: Mapping[str, Any]) -> AstroObject:
     stats = [pick(MagStats, m) for m in doc.get("magstats", [])]
     matches = sorted((pick(CrossMatch, m, catalog=name)
                       for name, m in doc.get("xmatch", {}).items()),
                      key=lambda m: m.distance_arcsec)
-    return pick(AstroObject, doc, magstats=stats, xmatch=matches)
+    summary = doc.get("summary") or {}
+    return pick(AstroObject, doc, magstats=stats, xmatch=matches, survey=survey_of(doc),
+                dia_object=summary.get("record") if doc.get("survey") == "LSST" else None)
+
+
+def detection_of(doc: Mapping[str, Any]) -> Detection:
+    return pick(Detection, doc, survey=survey_of(doc), psf_flux=doc.get("psfFlux"),
+                psf_flux_err=doc.get("psfFluxErr"), science_flux=doc.get("scienceFlux"),
+                science_flux_err=doc.get("scienceFluxErr"),
+                withdrawn=bool(doc.get("withdrawn")),
+                midpoint_mjd_tai=doc.get("midpointMjdTai"))
 
 
 
@@ -317,6 +430,8 @@ class ObjectFilterInput:
     firstmjd: FloatRange | None = None
     lastmjd: FloatRange | None = None
     cone: ConeInput | None = None
+    survey: Survey | None = strawberry.field(default=None, description="ZTF or LSST objects "
+                                                                       "only")
 
 
 @strawberry.enum(description="What `objects` can be ordered by")
@@ -431,6 +546,7 @@ def object_filter(flt: ObjectFilterInput | None, **legacy: Any) -> ObjectFilter:
         lastmjd_min=last_min, lastmjd_max=last_max,
         cone=cone_of(f.cone) or cone_of(legacy.get("cone")),
         oids=list(f.oids) if f.oids is not None else None,
+        survey=f.survey.value if f.survey is not None else None,
         classifier=f.classifier, classifier_version=f.classifier_version,
         class_name=f.class_name, probability_min=f.probability_min,
         ranking=None if ranking == 0 else ranking)
@@ -447,10 +563,10 @@ def object_order(order: ObjectOrderInput | None) -> ObjectOrder:
 
 @strawberry.type
 class ObjectQueries:
-    @strawberry.field(description="one object by its ZTF objectId")
+    @strawberry.field(description="one object by its id (ZTF objectId, LSST diaObjectId)")
     async def object(self, info: GatewayInfo, oid: str) -> AstroObject | None:
         doc = await info.context.loaders.objects.load(oid)
-        return None if doc is None else _object(doc)
+        return None if doc is None else object_of(doc)
 
     @strawberry.field(description="objects passing FILTER in ORDERBY, FIRST at a time after "
                                   "the cursor AFTER (Relay); stable under ingestion for an "
@@ -490,10 +606,68 @@ class ObjectQueries:
         if key is not None and key.value is None and order.field not in NULLABLE_ORDER_FIELDS:
             raise GatewayError(BAD_USER_INPUT, f"invalid cursor {after!r}")
         page = await info.context.store.find_objects(flt, order, after=key, limit=first)
-        edges = [ObjectEdge(cursor=encode_cursor(order, k), node=_object(d),
+        edges = [ObjectEdge(cursor=encode_cursor(order, k), node=object_of(d),
                             matched_probability=(pick(Probability, page.matched[d["_id"]])
                                                  if d["_id"] in page.matched else None))
                  for d, k in zip(page.docs, page.keys, strict=True)]
         return ObjectConnection(edges=edges, flt=flt, page_info=PageInfo(
             has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None))
 
+
+    @strawberry.field(description="a known minor planet and its detections by every survey "
+                                  "(LSST ssSources, ZTF candidates whose ssnamenr names it), "
+                                  "in time order; DESIGNATION in any form: packed (K01S97B), "
+                                  "unpacked (2001 SB97), a number (433) or ZTF's "
+                                  "(53786)2000EM97")
+    async def solar_system_object(self, info: GatewayInfo,
+                                  designation: str) -> SolarSystemObject | None:
+        keys = designation_keys(designation)
+        if not keys:
+            raise GatewayError(BAD_USER_INPUT, f"{designation!r} is not a designation")
+        objects, detections = await info.context.store.solar_system(keys)
+        if not objects and not detections:
+            return None
+        first = objects[0] if objects else {}
+        names = sorted({k.partition(":")[2] for doc in (*objects, *detections)
+                        for k in doc.get("designation_keys", ())})
+        return SolarSystemObject(
+            designation=display_designation(designation), designations=names,
+            ss_object_id=first.get("ssObjectId"), orbit=first.get("mpc_orbits"),
+            first_mjd=min(d["mjd"] for d in detections) if detections else None,
+            last_mjd=max(d["mjd"] for d in detections) if detections else None,
+            detections=[pick(SolarSystemDetection, d, survey=survey_of(d),
+                             psf_flux=d.get("psfFlux"), ss_object_id=d.get("ssObjectId"))
+                        for d in detections])
+
+
+@strawberry.type(description="A detection of a known minor planet")
+class SolarSystemDetection:
+    survey: Survey
+    candid: BigInt  # type: ignore[valid-type]
+    oid: str | None = strawberry.field(description="the survey object it was also stored as "
+                                                   "(ZTF); null for LSST ssSources")
+    ss_object_id: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="LSST ssObjectId")
+    designation: str | None = strawberry.field(description="as the survey wrote it")
+    mjd: float = strawberry.field(description="MJD, UTC [d]")
+    band: str | None
+    fid: int | None
+    ra: float
+    dec: float
+    magpsf: float | None = strawberry.field(description="difference magnitude [mag]")
+    sigmapsf: float | None
+    psf_flux: float | None = strawberry.field(description="[nJy]")
+    isdiffpos: str | None
+
+
+@strawberry.type(description="A known minor planet (a solar-system object)")
+class SolarSystemObject:
+    designation: str = strawberry.field(description="as people write it (2001 SB97, 433)")
+    designations: list[str] = strawberry.field(description="every form it is known by")
+    ss_object_id: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="LSST ssObjectId, when LSST saw it")
+    orbit: strawberry.scalars.JSON | None = strawberry.field(
+        description="LSST mpc_orbits (MPC orbit) from the latest LSST detection")
+    first_mjd: float | None
+    last_mjd: float | None
+    detections: list[SolarSystemDetection]
