@@ -37,8 +37,9 @@ from starlette.routing import Route
 from nightjar.context.catalogs import import_catalog
 from nightjar.context.tns import SNAPSHOT, parse_public_objects
 from nightjar.processes import free_port
-from nightjar.runner.ingest import expand_paths, iter_inputs
+from nightjar.runner.ingest import RawInput, expand_paths, iter_inputs
 from nightjar.sky import separation_deg
+from nightjar.surveys.interface import AlertSource
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.app import GatewayConfig
 from tests.asgi import serve_asgi
@@ -66,8 +67,30 @@ async def dep(mongo_uri: str, shared_data: Path,
     import_catalog(shared_data / "catalogs" / "gcvs.parquet", "gcvs", home / "catalogs")
     async with deployment(mongo_uri, home) as d:
         await d.ingest(list(iter_inputs(expand_paths([shared_data / "ztf" / "alerts"]))))
-        await d.ingest(as_inputs(list(AlertSimulator(seed=33).packets(300))))
+        ztf = list(AlertSimulator(seed=33).packets(300))
+        await d.ingest(as_inputs(ztf))
+        await d.ingest(_lsst_inputs(shared_data, ztf))
         yield d
+
+
+def _lsst_inputs(shared_data: Path, ztf: list[tuple[str, int, bytes]]) -> list[RawInput]:
+    """Simulated LSST alerts, Rubin's real v10 sample (with three asteroids) and one LSST
+    object at the position of a simulated ZTF object (its counterpart)."""
+    from nightjar.surveys.lsst.fink import rows, wire_messages
+    from nightjar.surveys.lsst.simulate import LsstSimulator
+    from nightjar.surveys.registry import AlertParser
+
+    packets = [raw for _, _, raw in LsstSimulator(seed=34).packets(150)]
+    packets += wire_messages(rows(shared_data / "lsst" / "fink" /
+                                  "rubin_sample_data_10_0.parquet"), 1000)
+    anchor = AlertParser().parse(ztf[-1][2], AlertSource("file"))[0][0]
+    sim = LsstSimulator(seed=35)
+    twin = sim.make_object(sim.field_visits(61000.0, 61040.0),
+                           (anchor.detection["ra"], anchor.detection["dec"]), kind="periodic")
+    packets += [sim.encode(sim.alert(twin, i)) for i, e in enumerate(twin.epochs)
+                if e.detected]
+    return [RawInput(raw, AlertSource("file", path=f"lsst/{i}"))
+            for i, raw in enumerate(packets)]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +123,38 @@ async def real_objects_with_stamps(dep: Deployment) -> list[str]:
 
 
 # ---------------------------------------------------------------------- query_objects
+
+async def test_both_surveys_through_the_same_methods(dep: Deployment, nj: Nightjar) -> None:
+    lsst = {d["_id"] async for d in dep.store.db["objects"].find({"survey": "LSST"})}
+    frame = await call(nj.query_objects, survey="lsst", max_results=10_000, page_size=200)
+    assert set(frame["oid"]) == lsst and set(frame["survey"]) == {"LSST"}
+    ztf = await call(nj.query_objects, survey="ztf", max_results=10_000, page_size=200)
+    assert not set(ztf["oid"]) & lsst
+    oid = max(lsst, key=len)
+    curve = await call(nj.query_lightcurve, oid, format="pandas")
+    assert set(curve["survey"]) == {"LSST"} and set(curve["band"]) <= set("ugrizy")
+    diff = curve[curve["kind"] == "DIFFERENCE"]
+    assert len(diff) and ((diff["flux"].abs() - 10 ** ((31.4 - diff["mag"]) / 2.5)).abs()
+                          < 1e-3 * diff["flux"].abs()).all()
+    json_curve = await call(nj.query_lightcurve, oid)
+    assert {d["survey"] for d in json_curve["detections"]} == {"LSST"}
+    assert all(isinstance(d["psf_flux"], float) for d in json_curve["detections"])
+    # the simulated LSST object placed on a ZTF object: counterparts, combined curve
+    (twin,) = [c for o in lsst for c in await call(nj.query_counterparts, o)]
+    assert twin["survey"] == "ZTF" and twin["separation"] < 1.5
+    (link,) = await call(nj.query_counterparts, twin["oid"])
+    combined = await call(nj.query_lightcurve, twin["oid"], format="pandas",
+                          surveys=["ztf", "lsst"])
+    assert set(combined["survey"]) == {"ZTF", "LSST"}
+    assert set(combined["oid"]) == {twin["oid"], link["oid"]}
+    asteroid = await call(nj.query_solar_system, "2001 SB97")
+    assert asteroid["designation"] == "2001 SB97"
+    assert [d["survey"] for d in asteroid["detections"]] == ["LSST"]
+    with pytest.raises(ObjectNotFoundError):
+        await call(nj.query_solar_system, "2099 ZZ999")
+    with pytest.raises(ParseError):
+        await call(nj.query_objects, survey="gaia")
+
 
 async def test_query_objects_pages_through_every_match_in_order(dep: Deployment,
                                                                  nj: Nightjar) -> None:
