@@ -29,7 +29,7 @@ from reportlab.lib.units import cm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-from nightjar.context.tns import MATCH_RADIUS_ARCSEC
+from nightjar.context import MATCH_RADIUS_ARCSEC
 from nightjar.core.stamps import celestial_header, cutout_image, render_png
 
 #: ZTF's pixel scale, assumed when an image has no WCS [arcsec/pixel].

@@ -18,13 +18,12 @@ position of the object's earliest detection).  Why this choice:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import healpy as hp
 import numpy as np
-from astropy.coordinates import angular_separation
 
 HPX_ORDER = 29
 HPX_NSIDE = 1 << HPX_ORDER
@@ -35,6 +34,22 @@ ANCHOR_MARGIN_ARCSEC = 5.0
 _MAX_CONE_PIXELS = 256
 
 
+@functools.cache
+def healpy_module() -> Any:
+    """healpy, imported on first use: it pulls in matplotlib (~2 s), which a command that
+    never touches the sky (``nightjar --help``) should not pay for."""
+    import healpy
+
+    return healpy
+
+
+@functools.cache
+def _angular_separation() -> Any:
+    from astropy.coordinates import angular_separation  # ~0.5 s: imported on first use
+
+    return angular_separation
+
+
 def hpx_index(ra: float, dec: float) -> int:
     """Nested HEALPix index at :data:`HPX_ORDER` of a position.
 
@@ -43,11 +58,12 @@ def hpx_index(ra: float, dec: float) -> int:
     ra, dec : float
         ICRS right ascension and declination [deg].
     """
-    return int(hp.ang2pix(HPX_NSIDE, ra, dec, nest=True, lonlat=True))
+    return int(healpy_module().ang2pix(HPX_NSIDE, ra, dec, nest=True, lonlat=True))
 
 
 def _query_order(radius_deg: float) -> int:
     """Finest order at which a cone of this radius covers at most a few hundred pixels."""
+    hp = healpy_module()
     for order in range(HPX_ORDER, -1, -1):
         pixel_deg = np.degrees(hp.nside2resol(1 << order))
         # a disc of radius r covers roughly pi r^2 / pixel^2 pixels, plus its rim
@@ -69,6 +85,7 @@ def cone_ranges(ra: float, dec: float, radius_deg: float) -> list[tuple[int, int
     if not radius_deg > 0:
         raise ValueError("cone radius must be positive")
     order = _query_order(radius_deg)
+    hp = healpy_module()
     vec = hp.ang2vec(ra, dec, lonlat=True)
     pixels = np.sort(hp.query_disc(1 << order, vec, np.radians(radius_deg),
                                    inclusive=True, nest=True))
@@ -90,8 +107,8 @@ def separation_deg(ra1: Any, dec1: Any, ra2: float, dec2: float) -> Any:
     result is then an array, else a float.  astropy's Vincenty formula is exact at
     small and large angles alike.
     """
-    sep = np.degrees(angular_separation(np.radians(ra1), np.radians(dec1),
-                                        np.radians(ra2), np.radians(dec2)))
+    sep = np.degrees(_angular_separation()(np.radians(ra1), np.radians(dec1),
+                                           np.radians(ra2), np.radians(dec2)))
     return float(sep) if np.ndim(sep) == 0 else sep
 
 

@@ -14,27 +14,17 @@ import sys
 import tempfile
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from nightjar.cli.ml import ml_app
-from nightjar.runner.ingest import (
-    BatchProcessor,
-    IngestSummary,
-    alert_parser,
-    expand_paths,
-    ingest,
-    iter_inputs,
-)
-from nightjar.runner.topology import configured_topology
-from nightjar.settings import Settings
-from nightjar.store import NightjarStore, open_store
-from nightjar.store.archive import LocalArchive
-from nightjar.store.schema import shard_script
+
+if TYPE_CHECKING:  # the commands import what they use, so `nightjar --help` starts fast
+    from nightjar.runner.ingest import IngestSummary
+    from nightjar.settings import Settings
+    from nightjar.store import NightjarStore
 
 app = typer.Typer(help="Nightjar alert broker", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database set-up", no_args_is_help=True)
@@ -75,6 +65,8 @@ def _main() -> None:
 
 def _settings() -> Settings:
     from pydantic import ValidationError
+
+    from nightjar.settings import Settings
 
     try:
         return Settings()
@@ -119,6 +111,8 @@ def simulate(
 
 
 def _print_summary(summary: IngestSummary) -> None:
+    from rich.table import Table
+
     table = Table(title="ingest summary", show_header=False)
     table.add_row("inputs", str(summary.inputs))
     table.add_row("alerts stored", str(summary.alerts_stored))
@@ -138,6 +132,25 @@ def _print_summary(summary: IngestSummary) -> None:
 
 
 async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> IngestSummary:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from nightjar.runner.ingest import (
+        BatchProcessor,
+        alert_parser,
+        expand_paths,
+        ingest,
+        iter_inputs,
+    )
+    from nightjar.runner.topology import configured_topology
+    from nightjar.store import open_store
+    from nightjar.store.archive import LocalArchive
+
     files = expand_paths(paths)
     async with open_store(settings) as store:
         await store.init()
@@ -181,6 +194,7 @@ def ingest_command(
 @db_app.command("init")
 def db_init() -> None:
     """Create the collections' indexes (idempotent)."""
+    from nightjar.store import open_store
 
     async def run() -> dict[str, list[tuple[tuple[str, int | str], ...]]]:
         async with open_store(_settings()) as store:
@@ -194,6 +208,7 @@ def db_init() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Add ``survey`` and ``band`` to documents stored before Nightjar read LSST."""
+    from nightjar.store import open_store
 
     async def run() -> dict[str, int]:
         async with open_store(_settings()) as store:
@@ -210,6 +225,8 @@ def db_shard_script(
     zone_order: Annotated[int, typer.Option(min=0, max=29, help="HEALPix order of zones")] = 1,
 ) -> None:
     """Print the mongosh script that shards the collections and pins sky zones."""
+    from nightjar.store.schema import shard_script
+
     out.print(shard_script(_settings().database, shard, zone_order), end="", markup=False,
               highlight=False)
 
@@ -220,6 +237,9 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
 
     from ml.registry import ModelRegistry
     from nightjar.context.catalogs import CatalogStore
+    from nightjar.runner.ingest import alert_parser
+    from nightjar.store import open_store
+    from nightjar.store.archive import LocalArchive
     from services.catalog.servicer import catalog_service
     from services.finding_chart.servicer import finding_chart_service
     from services.gateway.app import GatewayConfig, create_app
@@ -472,6 +492,8 @@ def tns_sync() -> None:
 @catalogs_app.command("list")
 def catalogs_list() -> None:
     """List the imported catalogues."""
+    from rich.table import Table
+
     from nightjar.context.catalogs import CatalogStore
 
     table = Table(title="catalogues")
@@ -483,14 +505,37 @@ def catalogs_list() -> None:
     out.print(table)
 
 
-async def execute_query(settings: Settings, query: str,
-                        variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one GraphQL query in-process against the configured store."""
-    from services.gateway.schema import GatewayContext, schema
+def execute_query(settings: Settings, query: str,
+                  variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one GraphQL query in-process against the configured store.
 
-    async with open_store(settings) as store:
-        result = await schema.execute(query, variable_values=variables,
-                                      context_value=GatewayContext(store))
+    The database (the embedded server, when it is not running yet) starts in a thread
+    while the schema is imported: they take about as long, so the wait is one, not both.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def start() -> tuple[str, contextlib.AbstractContextManager[str]]:
+        from nightjar.store.embedded import database_uri
+
+        manager = database_uri(settings)
+        return manager.__enter__(), manager
+
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(start)
+        from nightjar.store.embedded import store_at
+        from services.gateway.schema import GatewayContext, schema
+
+        uri, manager = starting.result()
+
+    async def run() -> Any:
+        async with store_at(uri, settings) as store:
+            return await schema.execute(query, variable_values=variables,
+                                        context_value=GatewayContext(store))
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        manager.__exit__(None, None, None)
     response: dict[str, Any] = {"data": result.data}
     if result.errors:
         response["errors"] = [e.formatted for e in result.errors]
@@ -504,8 +549,7 @@ def query(
 ) -> None:
     """Execute a GraphQL query in-process and print the JSON response."""
     text = Path(graphql[1:]).read_text() if graphql.startswith("@") else graphql
-    response = asyncio.run(execute_query(_settings(), text,
-                                         json.loads(variables) if variables else None))
+    response = execute_query(_settings(), text, json.loads(variables) if variables else None)
     sys.stdout.write(json.dumps(response, indent=2) + "\n")
     if response.get("errors"):
         raise typer.Exit(1)
@@ -644,7 +688,9 @@ def produce(
                                                min=0.001)] = None,
     topic: Annotated[str | None, typer.Option(help="topic (default: the alert topic)")] = None,
 ) -> None:
-    """Replay Avro alert files into Kafka, one message per alert keyed by objectId."""
+    """Replay alert files (ZTF Avro, LSST wire format) into Kafka, one message per alert
+    keyed by object."""
+    from nightjar.runner.ingest import alert_parser, expand_paths, iter_inputs
     from stream.kafka import ensure_topics, new_producer
     from stream.kafka import produce as produce_inputs
 
@@ -687,6 +733,9 @@ def worker(
     """Run a Faust worker: consume the alert topic, store, publish classifications."""
     import faust
 
+    from nightjar.runner.topology import configured_topology
+    from nightjar.store import open_store
+    from nightjar.store.archive import LocalArchive
     from stream.app import create_app
     from stream.kafka import ensure_topics
     from stream.metrics import WorkerMetrics
@@ -732,7 +781,8 @@ def relay_command(
         help="stop after this many seconds without messages (default: run until stopped)")
     ] = None,
 ) -> None:
-    """Re-publish an external survey stream into the alert topic, keyed by objectId."""
+    """Re-publish an external survey stream into the alert topic, keyed by object."""
+    from nightjar.runner.ingest import alert_parser
     from stream.kafka import ensure_topics, new_producer
     from stream.relay import RelaySummary, relay, source_consumer
 
@@ -779,7 +829,12 @@ def reconcile(
 ) -> None:
     """Re-read a range of a topic, re-process what the store lacks, report counts."""
     from aiokafka import AIOKafkaConsumer
+    from rich.table import Table
 
+    from nightjar.runner.ingest import BatchProcessor, alert_parser
+    from nightjar.runner.topology import configured_topology
+    from nightjar.store import open_store
+    from nightjar.store.archive import LocalArchive
     from stream.driver import StreamDriver
     from stream.kafka import connection_options, new_producer
     from stream.metrics import WorkerMetrics

@@ -8,14 +8,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 
-from nightjar.settings import Settings
-
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ml.stamp_classifier.dataset import StampSet
+    from nightjar.settings import Settings
 
 ml_app = typer.Typer(help="Light-curve features, the classifiers and their registry",
                      no_args_is_help=True)
@@ -46,7 +46,9 @@ StampLabelsOpt = Annotated[Path, typer.Option(
 
 
 def _settings() -> Settings:
-    return Settings()
+    from nightjar.cli import _settings as settings  # one way to read them, one error message
+
+    return settings()
 
 
 def _new_model_dir(settings: Settings, name: str, version: str | None) -> tuple[str, Path]:

@@ -25,13 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import healpy as hp
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nightjar.sky import separation_deg
+from nightjar.sky import healpy_module, separation_deg
 from nightjar.values import finite_or_none
 
 #: Rows an occupied partition pixel should hold, on average.
@@ -112,7 +111,7 @@ def choose_order(ra: np.ndarray, dec: np.ndarray,
                  target: int = TARGET_ROWS_PER_PIXEL) -> int:
     """The lowest HEALPix order whose occupied pixels hold ``target`` rows or fewer on average."""
     for order in range(MAX_ORDER + 1):
-        occupied = np.unique(hp.ang2pix(2 ** order, ra, dec, nest=True, lonlat=True))
+        occupied = np.unique(healpy_module().ang2pix(2 ** order, ra, dec, nest=True, lonlat=True))
         if len(ra) / max(len(occupied), 1) <= target:
             return order
     return MAX_ORDER
@@ -209,7 +208,7 @@ def import_catalog(path: Path, name: str, root: Path, *, ra_col: str | None = No
     if table.num_rows == 0:
         raise CatalogError(f"{path.name}: no rows with valid coordinates")
     order = choose_order(ra, dec)
-    pixels = hp.ang2pix(2 ** order, ra, dec, nest=True, lonlat=True)
+    pixels = healpy_module().ang2pix(2 ** order, ra, dec, nest=True, lonlat=True)
     target = root / name
     staging = root / f".{name}.importing"
     shutil.rmtree(staging, ignore_errors=True)
@@ -314,6 +313,7 @@ class CatalogStore:
         validate_cone(ra, dec, radius_arcsec)
         info = self.info(name)
         nside = 2 ** info.healpix_order
+        hp = healpy_module()
         vec = hp.ang2vec(ra, dec, lonlat=True)
         candidates = hp.query_disc(nside, vec, math.radians(radius_arcsec / 3600.0),
                                    inclusive=True, nest=True)

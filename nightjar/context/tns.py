@@ -56,7 +56,6 @@ _NUMERIC = {"objid": pa.int64(), "ra": pa.float64(), "declination": pa.float64()
             "discmagfilter": pa.float64()}
 #: Within this distance of an object a TNS object is taken to be the same transient
 #: (finding charts, the gateway's Object.tns) [arcsec].
-MATCH_RADIUS_ARCSEC = 2.0
 #: Longest wait for a rate-limit window to reset [s]; beyond it, sync gives up.
 MAX_RATE_WAIT = 900.0
 

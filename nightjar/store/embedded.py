@@ -167,8 +167,15 @@ def database_uri(settings: Settings) -> Iterator[str]:
 async def open_store(settings: Settings) -> AsyncIterator[NightjarStore]:
     """A :class:`NightjarStore` on the configured database (embedded when none is)."""
     with database_uri(settings) as uri:
-        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri, tz_aware=True)
-        try:
-            yield NightjarStore(client[settings.database], live_feed=settings.live_events)
-        finally:
-            await client.close()
+        async with store_at(uri, settings) as store:
+            yield store
+
+
+@contextlib.asynccontextmanager
+async def store_at(uri: str, settings: Settings) -> AsyncIterator[NightjarStore]:
+    """A :class:`NightjarStore` on the database at ``uri`` (its server already running)."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        yield NightjarStore(client[settings.database], live_feed=settings.live_events)
+    finally:
+        await client.close()

@@ -20,7 +20,8 @@ import grpc
 import httpx
 
 from finding_charts.chart import ChartData, render_chart
-from nightjar.context.tns import MATCH_RADIUS_ARCSEC, SNAPSHOT, TnsIndex
+from nightjar.context import MATCH_RADIUS_ARCSEC
+from nightjar.context.tns import SNAPSHOT, TnsIndex
 from nightjar.core.stamps import StampError, cutout_image, gunzip_fits
 from nightjar.store import NightjarStore
 from nightjar.store.archive import AlertArchive

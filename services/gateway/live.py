@@ -25,13 +25,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
-
-from aiokafka import AIOKafkaConsumer
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nightjar.core.live import Event, events_from_output_record
 from nightjar.runner.records import decode
 from nightjar.store.mongo import NightjarStore
+
+if TYPE_CHECKING:  # aiokafka only where the Kafka feed is used
+    from aiokafka import AIOKafkaConsumer
 
 log = logging.getLogger(__name__)
 

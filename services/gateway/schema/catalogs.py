@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from google.protobuf.json_format import MessageToDict
 
-from nightjar.context.tns import MATCH_RADIUS_ARCSEC
+from nightjar.context import MATCH_RADIUS_ARCSEC
 from nightjar.v1 import catalog_pb2, catalog_pb2_grpc, tns_pb2, tns_pb2_grpc
 from services.gateway.errors import BAD_USER_INPUT, NOT_FOUND, GatewayError
 from services.gateway.schema.context import GatewayInfo, channel_of

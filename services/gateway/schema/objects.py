@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from nightjar.context.tns import MATCH_RADIUS_ARCSEC
+from nightjar.context import MATCH_RADIUS_ARCSEC
 from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
 from nightjar.minor_planets import designation_keys, display_designation
 from nightjar.store.mongo import (
