@@ -27,7 +27,6 @@ object (0 or null) and an ``ssObjectId`` is a solar-system detection.  Pure func
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,7 +51,7 @@ from nightjar.surveys.lsst.photometry import (
     utc_mjd,
 )
 from nightjar.surveys.lsst.schemas import LsstSchemas, ResolvedSchema
-from nightjar.surveys.lsst.wire import schema_id_of, unframe
+from nightjar.surveys.lsst.wire import schema_id_of, unframe, version_of_name
 
 Doc = dict[str, Any]
 
@@ -69,15 +68,6 @@ OLD_NAMES = {"midPointTai": "midpointMjdTai", "filterName": "band", "decl": "dec
 MJD_RANGE = (47892.0, 100000.0)
 _CUTOUT_FIELDS = {"science": "cutoutScience", "template": "cutoutTemplate",
                   "difference": "cutoutDifference"}
-_NAME = re.compile(r"^lsst\.v(\d+)_(\d+)\.alert$")
-
-
-def version_of_name(name: str) -> str | None:
-    """The version of a writer schema's name: ``lsst.v10_0.alert`` -> ``10.0``."""
-    found = _NAME.match(name)
-    return f"{int(found[1])}.{int(found[2])}" if found else None
-
-
 def forced_id(oid: str, forced_source_id: int) -> str:
     return f"{oid}_{forced_source_id}"
 

@@ -27,7 +27,7 @@ import fastavro
 import fastavro.schema
 
 from nightjar.surveys.interface import AlertRejected
-from nightjar.surveys.lsst.wire import schema_version
+from nightjar.surveys.lsst.wire import schema_version, version_of_name
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,13 @@ class LsstSchemas:
                 log.warning("schema id %d: %s; using the bundled schemas", schema_id, exc)
             else:
                 if registered is not None:
-                    return ResolvedSchema(schema_id, schema_version(schema_id),
-                                          fastavro.parse_schema(registered), "registry")
+                    parsed = fastavro.parse_schema(registered)
+                    # the schema's own name says its version (lsst.v11_0.alert); Rubin's
+                    # ids are major*100+minor, another registry's need not be
+                    version = version_of_name(str(parsed.get("name", ""))) \
+                        if isinstance(parsed, dict) else None
+                    return ResolvedSchema(schema_id, version or schema_version(schema_id),
+                                          parsed, "registry")
         path = self._bundled_path(schema_id)
         if path is None:
             where = "the schema registry nor " if self.registry is not None else ""

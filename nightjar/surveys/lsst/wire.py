@@ -11,6 +11,7 @@ relay can key Rubin's unkeyed stream by object at a fraction of a full decode.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,15 @@ def is_wire_format(raw: bytes) -> bool:
 def schema_version(schema_id: int) -> str:
     """Rubin's schema id as a version string: 1000 -> "10.0", 701 -> "7.1"."""
     return f"{schema_id // 100}.{schema_id % 100}"
+
+
+_NAME = re.compile(r"^lsst\.v(\d+)_(\d+)\.alert$")
+
+
+def version_of_name(name: str) -> str | None:
+    """The version of a writer schema's name: ``lsst.v10_0.alert`` -> ``10.0``."""
+    found = _NAME.match(name)
+    return f"{int(found[1])}.{int(found[2])}" if found else None
 
 
 def schema_id_of(version: str) -> int:
