@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +116,55 @@ def test_simulate_and_ingest_strictly(home: Path, tmp_path: Path) -> None:
     out = run(["query", "{ objects(first: 500) { nodes { oid ndet } } }"], home)
     nodes = json.loads(out.stdout)["data"]["objects"]["nodes"]
     assert sum(n["ndet"] for n in nodes) >= 40
+
+
+def test_one_ingest_of_both_surveys_in_every_file_form(home: Path, tmp_path: Path) -> None:
+    """ZTF containers, LSST wire-format files (loose, under any name, and in a tar) and an
+    LSST Avro container, in one call: the survey is read from the content."""
+    import io
+    import tarfile
+
+    import fastavro
+
+    from nightjar.surveys.lsst.wire import unframe
+
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    ztf_dir, lsst_dir = tmp_path / "ztf", tmp_path / "lsst"
+    assert run(["simulate", "--n", "30", "--out", str(ztf_dir)], home).returncode == 0
+    made = run(["simulate", "--survey", "lsst", "--n", "40", "--out", str(lsst_dir),
+                "--seed", "4"], home)
+    assert made.returncode == 0, made.stderr
+    packets = sorted(lsst_dir.glob("*.lsst"))
+    assert len(packets) == 40 and all(p.read_bytes()[0] == 0 for p in packets)
+    for i, path in enumerate(packets[:5]):  # names say nothing: the bytes do
+        path.rename(lsst_dir / f"message-{i}.bin")
+    with tarfile.open(tmp_path / "night.tar.gz", "w:gz") as tar:
+        for path in packets[30:]:
+            tar.add(path, arcname=f"night/{path.stem}")
+            path.unlink()
+    # one LSST alert as an Avro object container (the form Rubin's files take)
+    from nightjar.surveys.lsst.schemas import LsstSchemas
+
+    schema_id, body = unframe(packets[20].read_bytes())
+    schema = LsstSchemas().get(schema_id).parsed
+    record = fastavro.schemaless_reader(io.BytesIO(body), schema)
+    container = io.BytesIO()
+    fastavro.writer(container, schema, [record])
+    packets[20].unlink()
+    (lsst_dir / "one.avro").write_bytes(container.getvalue())
+    done = run(["ingest", "--strict", str(ztf_dir), str(lsst_dir), str(tmp_path / "night.tar.gz")],
+               home)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"LSST\s+│\s+40\b", done.stderr), done.stderr
+    assert re.search(r"ZTF\s+│\s+30\b", done.stderr), done.stderr
+    out = run(["query", "{ lsst: objects(filter: {survey: LSST}, first: 500) { nodes { oid } } "
+                        "ztf: objects(filter: {survey: ZTF}, first: 500) { nodes { oid } } }"],
+              home)
+    data = json.loads(out.stdout)["data"]
+    assert data["lsst"]["nodes"] and data["ztf"]["nodes"]
+    assert all(n["oid"].isdigit() for n in data["lsst"]["nodes"])
+    assert all(n["oid"].startswith("ZTF") for n in data["ztf"]["nodes"])
 
 
 def test_missing_path_is_a_clear_error(home: Path) -> None:
