@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import math
 from dataclasses import replace
 from pathlib import Path
 
+import fastavro
 import pytest
 
 from nightjar.core.lightcurve import ObjectState
-from nightjar.runner.ingest import BatchProcessor
+from nightjar.runner.ingest import BatchProcessor, RawInput
 from nightjar.runner.records import classification_messages, dead_letter_messages, decode
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.store import NightjarStore
 from nightjar.store.archive import LocalArchive
+from nightjar.store.schema import DETECTIONS, NON_DETECTIONS, OBJECTS
+from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.lsst.schemas import LsstSchemas
+from nightjar.surveys.lsst.wire import unframe
 from stream.reconcile import parse_bound
 from tests.conftest import as_inputs
 
@@ -123,3 +130,58 @@ def test_replay_bounds() -> None:
         parse_bound("-5")
     with pytest.raises(ValueError, match="neither an offset"):
         parse_bound("yesterday")
+
+
+async def test_lsst_output_records_carry_survey_ids_as_strings_and_fluxes(
+        processor: BatchProcessor) -> None:
+    from nightjar.surveys.lsst.simulate import LsstSimulator
+
+    packets = list(LsstSimulator(seed=11).packets(60))
+    schemas = LsstSchemas()
+    records_in = {}
+    for _, source_id, raw in packets:
+        schema_id, body = unframe(raw)
+        records_in[source_id] = fastavro.schemaless_reader(io.BytesIO(body),
+                                                           schemas.get(schema_id).parsed)
+    bad = b"\x00\x00\x00\x04\x4c" + b"\x02" * 40  # schema id 1100, a body that does not decode
+    inputs = [*as_inputs(packets), RawInput(bad, AlertSource("file", path="bad.lsst"))]
+    result = await processor.process(inputs)
+    messages = classification_messages(result.alerts, result.objects, result.detections, 0,
+                                       result.probabilities)
+    records = [decode(value)[0] for _, value in messages]
+    assert {r["candid_str"] for r in records} == {
+        str(source_id) for oid, source_id, _ in packets if oid.isdigit() and oid in result.objects}
+    for (key, _), record in zip(messages, records, strict=True):
+        source = records_in[int(record["candid_str"])]["diaSource"]
+        assert record["survey"] == "LSST" and key == record["oid"].encode()
+        # the string is the exact 64-bit id (a float or a 53-bit double would lose digits)
+        assert int(record["candid_str"]) == source["diaSourceId"] > 2**53
+        assert record["oid"] == str(source["diaObjectId"])
+        assert record["band"] == source["band"]
+        assert record["psf_flux"] == pytest.approx(source["psfFlux"], rel=1e-6)
+        assert record["psf_flux_err"] == pytest.approx(source["psfFluxErr"], rel=1e-6)
+        # difference magnitude from the flux: m = -2.5 log10(|f| / 3631e9 nJy)
+        assert record["magpsf"] == pytest.approx(
+            -2.5 * math.log10(abs(source["psfFlux"]) / 3631e9), abs=1e-4)
+        assert record["probabilities"] == []  # the shipped models serve ZTF only
+    letters = [decode(v)[0] for _, v in dead_letter_messages(result.dead_letters, 0)]
+    assert [(r["survey"], r["payload"], r["source_path"]) for r in letters] == [
+        ("LSST", bad, "bad.lsst")]
+
+
+async def test_migrate_brings_a_pre_lsst_store_to_the_two_survey_model(
+        processor: BatchProcessor, simulated: list[tuple[str, int, bytes]]) -> None:
+    store = processor.store
+    await processor.process(as_inputs(simulated[:80]))
+    counts = {c: await store.count(c) for c in (OBJECTS, DETECTIONS, NON_DETECTIONS)}
+    # what a store written before two surveys looks like: no survey, no band
+    for coll in counts:
+        await store.db[coll].update_many({}, {"$unset": {"survey": "", "band": ""}})
+    assert await store.count(OBJECTS, {"survey": "ZTF"}) == 0
+    changed = await store.migrate()
+    assert {c: changed[c] for c in counts} == counts
+    assert await store.count(OBJECTS, {"survey": "ZTF"}) == counts[OBJECTS]
+    bands = {1: "g", 2: "r", 3: "i"}
+    async for det in store.db[DETECTIONS].find({}, {"fid": 1, "band": 1, "survey": 1}):
+        assert det["survey"] == "ZTF" and det["band"] == bands[det["fid"]]
+    assert set((await store.migrate()).values()) == {0}  # idempotent

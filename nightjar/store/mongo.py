@@ -761,17 +761,19 @@ class NightjarStore:
         (ZTF) on every per-object document, ``band`` on ZTF light-curve documents (from
         ``fid``).  Idempotent; returns how many documents each collection changed."""
         bands = {1: "g", 2: "r", 3: "i"}
-        changed: dict[str, int] = {}
-        for coll in (OBJECTS, *LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS):
-            done = await self.db[coll].update_many({"survey": {"$exists": False}},
-                                                   {"$set": {"survey": "ZTF"}})
-            changed[coll] = done.modified_count
+        changed = dict.fromkeys((OBJECTS, *LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS), 0)
+        # band with survey in one update, so each document is counted once
         for coll in LIGHT_CURVE_COLLECTIONS:
             for fid, band in bands.items():
-                done = await self.db[coll].update_many(
-                    {"survey": "ZTF", "fid": fid, "band": {"$exists": False}},
-                    {"$set": {"band": band}})
-                changed[coll] += done.modified_count
+                for missing in ({"survey": {"$exists": False}},
+                                {"survey": "ZTF", "band": {"$exists": False}}):
+                    done = await self.db[coll].update_many(
+                        {**missing, "fid": fid}, {"$set": {"survey": "ZTF", "band": band}})
+                    changed[coll] += done.modified_count
+        for coll in changed:
+            done = await self.db[coll].update_many({"survey": {"$exists": False}},
+                                                   {"$set": {"survey": "ZTF"}})
+            changed[coll] += done.modified_count
         return changed
 
     async def count(self, collection: str, query: Doc | None = None) -> int:
