@@ -7,6 +7,7 @@ import io
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
@@ -138,7 +139,7 @@ async def test_lsst_output_records_carry_survey_ids_as_strings_and_fluxes(
 
     packets = list(LsstSimulator(seed=11).packets(60))
     schemas = LsstSchemas()
-    records_in = {}
+    records_in: dict[int, Any] = {}
     for _, source_id, raw in packets:
         schema_id, body = unframe(raw)
         records_in[source_id] = fastavro.schemaless_reader(io.BytesIO(body),
