@@ -483,6 +483,31 @@ class LsstSimulator:
                     ) -> Iterator[tuple[str, int, bytes]]:
         """One visit's alerts: ``n_alerts`` objects of one field (a 1.75° circle) detected
         in the same visit, each with its own history on the field's cadence."""
+        for obj, index in self._burst_events(n_alerts, mjd):
+            record = self.alert(obj, index)
+            yield str(obj.object_id), record["diaSourceId"], self.encode(record)
+
+    def visit_burst_with_history(self, n_alerts: int, mjd: float | None = None
+                                 ) -> tuple[list[tuple[str, int, bytes]],
+                                            list[tuple[str, int, bytes]]]:
+        """Each object's latest earlier alert (its packet repeats the object's history
+        before it), then one visit's burst as :meth:`visit_burst` makes it: a store that has
+        ingested the first list is in the steady state the burst meets in operations."""
+        events = list(self._burst_events(n_alerts, mjd))
+        earlier = [(obj, max(i for i in range(now) if obj.epochs[i].detected))
+                   for obj, now in events if any(e.detected for e in obj.epochs[:now])]
+        earlier.sort(key=lambda e: (e[0].epochs[e[1]].visit.mjd, e[0].object_id))
+        out = []
+        for group in (earlier, events):
+            packets = []
+            for obj, index in group:
+                record = self.alert(obj, index)
+                packets.append((str(obj.object_id), record["diaSourceId"], self.encode(record)))
+            out.append(packets)
+        return out[0], out[1]
+
+    def _burst_events(self, n_alerts: int, mjd: float | None
+                      ) -> Iterator[tuple[SimObject, int]]:
         mjd = mjd if mjd is not None else self.start_mjd + 90.0
         visits = self.field_visits(mjd - 90.0, mjd - 0.5)
         band = str(self.rng.choice(list(DEPTHS)))
@@ -500,9 +525,8 @@ class LsstSimulator:
                          None)
             if index is None:
                 continue
-            record = self.alert(obj, index)
             made += 1
-            yield str(obj.object_id), record["diaSourceId"], self.encode(record)
+            yield obj, index
 
 
 def write_alerts(n_alerts: int, out_dir: Path, seed: int = 0,
