@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway kafka clean
 
 GRAPHIQL := tools/graphiql/node_modules/graphiql/package.json
 $(GRAPHIQL): tools/graphiql/package.json  # GraphiQL's page assets, served by the gateway (offline)
@@ -49,13 +49,16 @@ graphql-breaking: setup  ## fail when graphql/schema.graphql breaks clients (aga
 test: lint typecheck generated proto graphql-breaking  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway  ## all benchmarks (see README)
 
-bench-ingest: setup  ## embedded ingest throughput
+bench-ingest: setup  ## decode and embedded ingest throughput, ZTF and LSST (incl. a 10,000-alert visit)
 	$(UV) run python -m bench.bench_ingest
 
 bench-stream: setup  ## Kafka: alerts/s with 1 and 2 workers, end-to-end latency
 	$(UV) run python -m bench.bench_stream
+
+bench-stream-lsst: setup  ## Kafka: the same on LSST alerts (one worker, 3,000-alert backlog, 100 alerts/s paced)
+	$(UV) run python -m bench.bench_stream --survey lsst --workers 1 --n 3000 --paced-rate 100
 
 bench-catalog: setup  ## cone search / crossmatch latency, in-process and over gRPC
 	$(UV) run python -m bench.bench_catalog

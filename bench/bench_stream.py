@@ -2,7 +2,9 @@
 
 Run with ``make bench-stream`` (or ``uv run python -m bench.bench_stream``).  Starts a
 development Kafka broker and the embedded database (or uses ``MONGODB_URI``), runs
-real ``nightjar worker`` processes, and measures on simulated alerts:
+real ``nightjar worker`` processes, and measures on simulated alerts (ZTF's, or Rubin's
+with ``--survey lsst``: wire-format v11.0 messages keyed by diaObjectId, as the relay
+re-keys Rubin's stream):
 
 * throughput: a backlog of N alerts produced at full speed into a stable consumer
   group; alerts/s from the first produce to the last output record;
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.services import deployment, produce_at_rate, with_broker_and_store
+from nightjar.surveys.lsst.simulate import LsstSimulator
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from stream.localrun import StreamEnv, TopicRecord, Worker, keyed, produce, read_topic, wait_for
 
@@ -89,10 +92,12 @@ async def paced_latency(env: StreamEnv, packets: list[bytes], rate: float,
 
 async def run(args: argparse.Namespace, workdir: Path, mongo_uri: str, bootstrap: str) -> None:
     t0 = time.perf_counter()
-    backlog = [raw for _, _, raw in AlertSimulator(seed=21).packets(args.n)]
-    paced = [raw for _, _, raw in AlertSimulator(seed=22).packets(
+    simulator = LsstSimulator if args.survey == "lsst" else AlertSimulator
+    backlog = [raw for _, _, raw in simulator(seed=21).packets(args.n)]
+    paced = [raw for _, _, raw in simulator(seed=22).packets(
         int(args.paced_rate * args.paced_seconds))]
-    print(f"cores: {os.cpu_count()}  simulated alerts: {len(backlog)} backlog + {len(paced)} "
+    print(f"cores: {os.cpu_count()}  simulated {args.survey.upper()} alerts: "
+          f"{len(backlog)} backlog + {len(paced)} "
           f"paced (made in {time.perf_counter() - t0:.0f} s); partitions: {args.partitions}; "
           f"worker batch: {args.batch_size}")
     for n_workers in args.workers:
@@ -114,6 +119,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--paced-rate", type=float, default=150.0, help="alerts/s")
     parser.add_argument("--paced-seconds", type=float, default=20.0)
+    parser.add_argument("--survey", choices=("ztf", "lsst"), default="ztf")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     args = parser.parse_args()
     with_broker_and_store("nightjar-bench-stream-", args.bootstrap,
