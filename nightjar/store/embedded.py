@@ -43,6 +43,18 @@ def _nx_executable() -> str:
     return found
 
 
+def _uri(port: int) -> str:
+    """The URI clients of the embedded server use.
+
+    The driver's heartbeat waits ``connectTimeoutMS`` (20 s by default) for an answer, and
+    on a timeout it resets the pool, cancelling the writes in flight.  nx-27017 answers in
+    Python, after the command before it: writing a visit of new LSST objects (~10^5
+    documents) kept it busy past 20 s on a busy 2-core machine.  A local server that is
+    busy is not down (a dead one refuses the connection at once), so wait longer.
+    """
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&connectTimeoutMS=180000"
+
+
 def _answers(uri: str, timeout_ms: int = 500) -> bool:
     client: MongoClient[dict[str, object]] = MongoClient(
         uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
@@ -91,7 +103,7 @@ class EmbeddedMongo:
             state = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return None
-        uri = f"mongodb://127.0.0.1:{state['port']}/?directConnection=true"
+        uri = _uri(int(state["port"]))
         if pid_alive(int(state["pid"])) and _answers(uri):
             return uri
         return None
@@ -111,7 +123,7 @@ class EmbeddedMongo:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
             log.close()
-            uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+            uri = _uri(port)
             deadline = time.monotonic() + self.startup_timeout
             while not _answers(uri):
                 if self._process.poll() is not None or time.monotonic() > deadline:

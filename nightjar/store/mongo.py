@@ -85,6 +85,8 @@ class ObjectFilter:
                 or self.ranking is not None)
 
 
+#: requests per bulk write of the writer (each a round trip the server answers in seconds)
+WRITE_CHUNK = 5000
 #: object statistics the listing can be ordered by (store field names)
 ORDER_FIELDS = ("oid", "ndet", "firstmjd", "lastmjd", "deltajd", "meanra", "meandec",
                 "sigmara", "sigmadec", "g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr")
@@ -332,8 +334,13 @@ class NightjarStore:
         for batch in (moves, ops, {COUNTERPARTS: linked}):
             for coll in (*LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS, OBJECTS,
                          SOLAR_SYSTEM_DETECTIONS, SOLAR_SYSTEM_OBJECTS):
-                if batch.get(coll):
-                    await self.db[coll].bulk_write(batch[coll], ordered=False)
+                requests = batch.get(coll) or []
+                # in chunks: one huge bulk write (a visit of new LSST objects brings ~10^5
+                # documents) keeps a single-threaded server (nx-27017) from answering the
+                # driver's heartbeats, and the driver then cancels the write
+                for start in range(0, len(requests), WRITE_CHUNK):
+                    await self.db[coll].bulk_write(requests[start:start + WRITE_CHUNK],
+                                                   ordered=False)
         if dead_letters:
             await self.db[DEAD_LETTERS].bulk_write(
                 [self._dead_letter_op(d, now or dt.datetime.now(dt.UTC)) for d in dead_letters],
