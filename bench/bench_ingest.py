@@ -31,6 +31,7 @@ from nightjar.settings import Settings
 from nightjar.store import open_store
 from nightjar.store.archive import LocalArchive
 from nightjar.surveys.interface import AlertSource
+from nightjar.surveys.lsst.adapter import decode_wire
 from nightjar.surveys.lsst.fink import rows, wire_messages
 from nightjar.surveys.lsst.schemas import LsstSchemas
 from nightjar.surveys.lsst.simulate import LsstSimulator
@@ -134,9 +135,7 @@ def history_lengths(payloads: list[bytes]) -> str:
     schemas = LsstSchemas()
     sources = forced = 0
     for raw in payloads:
-        schema_id, body = unframe(raw)
-        record = fastavro.schemaless_reader(io.BytesIO(body), schemas.get(schema_id).parsed)
-        assert isinstance(record, dict)
+        _, record = decode_wire(raw, schemas)
         sources += len(record.get("prvDiaSources") or ())
         forced += len(record.get("prvDiaForcedSources") or ())
     return (f"{sources / len(payloads):.1f} prvDiaSources + {forced / len(payloads):.1f} "

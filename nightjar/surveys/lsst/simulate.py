@@ -476,16 +476,19 @@ class LsstSimulator:
     def packets(self, n_alerts: int) -> Iterator[tuple[str, int, bytes]]:
         """(object id, diaSourceId, wire-format bytes) of ``n_alerts`` alerts in time order."""
         for obj, index in self.events(n_alerts):
-            record = self.alert(obj, index)
-            yield str(obj.object_id), record["diaSourceId"], self.encode(record)
+            yield self._packet(obj, index)
+
+    def _packet(self, obj: SimObject, index: int) -> tuple[str, int, bytes]:
+        """(object id, diaSourceId, wire-format bytes) of detection epoch ``index``."""
+        record = self.alert(obj, index)
+        return str(obj.object_id), record["diaSourceId"], self.encode(record)
 
     def visit_burst(self, n_alerts: int, mjd: float | None = None
                     ) -> Iterator[tuple[str, int, bytes]]:
         """One visit's alerts: ``n_alerts`` objects of one field (a 1.75° circle) detected
         in the same visit, each with its own history on the field's cadence."""
         for obj, index in self._burst_events(n_alerts, mjd):
-            record = self.alert(obj, index)
-            yield str(obj.object_id), record["diaSourceId"], self.encode(record)
+            yield self._packet(obj, index)
 
     def visit_burst_with_history(self, n_alerts: int, mjd: float | None = None
                                  ) -> tuple[list[tuple[str, int, bytes]],
@@ -497,14 +500,8 @@ class LsstSimulator:
         earlier = [(obj, max(i for i in range(now) if obj.epochs[i].detected))
                    for obj, now in events if any(e.detected for e in obj.epochs[:now])]
         earlier.sort(key=lambda e: (e[0].epochs[e[1]].visit.mjd, e[0].object_id))
-        out = []
-        for group in (earlier, events):
-            packets = []
-            for obj, index in group:
-                record = self.alert(obj, index)
-                packets.append((str(obj.object_id), record["diaSourceId"], self.encode(record)))
-            out.append(packets)
-        return out[0], out[1]
+        history = [self._packet(obj, index) for obj, index in earlier]
+        return history, [self._packet(obj, index) for obj, index in events]
 
     def _burst_events(self, n_alerts: int, mjd: float | None
                       ) -> Iterator[tuple[SimObject, int]]:
