@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
-from nightjar.processes import free_port, pid_alive
+from nightjar.processes import free_port, pid_alive, terminate
 from nightjar.settings import Settings
 from nightjar.store.mongo import NightjarStore
 
@@ -149,13 +148,7 @@ class EmbeddedMongo:
         proc, self._process = self._process, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         return proc
 
     def __enter__(self) -> str:
