@@ -8,12 +8,13 @@ the band suffix; a fit that fails returns NaNs, never raises.
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import OptimizeWarning, curve_fit, minimize
+
+from ml.features import kernels
 
 FloatArray = NDArray[np.float64]
 
@@ -21,6 +22,12 @@ SPM_NAMES = ("SPM_A", "SPM_t0", "SPM_gamma", "SPM_beta", "SPM_tau_rise", "SPM_ta
              "SPM_chi")
 MHPS_NAMES = ("MHPS_ratio", "MHPS_low", "MHPS_high", "MHPS_non_zero", "MHPS_PN_flag")
 N_HARMONICS = 7
+#: SPM fit: stop when an accepted step lowers the cost by less than this fraction
+SPM_RTOL = 1e-8
+SPM_MAX_ITERATIONS = 500
+#: DRW fit: L-BFGS-B's default stopping rules (projected gradient, factr 1e7 x eps)
+DRW_GTOL = 1e-5
+DRW_FTOL = 1e7 * np.finfo(float).eps
 HARMONICS_NAMES = (*(f"Harmonics_mag_{i}" for i in range(1, N_HARMONICS + 1)),
                    *(f"Harmonics_phase_{i}" for i in range(2, N_HARMONICS + 1)),
                    "Harmonics_mse")
@@ -82,10 +89,16 @@ def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, fl
     Bounds and first guesses as ALeRCE: A in [max/3, 3 max], t0 in [-50, 50] d, gamma,
     t_rise, t_fall in [1, 100] d, beta in [0, 1].  SPM_chi is the reduced chi^2 with
     errors padded by 0.01 flux units.
+
+    The fit is unweighted least squares in flux (as ALeRCE's ``curve_fit``) by the
+    compiled projected Levenberg-Marquardt of :func:`ml.features.kernels.spm_fit`, run
+    to convergence (relative cost change < :data:`SPM_RTOL`).  ALeRCE's ``curve_fit``
+    stops at a loose ``ftol`` (max/20 flux units); the converged fit has the same or a
+    lower cost (``tests/test_ml_features.py`` compares the two).
     """
     nan = dict.fromkeys(SPM_NAMES, math.nan)
-    times = (t - t.min()).astype(np.float64)
-    flux = mag_to_flux(magpsf)
+    times = np.ascontiguousarray(t - t.min(), dtype=np.float64)
+    flux = np.ascontiguousarray(mag_to_flux(magpsf), dtype=np.float64)
     errors = mag_to_flux(magpsf - sigmapsf) - flux
     i_max = int(np.argmax(flux))
     f_max = float(flux[i_max])
@@ -96,18 +109,9 @@ def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, fl
     p0 = [min(upper[0], max(lower[0], 1.2 * f_max)), -5.0,
           min(100.0, max(1.0, float(times.max()))), 0.5,
           min(100.0, max(1.0, float(times[i_max]) / 2.0)), 40.0]
-    params = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizeWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for ftol in (p0[0] / 20.0, p0[0] / 3.0):
-            try:
-                params, _ = curve_fit(spm_flux, times, flux, p0=p0, bounds=(lower, upper),
-                                      ftol=ftol, jac=spm_jacobian)
-                break
-            except (ValueError, RuntimeError):
-                continue
-    if params is None:
+    params, cost = kernels.spm_fit(times, flux, np.array(p0), np.array(lower),
+                                   np.array(upper), SPM_RTOL, SPM_MAX_ITERATIONS)
+    if not np.isfinite(cost):
         return nan
     pred = spm_flux(times, *params)
     dof = len(times) - len(params)
@@ -123,92 +127,45 @@ def drw_nll(log_params: FloatArray, t: FloatArray, y: FloatArray,
 
     The exact O(N) Kalman filter of the Ornstein-Uhlenbeck process (the same likelihood
     as celerite2's ``RealTerm(a, c)`` GP, which ``tests/test_ml_features.py`` checks),
-    with the derivative recursions carried along.  ``t`` sorted (days), ``y`` centred.
+    with the derivative recursions carried along, compiled
+    (:func:`ml.features.kernels.drw_nll_grad`).  ``t`` sorted (days), ``y`` centred.
     """
     if not np.all(np.abs(log_params) < 300):  # the optimiser probing far outside
         return 1e25, -np.sign(log_params) * 1e3
-    a = math.exp(float(log_params[0]))
-    c = math.exp(float(log_params[1]))
-    m = 0.0
-    p = a  # stationary prior variance
-    dm_a = dm_c = 0.0
-    dp_a, dp_c = a, 0.0
-    nll = 0.0
-    g_a = g_c = 0.0
-    prev = float(t[0])
-    for ti, yi, vi in zip(t.tolist(), y.tolist(), var.tolist(), strict=True):
-        dt = ti - prev
-        prev = ti
-        if dt > 0:
-            phi = math.exp(-c * dt)
-            dphi_c = -c * dt * phi
-            q = 1.0 - phi * phi
-            dm_a, dm_c = phi * dm_a, dphi_c * m + phi * dm_c
-            m *= phi
-            dp_a = phi * phi * dp_a + a * q
-            dp_c = 2 * phi * dphi_c * p + phi * phi * dp_c - 2 * a * phi * dphi_c
-            p = phi * phi * p + a * q
-        s = p + vi
-        if s <= 0:
-            return 1e25, np.zeros(2)
-        r = yi - m
-        nll += 0.5 * (math.log(2 * math.pi * s) + r * r / s)
-        g_a += 0.5 * (dp_a / s - 2 * r * dm_a / s - r * r * dp_a / (s * s))
-        g_c += 0.5 * (dp_c / s - 2 * r * dm_c / s - r * r * dp_c / (s * s))
-        k = p / s
-        dk_a, dk_c = dp_a * vi / (s * s), dp_c * vi / (s * s)
-        dm_a += dk_a * r - k * dm_a
-        dm_c += dk_c * r - k * dm_c
-        m += k * r
-        shrink = vi * vi / (s * s)
-        dp_a, dp_c = dp_a * shrink, dp_c * shrink
-        p = p * vi / s
+    nll, g_a, g_c = kernels.drw_nll_grad(float(log_params[0]), float(log_params[1]),
+                                         t, y, var)
     return nll, np.array([g_a, g_c])
 
 
 def gp_drw(t: FloatArray, mag: FloatArray, err: FloatArray) -> dict[str, float]:
     """GP_DRW_sigma and GP_DRW_tau: a damped random walk (kernel a exp(-c dt), celerite2's
-    RealTerm) plus the measurement errors, fitted by maximum likelihood with L-BFGS-B from
-    a = c = 1 as ALeRCE; sigma is the amplitude a (mag^2) and tau = 1/c (days).
+    RealTerm) plus the measurement errors, fitted by maximum likelihood from a = c = 1 as
+    ALeRCE; sigma is the amplitude a (mag^2) and tau = 1/c (days).
 
-    The likelihood is :func:`drw_nll` (a Kalman filter with an analytic gradient):
-    celerite2's per-call overhead dominated on ZTF-sized curves.
+    The likelihood is :func:`drw_nll` (a Kalman filter with an analytic gradient);
+    ALeRCE's L-BFGS-B is replaced by the compiled BFGS of
+    :func:`ml.features.kernels.drw_fit` with L-BFGS-B's stopping rules (scipy's
+    per-iteration overhead dominated on ZTF-sized curves).
     """
     order = np.argsort(t, kind="stable")
-    time = (t - t.min())[order]
-    y = (mag - mag.mean())[order]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sol = minimize(drw_nll, np.zeros(2), args=(time, y, (err**2)[order]), jac=True,
-                       method="L-BFGS-B")
-    a, c = np.exp(sol.x)
+    time = np.ascontiguousarray((t - t.min())[order], dtype=np.float64)
+    y = np.ascontiguousarray((mag - mag.mean())[order], dtype=np.float64)
+    var = np.ascontiguousarray((err**2)[order], dtype=np.float64)
+    log_a, log_c = kernels.drw_fit(time, y, var, DRW_GTOL, DRW_FTOL, 15_000)
+    a, c = math.exp(log_a), math.exp(log_c)
     return {"GP_DRW_sigma": float(a), "GP_DRW_tau": float(1.0 / c)}
 
 
-def _mexican_hat_filter(time: FloatArray, values: FloatArray, sigma1: float, sigma2: float,
-                        dt_min: float) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], float]:
-    """Gaussian-smoothed values at two widths, a validity mask, and the filter norm."""
-    half = max(6.0 * sigma1, 6.0 * dt_min)
+@functools.lru_cache(maxsize=64)
+def _mexican_hat_norms(sigma1: float, sigma2: float, half: float) -> tuple[float, float, float]:
+    """Integrals of the two Gaussians and of the squared normalised filter on ALeRCE's
+    1001-point grid over [-half, half] (constants for given widths: computed once)."""
     grid = np.linspace(-half, half, 1001)
     g1 = np.exp(-grid**2 / (2 * sigma1**2))
     g2 = np.exp(-grid**2 / (2 * sigma2**2))
     step = grid[1] - grid[0]
-    norm1, norm2 = g1.sum() * step, g2.sum() * step
-    norm = float(np.sum((g1 / norm1 - g2 / norm2) ** 2) * step)
-    n = len(time)
-    b1 = np.zeros(n)
-    b2 = np.zeros(n)
-    support = np.zeros(n, dtype=int)
-    chunk = max(1, 2_000_000 // max(n, 1))
-    for i0 in range(0, n, chunk):
-        dt = time[None, :] - time[i0:i0 + chunk, None]
-        inside = (dt > -half) & (dt < half)
-        k1 = np.where(inside, np.exp(-dt**2 / (2 * sigma1**2)), 0.0) / norm1
-        k2 = np.where(inside, np.exp(-dt**2 / (2 * sigma2**2)), 0.0) / norm2
-        b1[i0:i0 + chunk] = k1 @ values
-        b2[i0:i0 + chunk] = k2 @ values
-        support[i0:i0 + chunk] = np.sum(inside & (np.abs(dt) <= half * 2.0 / 3.0), axis=1)
-    return b1, b2, support > 3, norm
+    norm1, norm2 = float(g1.sum() * step), float(g2.sum() * step)
+    return norm1, norm2, float(np.sum((g1 / norm1 - g2 / norm2) ** 2) * step)
 
 
 def mhps(t: FloatArray, mag: FloatArray, err: FloatArray, t1: float = 100.0,
@@ -223,19 +180,21 @@ def mhps(t: FloatArray, mag: FloatArray, err: FloatArray, t1: float = 100.0,
     MHPS_non_zero the number of points with enough neighbours, MHPS_PN_flag 1 when the
     high-frequency variance does not exceed the noise.
     """
-    time = t - t.min()
-    flux = 10.0 ** (-0.4 * (mag - mag0))
+    time = np.ascontiguousarray(t - t.min(), dtype=np.float64)
+    flux = np.ascontiguousarray(10.0 ** (-0.4 * (mag - mag0)), dtype=np.float64)
     mean = float(flux.mean())
-    ones = np.ones_like(flux)
     flux_err = math.log(10.0) * flux * 0.4 * err
     out: dict[str, float] = {}
     noise = math.nan
     for scale, key in ((t1, "MHPS_low"), (t2, "MHPS_high")):
         sigma1 = 0.225 * scale / math.sqrt(1.0 + epsilon)
         sigma2 = (1.0 + epsilon) * sigma1
-        m1, m2, valid_m, _ = _mexican_hat_filter(time, ones, sigma1, sigma2, dt_min)
-        r1, r2, _, norm = _mexican_hat_filter(time, flux, sigma1, sigma2, dt_min)
-        valid = valid_m & (m1 > 0)
+        half = max(6.0 * sigma1, 6.0 * dt_min)
+        norm1, norm2, norm = _mexican_hat_norms(sigma1, sigma2, half)
+        ones1, ones2, sum1, sum2, support = kernels.mexican_hat_sums(time, flux, sigma1,
+                                                                     sigma2, half)
+        m1, m2, r1, r2 = ones1 / norm1, ones2 / norm2, sum1 / norm1, sum2 / norm2
+        valid = (support > 3) & (m1 > 0)
         nonzero = int(valid.sum())
         if nonzero == 0:
             return dict.fromkeys(MHPS_NAMES, math.nan)

@@ -16,7 +16,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
-from scipy.optimize import minimize_scalar
+
+from ml.features import kernels
 
 FloatArray = NDArray[np.float64]
 
@@ -230,47 +231,20 @@ def structure_function(t: FloatArray, mag: FloatArray,
     return float(min(a, 15.0)), float(np.clip(gamma, -0.5, 3.0))
 
 
-def _iar_loglike(phi: float, t: FloatArray, y: FloatArray, yerr: FloatArray) -> float:
-    """Negative (scaled) log-likelihood of an irregular AR(1) process, Kalman filtered."""
-    if not 0 <= phi < 1:
-        return 1e10
-    n = len(y)
-    sighat = 1.0
-    xhat = 0.0
-    sum_lambda = 0.0
-    sum_error = 0.0
-    delta = np.diff(t)
-    # Python floats in the loop: indexing numpy arrays element by element is the cost
-    ph = (phi ** delta).tolist()  # phi^dt for every step
-    ph2 = (1.0 - phi ** (2.0 * delta)).tolist()
-    err2 = (yerr[1:] ** 2).tolist()
-    ys = y.tolist()
-    for i in range(n - 1):
-        lam = sighat + err2[i]
-        if lam <= 0 or lam != lam:
-            return 1e10
-        p_i = ph[i]
-        theta = p_i * sighat
-        resid = ys[i] - xhat
-        sum_lambda += math.log(lam)
-        sum_error += resid * resid / lam
-        xhat = p_i * xhat + theta / lam * resid
-        sighat = p_i * sighat * p_i + ph2[i] - theta / lam * theta
-    out = (sum_lambda + sum_error) / n
-    return out if out == out else 1e10
-
-
 def iar_phi(t: FloatArray, mag: FloatArray, err: FloatArray) -> float:
     """IAR_phi: autocorrelation at one day of an irregular AR(1) model (Eyheramendy
-    et al. 2018), fitted by maximum likelihood on the standardised light curve."""
+    et al. 2018), fitted by maximum likelihood on the standardised light curve.
+
+    The likelihood and Brent's bounded search over phi in [0, 1] (to 1e-12) run
+    compiled (:func:`ml.features.kernels.iar_fit`).
+    """
     std = mag.std(ddof=1)
     if std == 0:
         return float("nan")
-    y = (mag - mag.mean()) / std
-    yerr = err / std
-    res = minimize_scalar(_iar_loglike, args=(t, y, yerr), bounds=(0.0, 1.0),
-                          method="bounded", options={"xatol": 1e-12, "maxiter": 50_000})
-    return float(res.x)
+    y = np.ascontiguousarray((mag - mag.mean()) / std, dtype=np.float64)
+    yerr = np.ascontiguousarray(err / std, dtype=np.float64)
+    return float(kernels.iar_fit(np.ascontiguousarray(t, dtype=np.float64), y, yerr,
+                                 1e-12, 50_000))
 
 
 def turbofats(t: FloatArray, mag: FloatArray, err: FloatArray) -> dict[str, float]:
