@@ -143,9 +143,10 @@ def gp_drw(t: FloatArray, mag: FloatArray, err: FloatArray) -> dict[str, float]:
     ALeRCE; sigma is the amplitude a (mag^2) and tau = 1/c (days).
 
     The likelihood is :func:`drw_nll` (a Kalman filter with an analytic gradient);
-    ALeRCE's L-BFGS-B is replaced by the compiled BFGS of
-    :func:`ml.features.kernels.drw_fit` with L-BFGS-B's stopping rules (scipy's
-    per-iteration overhead dominated on ZTF-sized curves).
+    ALeRCE's L-BFGS-B from (0, 0) is replaced by the compiled BFGS of
+    :func:`ml.features.kernels.drw_fit` with L-BFGS-B's stopping rules, best of three
+    starts (scipy's per-iteration overhead dominated on ZTF-sized curves; the extra
+    starts find the better of the likelihood's two optima where one descent does not).
     """
     order = np.argsort(t, kind="stable")
     time = np.ascontiguousarray((t - t.min())[order], dtype=np.float64)

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ml.features import kernels
+
 FloatArray = NDArray[np.float64]
 #: weighted sums of exp(i w t), exp(2i w t) and y exp(i w t) per frequency
 Sums = tuple[NDArray[Any], NDArray[Any], NDArray[Any]]
@@ -103,20 +105,11 @@ def _explained_fraction(band: BandData, sums: Sums) -> FloatArray:
     """Fraction of the weighted variance explained by mean + one sinusoid, per frequency.
 
     The generalised (floating-mean) Lomb-Scargle closed form (Zechmeister & Kürster 2009),
-    which equals one-harmonic MHAOV's explained variance.
+    which equals one-harmonic MHAOV's explained variance; one compiled pass
+    (:func:`ml.features.kernels.explained_fraction`).
     """
     s1, s2, sy = sums
-    if band.wvar <= 0:
-        return np.zeros(len(s1))
-    c, s = s1.real, s1.imag
-    cc = 0.5 * (1.0 + s2.real) - c * c
-    ss = 0.5 * (1.0 - s2.real) - s * s
-    cs = 0.5 * s2.imag - c * s
-    yc, ys = sy.real, sy.imag
-    det = cc * ss - cs * cs
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (ss * yc * yc + cc * ys * ys - 2.0 * cs * yc * ys) / (det * band.wvar)
-    return np.clip(np.nan_to_num(frac, nan=0.0), 0.0, 1.0 - 1e-12)
+    return np.asarray(kernels.explained_fraction(s1, s2, sy, band.wvar))
 
 
 def _evaluate(bands: dict[int, BandData], freqs: FloatArray,

@@ -75,8 +75,10 @@ def con(mag: FloatArray, run: int = 3) -> float:
     if n < run:
         return 0.0
     out = np.abs(mag - mag.mean()) > 2.0 * mag.std()
-    windows = np.lib.stride_tricks.sliding_window_view(out, run)
-    return float(np.sum(windows.all(axis=1)) / (n - run + 1))
+    all_beyond = out[:n - run + 1].copy()
+    for k in range(1, run):  # window k..k+run-1 all beyond: AND of shifted copies
+        all_beyond &= out[k:n - run + 1 + k]
+    return float(np.sum(all_beyond) / (n - run + 1))
 
 
 def eta_e(t: FloatArray, mag: FloatArray) -> float:
@@ -89,10 +91,29 @@ def eta_e(t: FloatArray, mag: FloatArray) -> float:
     return float(np.sum(w * np.diff(mag) ** 2) / np.sum(w) / var)
 
 
+def _sorted_median(s: FloatArray) -> float:
+    """Median of an already sorted array (numpy's definition)."""
+    n = len(s)
+    mid = n // 2
+    return float(s[mid]) if n % 2 else float(0.5 * (s[mid - 1] + s[mid]))
+
+
+def _sorted_percentile(s: FloatArray, q: float) -> float:
+    """``np.percentile(s, q)`` (linear interpolation) of an already sorted array."""
+    h = (len(s) - 1) * q / 100.0
+    lo = math.floor(h)
+    if lo + 1 >= len(s):
+        return float(s[-1])
+    return float(s[lo] + (h - lo) * (s[lo + 1] - s[lo]))
+
+
 def gskew(mag: FloatArray) -> float:
     """Median-based skew: median(m <= p3) + median(m >= p97) - 2 median(m)."""
-    p3, p97 = np.percentile(mag, (3, 97))
-    return float(np.median(mag[mag <= p3]) + np.median(mag[mag >= p97]) - 2 * np.median(mag))
+    # one sort: the points below p3 (above p97) are a prefix (suffix) of the sorted curve
+    s = np.sort(mag)
+    low = s[:int(np.searchsorted(s, _sorted_percentile(s, 3.0), side="right"))]
+    high = s[int(np.searchsorted(s, _sorted_percentile(s, 97.0), side="left")):]
+    return _sorted_median(low) + _sorted_median(high) - 2 * _sorted_median(s)
 
 
 def linear_trend(t: FloatArray, mag: FloatArray) -> float:
