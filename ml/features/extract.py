@@ -21,7 +21,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ml.features import models, variability
-from ml.features.names import BANDS, FEATURE_NAMES, POWER_RATE_FACTORS, WISE_NAMES
+from ml.features.names import (
+    FEATURE_NAMES,
+    POWER_RATE_FACTORS,
+    ZTF_BANDS,
+    BandScheme,
+)
 from ml.features.periodogram import (
     MIN_POINTS_PER_BAND,
     multiband_periodogram,
@@ -32,7 +37,6 @@ from ml.features.periodogram import (
 
 FloatArray = NDArray[np.float64]
 
-RB_THRESHOLD = 0.55
 MAX_SIGMA = 1.0
 #: an object is classified once it has at least this many detections in g or in r
 MIN_DETECTIONS = 6
@@ -61,6 +65,10 @@ class LightCurve:
     nd_mjd: FloatArray = field(default_factory=lambda: np.empty(0))
     nd_fid: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     nd_diffmaglim: FloatArray = field(default_factory=lambda: np.empty(0))
+    #: difference fluxes and errors [mJy] where the survey sends fluxes (LSST): SPM fits
+    #: them directly, negative ones included; None: SPM uses ``magpsf``
+    diff_flux: FloatArray | None = None
+    diff_flux_err: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.mjd)
@@ -86,13 +94,13 @@ def choose_magnitudes(corrected: bool, magpsf: FloatArray, sigmapsf: FloatArray,
     return magpsf, sigmapsf
 
 
-def preprocess(lc: LightCurve) -> LightCurve:
+def preprocess(lc: LightCurve, scheme: BandScheme = ZTF_BANDS) -> LightCurve:
     """Drop bogus, non-finite, noisy and duplicate detections; sort by time."""
     keep = (np.isfinite(lc.mjd) & np.isfinite(lc.mag) & np.isfinite(lc.err)
-            & (lc.err > 0) & (lc.err < MAX_SIGMA) & np.isin(lc.fid, list(BANDS)))
+            & (lc.err > 0) & (lc.err < MAX_SIGMA) & np.isin(lc.fid, scheme.fids))
     rb = lc.rb
-    if rb is not None:
-        keep &= ~(rb < RB_THRESHOLD)  # unknown rb (NaN) is kept
+    if rb is not None and scheme.rb_threshold is not None:
+        keep &= ~(rb < scheme.rb_threshold)  # unknown rb (NaN) is kept
     idx = np.flatnonzero(keep)
     # among detections at the same MJD keep the highest rb (stable: the first seen)
     rank = -np.nan_to_num(rb[idx], nan=-1.0) if rb is not None else np.zeros(len(idx))
@@ -108,12 +116,15 @@ def preprocess(lc: LightCurve) -> LightCurve:
         mjd=take(lc.mjd), fid=lc.fid[order], mag=take(lc.mag), err=take(lc.err),
         magpsf=take(lc.magpsf), sigmapsf=take(lc.sigmapsf), isdiffpos=take(lc.isdiffpos),
         rb=None if rb is None else take(rb), ra=lc.ra, dec=lc.dec, sgscore1=lc.sgscore1,
-        nd_mjd=lc.nd_mjd, nd_fid=lc.nd_fid, nd_diffmaglim=lc.nd_diffmaglim)
+        nd_mjd=lc.nd_mjd, nd_fid=lc.nd_fid, nd_diffmaglim=lc.nd_diffmaglim,
+        diff_flux=None if lc.diff_flux is None else take(lc.diff_flux),
+        diff_flux_err=None if lc.diff_flux_err is None else take(lc.diff_flux_err))
 
 
-def enough_detections(lc: LightCurve) -> bool:
-    """ALeRCE's gate: at least :data:`MIN_DETECTIONS` detections in g or in r."""
-    return any(int(np.sum(lc.fid == fid)) >= MIN_DETECTIONS for fid in BANDS)
+def enough_detections(lc: LightCurve, scheme: BandScheme = ZTF_BANDS) -> bool:
+    """ALeRCE's gate: at least :data:`MIN_DETECTIONS` detections in one band (ZTF: g or
+    r; LSST: any of its six)."""
+    return any(int(np.sum(lc.fid == fid)) >= MIN_DETECTIONS for fid in scheme.fids)
 
 
 _GALACTIC: FloatArray | None = None
@@ -185,23 +196,30 @@ def _non_detection_features(first_mjd: float, det: dict[str, float], nd_mjd: Flo
     return out
 
 
-def _colours(lc: LightCurve) -> dict[str, float]:
-    g, r = lc.fid == 1, lc.fid == 2
-    if not (g.any() and r.any()):
-        return dict.fromkeys(("g-r_max", "g-r_max_corr", "g-r_mean", "g-r_mean_corr"),
-                             math.nan)
-    gr_max = float(lc.magpsf[g].min() - lc.magpsf[r].min())
-    gr_mean = float(lc.magpsf[g].mean() - lc.magpsf[r].mean())
-    corr_max = float(lc.mag[g].min() - lc.mag[r].min())
-    corr_mean = float(lc.mag[g].mean() - lc.mag[r].mean())
-    if gr_max == corr_max and gr_mean == corr_mean:  # not corrected: ALeRCE leaves NaN
-        corr_max = corr_mean = math.nan
-    return {"g-r_max": gr_max, "g-r_max_corr": corr_max, "g-r_mean": gr_mean,
-            "g-r_mean_corr": corr_mean}
+def _colours(lc: LightCurve, scheme: BandScheme) -> dict[str, float]:
+    """Colours of each band pair: brightest minus brightest (``_max``) and mean minus
+    mean (``_mean``), of the difference and of the corrected/apparent magnitudes."""
+    out: dict[str, float] = {}
+    for a, b in scheme.colours:
+        names = scheme.colour_names(a, b)
+        blue, red = lc.fid == a, lc.fid == b
+        if not (blue.any() and red.any()):
+            out.update(dict.fromkeys(names, math.nan))
+            continue
+        diff_max = float(lc.magpsf[blue].min() - lc.magpsf[red].min())
+        diff_mean = float(lc.magpsf[blue].mean() - lc.magpsf[red].mean())
+        corr_max = float(lc.mag[blue].min() - lc.mag[red].min())
+        corr_mean = float(lc.mag[blue].mean() - lc.mag[red].mean())
+        if diff_max == corr_max and diff_mean == corr_mean:  # not corrected: NaN (ALeRCE)
+            corr_max = corr_mean = math.nan
+        out.update(zip(names, (diff_max, corr_max, diff_mean, corr_mean), strict=True))
+    return out
 
 
-def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
-    """All features of one object (see :data:`ml.features.names.FEATURE_NAMES`).
+def extract(lc: LightCurve, *, preprocessed: bool = False,
+            scheme: BandScheme = ZTF_BANDS) -> FeatureVector:
+    """All features of one object (see :data:`ml.features.names.FEATURE_NAMES`, and
+    ``scheme.names`` for another survey's bands).
 
     Parameters
     ----------
@@ -209,28 +227,34 @@ def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
         Detections (MJD in days, magnitudes in mag) and non-detections of one object.
     preprocessed : bool
         Skip :func:`preprocess` when the caller already applied it.
+    scheme : BandScheme
+        The survey's bands (:data:`ml.features.names.ZTF_BANDS` or ``LSST_BANDS``).
     """
     if not preprocessed:
-        lc = preprocess(lc)
-    values: dict[str, float] = dict.fromkeys(FEATURE_NAMES, math.nan)
-    missing: dict[str, str] = {"WISE": "no AllWISE cross-match in Nightjar"}
+        lc = preprocess(lc, scheme)
+    values: dict[str, float] = dict.fromkeys(scheme.names, math.nan)
+    missing: dict[str, str] = {}
+    if "W1-W2" in values:
+        missing["WISE"] = "no AllWISE cross-match in Nightjar"
     ra = lc.ra
     dec = lc.dec
     values["gal_l"], values["gal_b"] = galactic(ra, dec)
     if not np.isfinite(ra):
         missing["galactic"] = "no position"
-    values["sgscore1"] = lc.sgscore1
+    if "sgscore1" in values:
+        values["sgscore1"] = lc.sgscore1
+    rb_name = "rb" if "rb" in values else "reliability"
     if lc.rb is not None and len(lc.rb) and np.isfinite(lc.rb).any():
-        values["rb"] = float(np.nanmedian(lc.rb))
+        values[rb_name] = float(np.nanmedian(lc.rb))
     if len(lc) == 0:
         missing["all"] = "no usable detections after preprocessing"
         return FeatureVector(values, missing)
-    values.update(_colours(lc))
+    values.update(_colours(lc, scheme))
 
     # multiband periodogram over bands with enough points
     t0 = float(lc.mjd.min())
     per_band_data = {}
-    for fid in BANDS:
+    for fid in scheme.fids:
         sel = lc.fid == fid
         if sel.sum() > MIN_POINTS_PER_BAND and np.ptp(lc.mag[sel]) > 0:
             per_band_data[fid] = prepare_band(lc.mjd[sel], lc.mag[sel], lc.err[sel], t0)
@@ -247,11 +271,11 @@ def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
         missing["periodogram"] = (f"no band with more than {MIN_POINTS_PER_BAND} "
                                   "non-constant detections")
 
-    for fid in BANDS:
+    for fid, suffix in scheme.bands:
         sel = lc.fid == fid
         n = int(sel.sum())
         if n == 0:
-            missing[f"band {fid}"] = "no detections in this band"
+            missing[f"band {suffix}"] = "no detections in this band"
             continue
         t, mag, err = lc.mjd[sel], lc.mag[sel], lc.err[sel]
         band: dict[str, float] = {}
@@ -265,7 +289,7 @@ def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
             families: tuple[tuple[str, Callable[..., dict[str, float]], tuple[Any, ...]],
                             ...] = (
                 ("turbo-fats", variability.turbofats, (t, mag, err)),
-                ("SPM", models.spm, (t, lc.magpsf[sel], lc.sigmapsf[sel])),
+                ("SPM", *_spm_call(lc, sel)),
                 ("MHPS", models.mhps, (t, mag, err)),
                 ("GP_DRW", models.gp_drw, (t, mag, err)),
                 ("harmonics", models.harmonics, (t, mag, err, period)),
@@ -276,9 +300,9 @@ def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
                     band.update(compute(*args))
                 except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
                     # a numerical failure on a pathological curve: that family stays NaN
-                    missing[f"band {fid} {family}"] = f"{type(exc).__name__}: {exc}"
+                    missing[f"band {suffix} {family}"] = f"{type(exc).__name__}: {exc}"
         else:
-            missing[f"band {fid} statistics"] = (
+            missing[f"band {suffix} statistics"] = (
                 f"{n} detection(s), fewer than {variability.MIN_POINTS}" if n <
                 variability.MIN_POINTS else "constant magnitudes")
         if pgram is not None and fid in per_band_data:
@@ -286,7 +310,13 @@ def extract(lc: LightCurve, *, preprocessed: bool = False) -> FeatureVector:
             band["Period_band"] = band_period
             band["delta_period"] = abs(period - band_period)
         for name, value in band.items():
-            values[f"{name}_{fid}"] = value
-    for name in WISE_NAMES:
-        values[name] = math.nan
+            values[f"{name}_{suffix}"] = value
     return FeatureVector(values, missing)
+
+
+def _spm_call(lc: LightCurve, sel: NDArray[np.bool_]
+              ) -> tuple[Callable[..., dict[str, float]], tuple[Any, ...]]:
+    """SPM on the difference fluxes where the survey sent them, else on ``magpsf``."""
+    if lc.diff_flux is not None and lc.diff_flux_err is not None:
+        return models.spm_of_flux, (lc.mjd[sel], lc.diff_flux[sel], lc.diff_flux_err[sel])
+    return models.spm, (lc.mjd[sel], lc.magpsf[sel], lc.sigmapsf[sel])

@@ -96,10 +96,19 @@ def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, fl
     stops at a loose ``ftol`` (max/20 flux units); the converged fit has the same or a
     lower cost (``tests/test_ml_features.py`` compares the two).
     """
+    flux = mag_to_flux(magpsf)
+    return spm_of_flux(t, flux, mag_to_flux(magpsf - sigmapsf) - flux)
+
+
+def spm_of_flux(t: FloatArray, flux: FloatArray, errors: FloatArray) -> dict[str, float]:
+    """SPM_* fitted to difference fluxes (mJy) with errors (mJy), as :func:`spm`.
+
+    The direct form for surveys that send fluxes (LSST's ``psfFlux``, nJy / 1e6): points
+    with negative difference flux, which have no magnitude, stay in the fit.
+    """
     nan = dict.fromkeys(SPM_NAMES, math.nan)
     times = np.ascontiguousarray(t - t.min(), dtype=np.float64)
-    flux = np.ascontiguousarray(mag_to_flux(magpsf), dtype=np.float64)
-    errors = mag_to_flux(magpsf - sigmapsf) - flux
+    flux = np.ascontiguousarray(flux, dtype=np.float64)
     i_max = int(np.argmax(flux))
     f_max = float(flux[i_max])
     if not np.isfinite(f_max) or f_max <= 0:

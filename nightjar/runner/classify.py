@@ -77,6 +77,44 @@ def light_curve_of(detections: Iterable[Mapping[str, Any]],
         nd_diffmaglim=np.array([_float(n.get("diffmaglim")) for n in nds], dtype=np.float64))
 
 
+#: nJy per mJy (SPM's flux unit, as ALeRCE's ZTF fits)
+NJY_PER_MJY = 1e6
+
+
+def lsst_light_curve_of(detections: Iterable[Mapping[str, Any]],
+                        non_detections: Iterable[Mapping[str, Any]]) -> LightCurve:
+    """A :class:`LightCurve` of an LSST object from its stored (corrected) detections.
+
+    ``mag``/``err`` are the apparent magnitudes from ``scienceFlux`` where the packets
+    carry it (schema 8.0 on; 7.x: the difference magnitudes); ``magpsf``/``sigmapsf``
+    the difference magnitudes of ``|psfFlux|`` with its sign in ``isdiffpos``;
+    ``diff_flux`` the difference flux itself (nJy -> mJy), negative values included, for
+    SPM; ``rb`` Rubin's ``reliability``.  Withdrawn sources are left out.  Extract with
+    :data:`ml.features.names.LSST_BANDS`.
+    """
+    dets = sorted((d for d in detections if not d.get("withdrawn")),
+                  key=lambda d: (d["mjd"], d["candid"]))
+    nds = list(non_detections)
+
+    def col(name: str, scale: float = 1.0) -> np.ndarray:
+        return np.array([_float(d.get(name)) / scale for d in dets], dtype=np.float64)
+
+    magpsf, sigmapsf = col("magpsf"), col("sigmapsf")
+    apparent = any(d.get("corrected") for d in dets)
+    mag, err = (col("magpsf_corr"), col("sigmapsf_corr")) if apparent else (magpsf, sigmapsf)
+    return LightCurve(
+        mjd=col("mjd"), fid=np.array([int(d["fid"]) for d in dets], dtype=np.int64),
+        mag=mag, err=err, magpsf=magpsf, sigmapsf=sigmapsf,
+        isdiffpos=np.array([float(sign_of_isdiffpos(d.get("isdiffpos", "t"))) for d in dets]),
+        rb=col("reliability"),
+        ra=float(np.mean([d["ra"] for d in dets])) if dets else math.nan,
+        dec=float(np.mean([d["dec"] for d in dets])) if dets else math.nan,
+        nd_mjd=np.array([_float(n.get("mjd")) for n in nds], dtype=np.float64),
+        nd_fid=np.array([int(n["fid"]) for n in nds], dtype=np.int64),
+        nd_diffmaglim=np.array([_float(n.get("diffmaglim")) for n in nds], dtype=np.float64),
+        diff_flux=col("psfFlux", NJY_PER_MJY), diff_flux_err=col("psfFluxErr", NJY_PER_MJY))
+
+
 @dataclass(frozen=True)
 class Classification:
     rows: list[Doc]  #: probability rows of every classifier level
