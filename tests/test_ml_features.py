@@ -361,3 +361,34 @@ def test_order_statistics_equal_their_numpy_definitions() -> None:
             beyond = np.abs(mag - mag.mean()) > 2 * mag.std()
             runs = np.lib.stride_tricks.sliding_window_view(beyond, 3).all(axis=1)
             assert variability.con(mag) == runs.sum() / (n - 2)
+
+
+def test_one_pass_turbofats_equals_the_statistic_definitions() -> None:
+    """turbofats() computes most statistics in one compiled pass; each must equal its
+    definition (the single-statistic functions of ml.features.variability)."""
+    from ml.features import variability as v
+
+    rng = np.random.default_rng(5)
+    for n in (6, 7, 12, 31, 60, 500):
+        t = np.sort(rng.uniform(0, 400, n))
+        mag = 15 + rng.gamma(2.0, 0.3, n)
+        err = rng.uniform(0.01, 0.2, n)
+        for m, times in ((mag, t), (np.round(mag, 1), np.r_[t[:3], t[2], t[4:]][:n])):
+            got = v.turbofats(times, m, err)
+            definitions = {
+                "Amplitude": v.amplitude(m), "Beyond1Std": v.beyond_1std(m, err),
+                "Con": v.con(m), "Eta_e": v.eta_e(times, m), "Gskew": v.gskew(m),
+                "MaxSlope": v.max_slope(times, m), "Mean": m.mean(),
+                "Meanvariance": m.std() / m.mean(),
+                "MedianAbsDev": np.median(np.abs(m - np.median(m))),
+                "MedianBRP": v.median_brp(m), "PairSlopeTrend": v.pair_slope_trend(m),
+                "PercentAmplitude": v.percent_amplitude(m),
+                "Q31": np.subtract(*np.percentile(m, (75, 25))), "Rcs": v.rcs(m),
+                "Skew": v.skew(m), "SmallKurtosis": v.small_kurtosis(m), "Std": m.std(),
+                "StetsonK": v.stetson_k(m, err), "Pvar": v.pvar(m, err),
+                "ExcessVar": v.excess_var(m, err), "LinearTrend": v.linear_trend(times, m)}
+            for name, expected in definitions.items():
+                if math.isnan(expected):
+                    assert math.isnan(got[name]), name
+                else:
+                    assert got[name] == pytest.approx(expected, rel=1e-10, abs=1e-14), name

@@ -284,7 +284,9 @@ def extract(lc: LightCurve, *, preprocessed: bool = False,
         nd = lc.nd_fid == fid
         band.update(_non_detection_features(float(t[0]), det, lc.nd_mjd[nd],
                                             lc.nd_diffmaglim[nd]))
-        band["iqr"] = float(np.subtract(*np.percentile(mag, (75, 25))))
+        ordered = np.sort(mag)
+        band["iqr"] = (variability.sorted_percentile(ordered, 75.0)
+                       - variability.sorted_percentile(ordered, 25.0))
         if n >= variability.MIN_POINTS and np.ptp(mag) > 0:
             families: tuple[tuple[str, Callable[..., dict[str, float]], tuple[Any, ...]],
                             ...] = (

@@ -460,3 +460,119 @@ def explained_fraction(s1: np.ndarray, s2: np.ndarray, sy: np.ndarray,
             frac = 0.0
         out[k] = min(max(frac, 0.0), top)
     return out
+
+
+#: order of :func:`moment_statistics`' output
+MOMENT_NAMES = ("Mean", "Std", "Meanvariance", "Skew", "SmallKurtosis", "Rcs", "Con",
+                "Beyond1Std", "StetsonK", "ExcessVar", "chi2", "Eta_e", "MaxSlope",
+                "LinearTrend", "PairSlopeTrend")
+
+
+@njit(cache=True)
+def moment_statistics(t: np.ndarray, mag: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """The moment- and difference-based turbo-fats statistics of one band in one pass
+    (definitions in :mod:`ml.features.variability`, which documents each; ``chi2`` is
+    Pvar's sum of squared standardised deviations).  Order: :data:`MOMENT_NAMES`.
+    At least two points; NaN where a statistic is undefined."""
+    n = len(mag)
+    out = np.full(len(MOMENT_NAMES), np.nan)
+    mean = 0.0
+    for x in mag:
+        mean += x
+    mean /= n
+    m2 = m3 = m4 = 0.0
+    for x in mag:
+        d = x - mean
+        m2 += d * d
+        m3 += d * d * d
+        m4 += d * d * d * d
+    var = m2 / n
+    std = math.sqrt(var)
+    out[0] = mean
+    out[1] = std
+    out[2] = std / mean
+    if var > 0:
+        out[3] = (m3 / n) / var ** 1.5
+        if n >= 4:
+            s4 = m4 / (var * var)
+            out[4] = (n * (n + 1) / ((n - 1) * (n - 2) * (n - 3)) * s4
+                      - 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+        cum = lo = hi = 0.0
+        for x in mag:
+            cum += (x - mean) / (n * std)
+            lo = min(lo, cum)
+            hi = max(hi, cum)
+        out[5] = hi - lo
+    if n < 3:
+        out[6] = 0.0
+    else:
+        runs = 0
+        for i in range(n - 2):
+            if (abs(mag[i] - mean) > 2.0 * std and abs(mag[i + 1] - mean) > 2.0 * std
+                    and abs(mag[i + 2] - mean) > 2.0 * std):
+                runs += 1
+        out[6] = runs / (n - 2)
+    wsum = wmag = 0.0
+    for i in range(n):
+        w = 1.0 / (err[i] * err[i])
+        wsum += w
+        wmag += w * mag[i]
+    wmean = wmag / wsum
+    ss = 0.0
+    for x in mag:
+        ss += (x - wmean) ** 2
+    wstd = math.sqrt(ss / (n - 1))
+    beyond = 0
+    abs_delta = sq_delta = 0.0
+    scale = math.sqrt(n / (n - 1))
+    excess = chi2 = 0.0
+    for i in range(n):
+        if abs(mag[i] - wmean) > wstd:
+            beyond += 1
+        delta = scale * (mag[i] - wmean) / err[i]
+        abs_delta += abs(delta)
+        sq_delta += delta * delta
+        d = mag[i] - mean
+        excess += d * d - err[i] * err[i]
+        chi2 += d * d / (err[i] * err[i])
+    out[7] = beyond / n
+    if sq_delta > 0:
+        out[8] = abs_delta / math.sqrt(sq_delta) / math.sqrt(n)
+    out[9] = excess / (n * mean * mean)
+    out[10] = chi2
+    increasing = True
+    wdt = wdm = 0.0
+    slope = -1.0
+    for i in range(n - 1):
+        dt = t[i + 1] - t[i]
+        dm = mag[i + 1] - mag[i]
+        if dt <= 0:
+            increasing = False
+        else:
+            slope = max(slope, abs(dm) / dt)
+            w = 1.0 / (dt * dt)
+            wdt += w
+            wdm += w * dm * dm
+    if increasing and var > 0:
+        out[11] = wdm / wdt / var
+    if slope >= 0:
+        out[12] = slope
+    tmean = 0.0
+    for x in t:
+        tmean += x
+    tmean /= n
+    denom = num = 0.0
+    for i in range(n):
+        dt = t[i] - tmean
+        denom += dt * dt
+        num += dt * (mag[i] - mean)
+    if denom != 0:
+        out[13] = num / denom
+    up = down = 0
+    for i in range(max(0, n - 30), n - 1):
+        if mag[i + 1] - mag[i] > 0:
+            up += 1
+        else:
+            down += 1
+    out[14] = (up - down) / 30.0
+    return out

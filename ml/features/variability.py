@@ -98,7 +98,7 @@ def _sorted_median(s: FloatArray) -> float:
     return float(s[mid]) if n % 2 else float(0.5 * (s[mid - 1] + s[mid]))
 
 
-def _sorted_percentile(s: FloatArray, q: float) -> float:
+def sorted_percentile(s: FloatArray, q: float) -> float:
     """``np.percentile(s, q)`` (linear interpolation) of an already sorted array."""
     h = (len(s) - 1) * q / 100.0
     lo = math.floor(h)
@@ -111,8 +111,8 @@ def gskew(mag: FloatArray) -> float:
     """Median-based skew: median(m <= p3) + median(m >= p97) - 2 median(m)."""
     # one sort: the points below p3 (above p97) are a prefix (suffix) of the sorted curve
     s = np.sort(mag)
-    low = s[:int(np.searchsorted(s, _sorted_percentile(s, 3.0), side="right"))]
-    high = s[int(np.searchsorted(s, _sorted_percentile(s, 97.0), side="left")):]
+    low = s[:int(np.searchsorted(s, sorted_percentile(s, 3.0), side="right"))]
+    high = s[int(np.searchsorted(s, sorted_percentile(s, 97.0), side="left")):]
     return _sorted_median(low) + _sorted_median(high) - 2 * _sorted_median(s)
 
 
@@ -233,8 +233,8 @@ def structure_function(t: FloatArray, mag: FloatArray,
         sig = (e2[None, :] + e2[i, None])[keep]
         which = np.searchsorted(edges, dt[keep], side="right") - 1
         ok = (which >= 0) & (which < len(sums))
-        np.add.at(sums, which[ok], (dm2 - sig)[ok])
-        np.add.at(counts, which[ok], 1)
+        sums += np.bincount(which[ok], weights=(dm2 - sig)[ok], minlength=len(sums))
+        counts += np.bincount(which[ok], minlength=len(counts))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_sf = sums / counts
     good = (counts > 0) & (mean_sf >= 0)
@@ -269,33 +269,36 @@ def iar_phi(t: FloatArray, mag: FloatArray, err: FloatArray) -> float:
 
 
 def turbofats(t: FloatArray, mag: FloatArray, err: FloatArray) -> dict[str, float]:
-    """All turbo-fats statistics of one band (names without the band suffix)."""
+    """All turbo-fats statistics of one band (names without the band suffix).
+
+    The moment- and difference-based ones come from one compiled pass
+    (:func:`ml.features.kernels.moment_statistics`), the order statistics from one sort;
+    the functions above are their definitions (``tests/test_ml_features.py`` checks
+    both agree).
+    """
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    mag = np.ascontiguousarray(mag, dtype=np.float64)
+    err = np.ascontiguousarray(err, dtype=np.float64)
+    moments = dict(zip(kernels.MOMENT_NAMES, kernels.moment_statistics(t, mag, err).tolist(),
+                       strict=True))
+    chi2 = moments.pop("chi2")
+    s = np.sort(mag)
+    med = _sorted_median(s)
+    k = math.ceil(0.05 * len(s))
+    amp = (s[-1] - s[0]) / 10.0
     sf_amp, sf_gamma = structure_function(t, mag, err)
     return {
-        "Amplitude": amplitude(mag),
+        **moments,
+        "Amplitude": (_sorted_median(s[-k:]) - _sorted_median(s[:k])) / 2.0,
         "AndersonDarling": anderson_darling(mag),
         "Autocor_length": autocor_length(mag),
-        "Beyond1Std": beyond_1std(mag, err),
-        "Con": con(mag),
-        "Eta_e": eta_e(t, mag),
         "Gskew": gskew(mag),
-        "MaxSlope": max_slope(t, mag),
-        "Mean": float(mag.mean()),
-        "Meanvariance": float(mag.std() / mag.mean()),
-        "MedianAbsDev": float(np.median(np.abs(mag - np.median(mag)))),
-        "MedianBRP": median_brp(mag),
-        "PairSlopeTrend": pair_slope_trend(mag),
-        "PercentAmplitude": percent_amplitude(mag),
-        "Q31": float(np.subtract(*np.percentile(mag, (75, 25)))),
-        "Rcs": rcs(mag),
-        "Skew": skew(mag),
-        "SmallKurtosis": small_kurtosis(mag),
-        "Std": float(mag.std()),
-        "StetsonK": stetson_k(mag, err),
-        "Pvar": pvar(mag, err),
-        "ExcessVar": excess_var(mag, err),
+        "MedianAbsDev": float(np.median(np.abs(mag - med))),
+        "MedianBRP": float(np.mean((mag < med + amp) & (mag > med - amp))),
+        "PercentAmplitude": float(max(s[-1] - med, med - s[0]) / med),
+        "Q31": sorted_percentile(s, 75.0) - sorted_percentile(s, 25.0),
+        "Pvar": float(special.chdtr(len(mag) - 1, chi2)),
         "SF_ML_amplitude": sf_amp,
         "SF_ML_gamma": sf_gamma,
         "IAR_phi": iar_phi(t, mag, err),
-        "LinearTrend": linear_trend(t, mag),
     }
