@@ -392,3 +392,8 @@ def test_one_pass_turbofats_equals_the_statistic_definitions() -> None:
                     assert math.isnan(got[name]), name
                 else:
                     assert got[name] == pytest.approx(expected, rel=1e-10, abs=1e-14), name
+
+
+def test_a_periodogram_of_no_band_is_flat_zero() -> None:
+    pgram = multiband_periodogram({})
+    assert len(pgram.freq) > 20_000 and not pgram.multiband.any()

@@ -94,7 +94,8 @@ def _all_points(bands: dict[int, BandData]) -> tuple[FloatArray, dict[int, slice
     for fid, band in bands.items():
         columns[fid] = slice(start, start + band.n)
         start += band.n
-    return 2.0 * np.pi * np.concatenate([b.t for b in bands.values()]), columns
+    times = [b.t for b in bands.values()]
+    return 2.0 * np.pi * (np.concatenate(times) if times else np.empty(0)), columns
 
 
 def _grid_sums(bands: dict[int, BandData], f0: float, df: float,
