@@ -576,3 +576,35 @@ def moment_statistics(t: np.ndarray, mag: np.ndarray, err: np.ndarray) -> np.nda
             down += 1
     out[14] = (up - down) / 30.0
     return out
+
+
+@njit(cache=True)
+def aov_statistics(s1: np.ndarray, s2: np.ndarray, sy: np.ndarray, wvar: np.ndarray,
+                   points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-harmonic AoV statistics per band and pooled over bands, at every frequency.
+
+    ``s1``, ``s2``, ``sy``: (bands x frequencies) weighted sums of exp(i w t),
+    exp(2i w t) and y exp(i w t); ``wvar``: each band's weighted variance; ``points``:
+    each band's number of points.  Per band, (d2 / d1) f / (1 - f) with f the explained
+    fraction (:func:`explained_fraction`), d1 = 2, d2 = n - 3; pooled, the explained
+    variances of all bands in their own weighted units over the unexplained ones
+    (P4J's multiband MHAOV).  A degenerate pooled value is 0.
+    """
+    n_bands, n_freq = s1.shape
+    per_band = np.empty((n_bands, n_freq))
+    pooled = np.zeros(n_freq)
+    d1 = 2.0
+    d2_sum = 0.0
+    wvar_sum = 0.0
+    for b in range(n_bands):
+        d2 = points[b] - d1 - 1.0
+        d2_sum += d2
+        wvar_sum += wvar[b]
+        frac = explained_fraction(s1[b], s2[b], sy[b], wvar[b])
+        for k in range(n_freq):
+            per_band[b, k] = (d2 / d1) * frac[k] / (1.0 - frac[k])
+            pooled[k] += frac[k] * wvar[b]
+    for k in range(n_freq):
+        value = d2_sum * pooled[k] / (d1 * (wvar_sum - pooled[k]))
+        pooled[k] = value if math.isfinite(value) else 0.0
+    return pooled, per_band

@@ -98,15 +98,14 @@ def _all_points(bands: dict[int, BandData]) -> tuple[FloatArray, dict[int, slice
     return 2.0 * np.pi * (np.concatenate(times) if times else np.empty(0)), columns
 
 
-def _grid_sums(bands: dict[int, BandData], f0: float, df: float,
-               count: int) -> dict[int, Sums]:
+def _grid_sums(bands: dict[int, BandData], f0: float, df: float, count: int) -> Sums:
     """Weighted sums of exp(i w t), exp(2i w t) and y exp(i w t) on an even frequency
     grid, for every band.
 
     exp(i 2 pi (f0 + (j B + k) df) t) = base_j(t) * step_k(t), so every sum over points
     is a (J x N) @ (N x B) complex matrix product.  The base and step factors are
     computed once for the points of all bands (:func:`_powers`), each band's sums from
-    its own columns.
+    its own columns; one row per band in each returned array.
     """
     block = int(np.ceil(np.sqrt(count)))
     n_blocks = -(-count // block)
@@ -115,62 +114,44 @@ def _grid_sums(bands: dict[int, BandData], f0: float, df: float,
                        n_blocks)
     step_all = _powers(np.ones(len(two_pi_t), dtype=np.complex128),
                        np.exp(1j * df * two_pi_t), block)
-    out: dict[int, Sums] = {}
-    for fid, band in bands.items():
+    s1 = np.empty((len(bands), count), dtype=np.complex128)
+    s2 = np.empty_like(s1)
+    sy = np.empty_like(s1)
+    for b, (fid, band) in enumerate(bands.items()):
         cols = columns[fid]
         base, step = base_all[:, cols], step_all[:, cols]
-        s1 = ((base * band.w) @ step.T).ravel()[:count]
-        s2 = ((base * base * band.w) @ (step * step).T).ravel()[:count]
-        sy = ((base * (band.w * band.y)) @ step.T).ravel()[:count]
-        out[fid] = (s1, s2, sy)
-    return out
+        s1[b] = ((base * band.w) @ step.T).ravel()[:count]
+        s2[b] = ((base * base * band.w) @ (step * step).T).ravel()[:count]
+        sy[b] = ((base * (band.w * band.y)) @ step.T).ravel()[:count]
+    return s1, s2, sy
 
 
-def _ladder_sums(bands: dict[int, BandData], ladders: list[tuple[float, float, int]]
-                 ) -> dict[int, Sums]:
+def _ladder_sums(bands: dict[int, BandData], starts: FloatArray, step: float,
+                 count: int) -> Sums:
     """The same sums at the frequencies ``start + k * step`` (k < count) of each ladder
-    (the refinement around the best peaks), for every band."""
+    (the refinement around the best peaks), ladder after ladder, one row per band."""
     two_pi_t, columns = _all_points(bands)
-    z_all = np.concatenate([_powers(np.exp(1j * start * two_pi_t),
-                                    np.exp(1j * step * two_pi_t), count)
-                            for start, step, count in ladders])
-    out: dict[int, Sums] = {}
-    for fid, band in bands.items():
+    ratio = _powers(np.ones(len(two_pi_t), dtype=np.complex128),
+                    np.exp(1j * step * two_pi_t), count)
+    z_all = (np.exp(1j * np.outer(starts, two_pi_t))[:, None, :]
+             * ratio[None, :, :]).reshape(len(starts) * count, len(two_pi_t))
+    s1 = np.empty((len(bands), len(z_all)), dtype=np.complex128)
+    s2 = np.empty_like(s1)
+    sy = np.empty_like(s1)
+    for b, (fid, band) in enumerate(bands.items()):
         z = z_all[:, columns[fid]]
-        out[fid] = (z @ band.w, (z * z) @ band.w, z @ (band.w * band.y))
-    return out
+        s1[b], s2[b], sy[b] = z @ band.w, (z * z) @ band.w, z @ (band.w * band.y)
+    return s1, s2, sy
 
 
-def _explained_fraction(band: BandData, sums: Sums) -> FloatArray:
-    """Fraction of the weighted variance explained by mean + one sinusoid, per frequency.
-
-    The generalised (floating-mean) Lomb-Scargle closed form (Zechmeister & Kürster 2009),
-    which equals one-harmonic MHAOV's explained variance; one compiled pass
-    (:func:`ml.features.kernels.explained_fraction`).
-    """
-    s1, s2, sy = sums
-    return np.asarray(kernels.explained_fraction(s1, s2, sy, band.wvar))
-
-
-def _evaluate(bands: dict[int, BandData], sums: dict[int, Sums],
-              n_freq: int) -> tuple[FloatArray, dict[int, FloatArray]]:
-    """Multiband and per-band statistics from each band's sums at ``n_freq`` frequencies."""
-    d1 = 2.0  # two parameters per harmonic
-    explained_sum = np.zeros(n_freq)
-    wvar_sum = 0.0
-    d2_sum = 0.0
-    per_band: dict[int, FloatArray] = {}
-    for fid, band in bands.items():
-        frac = _explained_fraction(band, sums[fid])
-        d2 = band.n - d1 - 1.0
-        per_band[fid] = (d2 / d1) * frac / (1.0 - frac)
-        # pool the explained variance of all bands, each in its own weighted units
-        explained_sum += frac * band.wvar
-        wvar_sum += band.wvar
-        d2_sum += d2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        multiband = d2_sum * explained_sum / (d1 * (wvar_sum - explained_sum))
-    return np.nan_to_num(multiband, nan=0.0, posinf=0.0), per_band
+def _evaluate(bands: dict[int, BandData], sums: Sums) -> tuple[FloatArray,
+                                                                dict[int, FloatArray]]:
+    """Multiband and per-band statistics from the bands' sums (one compiled pass,
+    :func:`ml.features.kernels.aov_statistics`)."""
+    wvar = np.array([band.wvar for band in bands.values()], dtype=np.float64)
+    points = np.array([band.n for band in bands.values()], dtype=np.float64)
+    multiband, per_band = kernels.aov_statistics(*sums, wvar, points)
+    return multiband, {fid: per_band[b] for b, fid in enumerate(bands)}
 
 
 def _local_maxima(values: FloatArray, n: int) -> NDArray[np.intp]:
@@ -198,14 +179,15 @@ def multiband_periodogram(bands: dict[int, BandData], f_min: float = F_MIN,
     """
     n_grid = int(np.floor((f_max - f_min) / f_step))
     grid = np.asarray(f_min + np.arange(n_grid) * f_step, dtype=np.float64)
-    multiband, per_band = _evaluate(bands, _grid_sums(bands, f_min, f_step, n_grid), n_grid)
-    peaks = _local_maxima(multiband, n_local_optima)
-    # around each peak, the frequencies np.arange(f - f_step, f + f_step, fine_step)
-    ladders = [(float(grid[i] - f_step), fine_step,
-                len(np.arange(grid[i] - f_step, grid[i] + f_step, fine_step))) for i in peaks]
-    ladders = [ladder for ladder in ladders if ladder[0] > 0]
-    fine = np.concatenate([start + step * np.arange(count) for start, step, count in ladders])
-    fine_multi, fine_band = _evaluate(bands, _ladder_sums(bands, ladders), len(fine))
+    multiband, per_band = _evaluate(bands, _grid_sums(bands, f_min, f_step, n_grid))
+    peaks = np.sort(_local_maxima(multiband, n_local_optima))
+    # around each peak the frequencies np.arange(f - f_step, f + f_step, fine_step); the
+    # peaks in frequency order and at least two grid steps apart, so fine is sorted too
+    starts = grid[peaks] - f_step
+    starts = starts[starts > 0]
+    count = len(np.arange(0.0, 2 * f_step, fine_step))
+    fine = (starts[:, None] + fine_step * np.arange(count)[None, :]).ravel()
+    fine_multi, fine_band = _evaluate(bands, _ladder_sums(bands, starts, fine_step, count))
     freq = np.concatenate([grid, fine])
     order = np.argsort(freq, kind="stable")
     return Periodogram(
