@@ -9,6 +9,8 @@ checks these kernels against the library definitions (scipy, celerite2).
 
 The first call of each kernel in a fresh checkout compiles it (a few seconds); numba
 caches the machine code next to this file (``__pycache__``) for later processes.
+``error_model="numpy"``: a division by zero gives inf or NaN as in numpy (which the
+callers' checks expect), not Python's ZeroDivisionError.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ SPM_TRANSITION_DAYS = 3.0
 MAX_LOG_STEP = 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def iar_loglike(phi: float, t: np.ndarray, y: np.ndarray, yerr: np.ndarray) -> float:
     """Negative (scaled) log-likelihood of an irregular AR(1) process (Eyheramendy et
     al. 2018) by its Kalman filter; ``t`` in days, ``y`` and ``yerr`` standardised."""
@@ -53,7 +55,7 @@ def iar_loglike(phi: float, t: np.ndarray, y: np.ndarray, yerr: np.ndarray) -> f
     return out if out == out else 1e10
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def iar_fit(t: np.ndarray, y: np.ndarray, yerr: np.ndarray, xatol: float,
             max_evaluations: int) -> float:
     """The phi in [0, 1] minimising :func:`iar_loglike`, by Brent's bounded minimisation
@@ -113,7 +115,7 @@ def iar_fit(t: np.ndarray, y: np.ndarray, yerr: np.ndarray, xatol: float,
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def drw_nll_grad(log_a: float, log_c: float, t: np.ndarray, y: np.ndarray,
                  var: np.ndarray) -> tuple[float, float, float]:
     """Negative log-likelihood of a damped random walk (covariance a exp(-c |dt|)) plus
@@ -167,7 +169,7 @@ def drw_nll_grad(log_a: float, log_c: float, t: np.ndarray, y: np.ndarray,
     return nll, g_a, g_c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _spm_point(ti: float, a: float, t0: float, gamma: float, beta: float, t_rise: float,
                t_fall: float, jac: np.ndarray) -> float:
     """SPM flux at one time and (into ``jac``) its six partial derivatives."""
@@ -196,7 +198,7 @@ def _spm_point(ti: float, a: float, t0: float, gamma: float, beta: float, t_rise
     return a * p * r
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _spm_residuals(x: np.ndarray, t: np.ndarray, flux: np.ndarray, resid: np.ndarray,
                    jac: np.ndarray) -> float:
     """Residuals model - flux and the Jacobian at ``x``; returns the sum of squares."""
@@ -207,7 +209,7 @@ def _spm_residuals(x: np.ndarray, t: np.ndarray, flux: np.ndarray, resid: np.nda
     return cost
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solve a small symmetric positive-definite system by Cholesky (NaN when singular)."""
     n = len(rhs)
@@ -238,7 +240,7 @@ def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def spm_fit(t: np.ndarray, flux: np.ndarray, p0: np.ndarray, lower: np.ndarray,
             upper: np.ndarray, rtol: float, max_iterations: int) -> tuple[np.ndarray, float]:
     """Least-squares SPM parameters within bounds, by projected Levenberg-Marquardt.
@@ -317,7 +319,7 @@ def spm_fit(t: np.ndarray, flux: np.ndarray, p0: np.ndarray, lower: np.ndarray,
     return x, cost
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _drw_objective(x: np.ndarray, t: np.ndarray, y: np.ndarray,
                    var: np.ndarray) -> tuple[float, np.ndarray]:
     grad = np.empty(2)
@@ -329,7 +331,7 @@ def _drw_objective(x: np.ndarray, t: np.ndarray, y: np.ndarray,
     return nll, grad
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def drw_fit(t: np.ndarray, y: np.ndarray, var: np.ndarray, gtol: float, ftol: float,
             max_iterations: int) -> np.ndarray:
     """(ln a, ln c) maximising the damped-random-walk likelihood.
@@ -350,7 +352,7 @@ def drw_fit(t: np.ndarray, y: np.ndarray, var: np.ndarray, gtol: float, ftol: fl
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _drw_descent(x: np.ndarray, t: np.ndarray, y: np.ndarray, var: np.ndarray,
                  gtol: float, ftol: float, max_iterations: int) -> np.ndarray:
     """One BFGS descent from ``x`` with a backtracking Armijo line search (two
@@ -398,7 +400,7 @@ def _drw_descent(x: np.ndarray, t: np.ndarray, y: np.ndarray, var: np.ndarray,
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mexican_hat_sums(time: np.ndarray, values: np.ndarray, sigma1: float, sigma2: float,
                      half: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                            np.ndarray]:
@@ -433,7 +435,7 @@ def mexican_hat_sums(time: np.ndarray, values: np.ndarray, sigma1: float, sigma2
     return ones1, ones2, sum1, sum2, support
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def explained_fraction(s1: np.ndarray, s2: np.ndarray, sy: np.ndarray,
                        wvar: float) -> np.ndarray:
     """Fraction of a band's weighted variance explained by a mean plus one sinusoid at
@@ -468,7 +470,7 @@ MOMENT_NAMES = ("Mean", "Std", "Meanvariance", "Skew", "SmallKurtosis", "Rcs", "
                 "LinearTrend", "PairSlopeTrend")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def moment_statistics(t: np.ndarray, mag: np.ndarray, err: np.ndarray) -> np.ndarray:
     """The moment- and difference-based turbo-fats statistics of one band in one pass
     (definitions in :mod:`ml.features.variability`, which documents each; ``chi2`` is
@@ -578,7 +580,7 @@ def moment_statistics(t: np.ndarray, mag: np.ndarray, err: np.ndarray) -> np.nda
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def aov_statistics(s1: np.ndarray, s2: np.ndarray, sy: np.ndarray, wvar: np.ndarray,
                    points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One-harmonic AoV statistics per band and pooled over bands, at every frequency.
