@@ -1,0 +1,222 @@
+"""Build the shipped ZTF anomaly model, its evaluation and its model card.
+
+``python -m ml.anomaly.shipped --shared ../shared/data --version 1.0.0``
+
+Trained on every real labelled ZTF object at hand (no simulations: an outlier detector
+trained on simulations learns what simulations look like): ALeRCE's 98 + 150 labelled
+feature rows and the 55 real labelled light curves (features by Nightjar).  Evaluated
+by holding one class out at a time on ALeRCE's 248 rows (:mod:`ml.anomaly.evaluate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.anomaly.evaluate import METHODS, evaluate_held_out
+from ml.anomaly.model import AnomalyModel
+from ml.anomaly.train import N_TREES, train_model
+from ml.lc_classifier.model import HierarchicalModel
+from ml.lc_classifier.shipped import alerce_feature_sets, real_lightcurve_set
+from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+from ml.lc_classifier.train import align
+from ml.registry import SHIPPED_ROOT, ModelRegistry, library_versions
+
+NAME = "ztf_anomaly"
+#: the seed the recipe was chosen on (eight variants compared) and the one reported
+SELECTION_SEED, REPORT_SEED = 0, 1
+LIBRARIES = ("coniferest", "numba", "numpy", "lightgbm", "scikit-learn")
+
+
+def labelled_sets(shared: Path) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
+    """The real labelled ZTF feature rows, aligned on the classifier's feature list."""
+    sets = alerce_feature_sets(shared)
+    return {"alerce_100": align(*sets["alerce_100"]),
+            "alerce_2020": align(*sets["alerce_2020"]),
+            "real_lightcurves": align(*real_lightcurve_set(shared))}
+
+
+def serving_time(model: AnomalyModel, features: pd.DataFrame, probabilities: np.ndarray,
+                 rows: int = 2000) -> float:
+    """Microseconds per object to score a batch of ``rows`` (top features included),
+    after a first call that compiles the kernels."""
+    repeat = np.resize(np.arange(len(features)), rows)
+    batch, probs = features.iloc[repeat], probabilities[repeat]
+    model.score(batch.iloc[:10], probs[:10])
+    start = time.perf_counter()
+    scores = model.score(batch, probs)
+    [scores.top_features(i) for i in range(rows)]
+    return (time.perf_counter() - start) / rows * 1e6
+
+
+def _table(classes: dict[str, Any], metric: str) -> str:
+    lines = ["| held-out class | n | " + " | ".join(METHODS) + " |",
+             "|---|---|" + "---|" * len(METHODS)]
+    for name, entry in classes.items():
+        cells = []
+        for m in METHODS:
+            v = entry["methods"][m]
+            interval = v.get("interval", {}).get(metric)
+            cells.append(f"{v[metric]:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+                                                if interval else ""))
+        lines.append(f"| {name} | {entry['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def model_card(card: dict[str, Any]) -> str:
+    """The human-readable card (MODEL_CARD.md) from the JSON card."""
+    ev = card["evaluation"]
+    mean = ev["summary"]["mean"]
+    means = "\n".join(
+        f"| {m} | " + " | ".join(f"{mean[m][k]:.3f}" for k in
+                                 ("precision_at_10", "precision_at_50", "recall_top_1pct",
+                                  "recall_top_5pct", "auroc")) + " |" for m in METHODS)
+    above = ev["summary"]["auroc_interval_above_fink_style"]
+    separated = [c for c, v in above.items() if v]
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(card["train_class_counts"].items()))
+    return f"""# {card['name']} {card['version']}: model card
+
+Anomaly score for ZTF objects (`ml/anomaly`): isolation forests, one per class of
+ALeRCE's 15-class taxonomy, grown on real labelled objects in rank space (each feature's
+empirical CDF); an object's raw score is the mean of the forests' scores weighted by the
+light-curve classifier's probabilities ({card['classifier']}), times 1 - P(bogus) from the
+stamp classifier; `score` is its percentile among {card['n_reference']} reference objects
+(the training rows scored out of fold). Created {card['created']}, seed {card['seed']},
+{card['n_trees']} trees per forest, libraries {card['library_versions']}. Serving: numpy +
+numba on JSON node arrays, {card['serving_us_per_object']:.0f} µs per object in batches of
+2,000 (top features included), one core.
+
+**Read this first.** {card['n_train']} real objects are all the labelled ZTF data at hand;
+ALeRCE's ~123,000-object labelled set is not reachable from where this was built. The
+forests of the rarer classes are grown on a dozen objects. It is a working score with an
+honest evaluation, **not** a tuned production model: retrain it on a large labelled set.
+
+## Training data
+
+{card['training_data']}. Objects per class: {counts}.
+
+## Evaluation: one class held out at a time
+
+{ev['n_rows']} ALeRCE-labelled feature rows (ALeRCE's own extractor: 98 current + 150
+from its 2020 extractor). For each class C: every row split in two folds by class
+(seed {ev['seed']}); each method is trained on one fold *without* C (the classifier that
+weighs Nightjar's forests and gives the entropy baseline too) and scores the other fold,
+C included. C's members are what a good score puts on top. 95 % intervals: bootstrap
+over the rows, {ev['bootstrap_rounds']} rounds. Classes with {ev['min_members']}+ members are
+the evaluation; the rest, and every transient, are anecdotes (no intervals).
+
+Methods: **nightjar** (this recipe); **fink_style** (as Fink's SNAD module: one forest per
+band over 25 statistics of that band, mean over observed bands); **global_forest** (one
+forest over all features); **entropy** (of the hierarchical classifier's probabilities).
+
+Mean over the evaluated classes:
+
+| method | precision@10 | precision@50 | recall top 1 % | recall top 5 % | AUROC |
+|---|---|---|---|---|---|
+{means}
+
+AUROC per held-out class [95 % interval]:
+
+{_table(ev['classes'], 'auroc')}
+
+Precision@10 per held-out class:
+
+{_table(ev['classes'], 'precision_at_10')}
+
+Anecdotes (AUROC):
+
+{_table(ev['anecdotes'], 'auroc')}
+
+**Against the Fink-style baseline**: Nightjar's AUROC interval lies wholly above it for
+{len(separated)} of {len(above)} classes ({', '.join(separated) or 'none'}). On the means
+it is ahead on every top-of-list metric, but with 16-36 members per class the intervals
+overlap for the rest: the issue's bar (non-overlapping intervals) is **not met** in
+general, and this data cannot show it either way. The classifier's entropy is as good on
+AUROC and better for QSO, YSO and the small stochastic classes; it is worse near the top
+of the list. Held-out **supernova types are found worse** than by the Fink-style and
+global forests (AUROC 0.44-0.49 against 0.64-0.79): with 5 objects of each other SN type
+per fold, the Transient forests are thin, and in rank space an SN's extreme values count
+no more than a star's ordinary ones.
+
+How the recipe was chosen, so the figures are read as they should be: eight variants
+(forests per top class or per class, raw or rank space, with or without the entropy)
+were compared on this evaluation with seed {SELECTION_SEED}; the chosen one is reported
+here with seed {REPORT_SEED} (new folds, new trees). The choice was still made on these
+248 objects, so the figures are optimistic by that selection.
+
+## Limits
+
+* Dense classes (E, Periodic-Other, ~15 % of the rows each) are not "rare" here: an
+  isolation forest finds isolated points, and a held-out class this common forms its own
+  cluster. Real anomalies are far rarer; precision at the top is the figure that
+  matters.
+* The rows come from two ALeRCE extractors and Nightjar's; features missing from the
+  2020 extractor are filled with the median, which makes those rows look typical in
+  them.
+* The reference distribution is {card['n_reference']} objects: percentiles move in steps
+  of ~0.3 %. Scores of LSST objects need an LSST model (not built yet).
+"""
+
+
+def build(shared: Path, version: str, seed: int, out_root: Path,
+          evaluation_seed: int = REPORT_SEED) -> dict[str, Any]:
+    warnings.simplefilter("ignore")
+    start = time.perf_counter()
+    sets = labelled_sets(shared)
+    x = pd.concat([s[0] for s in sets.values()])
+    y = pd.concat([s[1] for s in sets.values()])
+    classifier = HierarchicalModel.load(ModelRegistry([SHIPPED_ROOT]).get(FULL_CLASSIFIER).path)
+    probabilities = classifier.predict(x).full
+    model = train_model(x, y, probabilities, seed=seed)
+    print(f"trained on {len(x)} objects ({time.perf_counter() - start:.0f} s)")
+    alerce_x = pd.concat([sets["alerce_100"][0], sets["alerce_2020"][0]])
+    alerce_y = pd.concat([sets["alerce_100"][1], sets["alerce_2020"][1]])
+    evaluation = evaluate_held_out(alerce_x, alerce_y, seed=evaluation_seed)
+    print(f"evaluated ({time.perf_counter() - start:.0f} s)")
+    model.card.update({
+        "name": NAME, "version": version, "survey": "ZTF",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "classifier": f"{FULL_CLASSIFIER} {classifier.version}", "seed": seed,
+        "n_trees": N_TREES, "n_train": len(x),
+        "train_class_counts": {str(k): int(v) for k, v in y.value_counts().items()},
+        "training_data": (
+            f"{len(sets['alerce_100'][0])} + {len(sets['alerce_2020'][0])} ALeRCE-labelled "
+            "objects with ALeRCE-computed features (data_examples/100_objects, "
+            "late_classifier_tests_data/some_features) and "
+            f"{len(sets['real_lightcurves'][0])} real labelled light curves (30 "
+            "spectroscopic SNe, 25 catalogue periodic stars) with Nightjar's features; "
+            "no simulations"),
+        "library_versions": library_versions(LIBRARIES),
+        "serving_us_per_object": serving_time(model, x, probabilities),
+        "evaluation": evaluation,
+    })
+    out_dir = out_root / NAME / version
+    model.save(out_dir)
+    saved = json.loads((out_dir / "model.json").read_text())
+    (out_dir / "MODEL_CARD.md").write_text(model_card(saved))
+    print(json.dumps(evaluation["summary"], indent=1))
+    print(f"model {version} written to {out_dir} in {time.perf_counter() - start:.0f} s")
+    return evaluation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=SHIPPED_ROOT)
+    args = parser.parse_args()
+    build(args.shared, args.version, args.seed, args.out)
+
+
+if __name__ == "__main__":
+    main()
