@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         "run the light-curve classifier (inline when embedded, its own agent on Kafka)"))
     lc_classifier_version: str | None = Field(default=None, description=(
         "pin a registered lc_classifier version (default: the newest)"))
+    anomaly: bool = Field(default=True, description=(
+        "score how unusual each classified object is (the registered anomaly model), "
+        "with the light-curve classifier"))
+    anomaly_version: str | None = Field(default=None, description=(
+        "pin a registered ztf_anomaly version (default: the newest)"))
     stamp_classifier: bool = Field(default=True, description=(
         "classify each new object's first alert from its cutouts (the stamp classifier), "
         "inline in the pipeline"))

@@ -22,6 +22,7 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from ml.anomaly.model import AnomalyModel
 from ml.lc_classifier.model import HierarchicalModel
 from nightjar.runner.ingest import BatchProcessor, alert_parser
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
@@ -70,6 +71,7 @@ async def _finish_even_if_stopped(batch: Awaitable[Any], grace: float) -> None:
 def create_app(settings: Settings, *, store_factory: StoreFactory, archive: AlertArchive,
                metrics: WorkerMetrics, topology: Topology = DEFAULT_TOPOLOGY,
                classifier: HierarchicalModel | None = None,
+               anomaly_model: AnomalyModel | None = None,
                agents: tuple[str, ...] = ("pipeline", "classify")) -> faust.App:
     """The Faust application of one worker.
 
@@ -89,6 +91,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         the pipeline agent forwards them to ``settings.topic_lc_classify``.
     classifier : HierarchicalModel, optional
         The light-curve classifier of the classify agent (that agent runs only with it).
+    anomaly_model : AnomalyModel, optional
+        The anomaly model the classify agent scores classified objects with.
     agents : tuple of str
         Which agents this worker runs: ``pipeline`` (ingest to publish), ``classify``
         (light-curve classification) and ``relay`` (the external survey stream, e.g.
@@ -154,7 +158,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     async def classify(stream: faust.StreamT[bytes]) -> None:
         assert classifier is not None
         async with store_factory() as store:
-            driver = ClassifyDriver(store, classifier, send,
+            driver = ClassifyDriver(store, classifier, send, anomaly_model=anomaly_model,
                                     classifications_topic=settings.topic_classifications,
                                     metrics=metrics)
             batches = cast(faust.Stream[bytes], stream).take_events(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ml.anomaly.model import AnomalyModel
 from ml.lc_classifier.model import HierarchicalModel
 from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
 from nightjar.runner.classify import Classification, classify_history
@@ -30,13 +31,15 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
 
-def classify_all(model: HierarchicalModel, histories: dict[str, ObjectHistory]
+def classify_all(model: HierarchicalModel, histories: dict[str, ObjectHistory],
+                 anomaly_model: AnomalyModel | None = None
                  ) -> list[tuple[ObjectWrite, Classification]]:
-    """Classify each stored object that passes the detection threshold (pure, CPU)."""
+    """Classify (and score) each stored object that passes the detection threshold
+    (pure, CPU)."""
     out = []
     for history in histories.values():
         try:
-            result = classify_history(model, history)
+            result = classify_history(model, history, anomaly_model)
         except Exception:  # one object must not stop the others; it is logged
             log.exception("classifying %s failed", history.oid)
             continue
@@ -57,9 +60,10 @@ class ClassifyDriver:
 
     def __init__(self, store: NightjarStore, model: HierarchicalModel, send: Send, *,
                  classifications_topic: str, metrics: WorkerMetrics,
-                 max_retry_delay: float = 30.0):
+                 anomaly_model: AnomalyModel | None = None, max_retry_delay: float = 30.0):
         self.store = store
         self.model = model
+        self.anomaly_model = anomaly_model
         self.send = send
         self.classifications_topic = classifications_topic
         self.metrics = metrics
@@ -75,7 +79,8 @@ class ClassifyDriver:
         start = time.perf_counter()
         histories = await self._retry(
             "classify-load", lambda: self.store.load_histories(unique, HISTORY_FIELDS))
-        results = await asyncio.to_thread(classify_all, self.model, histories)
+        results = await asyncio.to_thread(classify_all, self.model, histories,
+                                          self.anomaly_model)
         if results:
             await self._retry("classify-store", lambda: self.store.write(
                 [write for write, _ in results]))

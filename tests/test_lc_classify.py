@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from nightjar.runner.classify import LcClassifierHook, load_model
+from nightjar.runner.classify import LcClassifierHook, load_anomaly_model, load_model
 from nightjar.runner.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
+from nightjar.runner.stamp_classify import StampClassifierHook, load_stamp_model
 from nightjar.runner.topology import Topology
 from nightjar.store import NightjarStore
 from nightjar.store.archive import LocalArchive
-from nightjar.store.schema import FEATURES, PROBABILITIES
+from nightjar.store.schema import ANOMALY, FEATURES, OBJECTS, PROBABILITIES
 from services.gateway.schema import GatewayContext, schema
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
@@ -46,18 +47,42 @@ def _check_rows(rows: list[dict[str, Any]]) -> None:
 @pytest.fixture
 def classifying_processor(store: NightjarStore, tmp_path: Path) -> BatchProcessor:
     model = load_model(SHIPPED_HOME)
+    hooks = {"stamp": [StampClassifierHook(load_stamp_model(SHIPPED_HOME))],
+             "classify": [LcClassifierHook(model, load_anomaly_model(SHIPPED_HOME))]}
     return BatchProcessor(store, LocalArchive(tmp_path / "archive"),
-                          topology=Topology(hooks={"classify": [LcClassifierHook(model)]}))
+                          topology=Topology(hooks=hooks))  # type: ignore[arg-type]
+
+
+async def _check_anomaly(store: NightjarStore, classified: set[str]) -> list[dict[str, Any]]:
+    """Every classified object has scores in [0, 1], the latest on its object document."""
+    scores = [d async for d in store.db[ANOMALY].find({})]
+    assert {d["oid"] for d in scores} == classified
+    for d in scores:
+        assert 0.0 <= d["score"] <= 1.0 and 0.0 <= d["raw"] <= 1.0
+        assert d["model_name"] == "ztf_anomaly" and d["model_version"] == "1.0.0"
+        assert len(d["top_features"]) == 3
+        assert d["ndet"] >= 6
+    latest: dict[str, dict[str, Any]] = {}
+    for d in sorted(scores, key=lambda d: d["mjd"]):
+        latest[d["oid"]] = d
+    objects = {o["_id"]: o async for o in store.db[OBJECTS].find({"_id": {"$in": sorted(
+        classified)}})}
+    for oid, d in latest.items():
+        assert objects[oid]["anomaly"]["score"] == d["score"]
+        assert objects[oid]["anomaly"]["mjd"] == d["mjd"]
+    return scores
 
 
 async def test_embedded_pipeline_classifies_real_alerts(
         store: NightjarStore, classifying_processor: BatchProcessor,
         shared_data: Path) -> None:
     files = expand_paths([shared_data / "ztf" / "alerts"])
-    await ingest(classifying_processor, iter_inputs(files), 100)
+    # one alert per batch: objects are scored again as their light curves grow
+    await ingest(classifying_processor, iter_inputs(files), 1)
     detections = [d async for d in store.db["detections"].find({}, {"oid": 1, "fid": 1})]
     eligible = _eligible(detections)
-    rows = [r async for r in store.db[PROBABILITIES].find({})]
+    every_row = [r async for r in store.db[PROBABILITIES].find({})]
+    rows = [r for r in every_row if r["classifier_name"] != "stamp_classifier"]
     classified = {r["oid"] for r in rows}
     assert len(classified) >= 20, "real alerts with >= 6 detections in a band get classified"
     assert classified <= eligible  # nothing below the threshold
@@ -73,13 +98,28 @@ async def test_embedded_pipeline_classifies_real_alerts(
     assert some["values"]["n_det_1"] is not None or some["values"]["n_det_2"] is not None
     assert some["values"]["W1-W2"] is None  # never made up
 
+    scores = await _check_anomaly(store, classified)
+    stamp_bogus = {r["oid"]: r["probability"] for r in every_row
+                   if r["classifier_name"] == "stamp_classifier" and r["class_name"] == "bogus"}
+    gated = [d for d in scores if d["oid"] in stamp_bogus]
+    assert gated, "objects with a stamp classification are gated by its P(bogus)"
+    assert all(d["bogus"] == stamp_bogus[d["oid"]] for d in gated)
+    counts: dict[str, int] = defaultdict(int)
+    for d in scores:
+        counts[d["oid"]] += 1
+    grown = max(counts, key=lambda o: counts[o])
+    assert counts[grown] >= 2, "a light curve that grew was scored again"
+
     # GraphQL serves them
-    oid = sorted(classified)[0]
+    oid = grown
     result = await schema.execute(
         """query($oid: String!) { object(oid: $oid) {
              probabilities(classifier: "lc_classifier") { classifierName classifierVersion
                className probability ranking }
-             features { name value } } }""",
+             features { name value }
+             anomaly { score rawScore modelName modelVersion mjd ndet bogus
+               branches { branch score } topFeatures { name value contribution }
+               history { mjd ndet score rawScore modelVersion } } } }""",
         variable_values={"oid": oid}, context_value=GatewayContext(store))
     assert not result.errors, result.errors
     assert result.data is not None
@@ -87,12 +127,22 @@ async def test_embedded_pipeline_classifies_real_alerts(
     assert len(probs) == 15 and probs[0]["ranking"] == 1
     assert {f["name"] for f in result.data["object"]["features"]} >= {"Multiband_period",
                                                                      "Mean_1", "gal_b"}
+    anomaly = result.data["object"]["anomaly"]
+    history = sorted((d for d in scores if d["oid"] == oid), key=lambda d: d["mjd"])
+    assert [h["mjd"] for h in anomaly["history"]] == [d["mjd"] for d in history]
+    assert anomaly["score"] == history[-1]["score"] and anomaly["mjd"] == history[-1]["mjd"]
+    assert [b["branch"] for b in anomaly["branches"]] == ["Transient", "Stochastic",
+                                                         "Periodic"]
+    assert [f["name"] for f in anomaly["topFeatures"]] == [
+        f["name"] for f in history[-1]["top_features"]]
 
     # re-ingesting the same alerts: no duplicate rows, nothing rewritten
     before = await store.count(PROBABILITIES)
+    before_scores = await store.count(ANOMALY)
     summary = await ingest(classifying_processor, iter_inputs(files), 100)
     assert summary.new_detections == 0
     assert await store.count(PROBABILITIES) == before
+    assert await store.count(ANOMALY) == before_scores
     assert await store.count(FEATURES) == len(classified)
 
 
@@ -136,6 +186,9 @@ async def test_classify_agent_on_kafka_classifies_real_alerts(
                 _check_rows(oid_rows)  # exactly one row per classifier and class
             assert {r["oid"] for r in lc_records} <= set(by_oid)
             assert await store.count(FEATURES) == len(by_oid)
+            lc_classified = {o for o, rs in by_oid.items()
+                             if any(r["classifier_name"] == "lc_classifier" for r in rs)}
+            await _check_anomaly(store, lc_classified)
     finally:
         await env.drop()
 

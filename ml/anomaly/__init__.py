@@ -1,0 +1,6 @@
+"""The anomaly score: isolation forests per class, weighted by the light-curve classifier
+(:mod:`ml.anomaly.model`), grown by :mod:`ml.anomaly.train`, evaluated by
+:mod:`ml.anomaly.evaluate`."""
+
+#: the registered ZTF anomaly model
+NAME = "ztf_anomaly"

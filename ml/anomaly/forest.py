@@ -32,30 +32,30 @@ def _leaves(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: np.
 
 
 @numba.njit(cache=True)
-def _isolating_features(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
-                        left: np.ndarray, right: np.ndarray, roots: np.ndarray,
-                        expected: np.ndarray, n_features: int) -> np.ndarray:  # pragma: no cover
-    # a split isolates by how much shorter the rest of the path became than one level
-    # of an average split: c(n_parent) - 1 - c(n_child), counted when positive, for the
-    # split's feature; an ordinary point gains little anywhere
+def _paths_and_gains(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
+                     left: np.ndarray, right: np.ndarray, roots: np.ndarray,
+                     path: np.ndarray, expected: np.ndarray, n_features: int
+                     ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    # one traversal gives both the mean path length and, per feature, how much the
+    # sample's splits isolated it: c(n_parent) - 1 - c(n_child), the rest of the path
+    # shortened beyond one level of an average split, counted when positive (an
+    # ordinary point gains little anywhere)
     n, trees = x.shape[0], roots.shape[0]
-    out = np.zeros((n, n_features))
+    lengths = np.zeros(n)
+    gains = np.zeros((n, n_features))
     for i in range(n):
+        total_path = 0.0
         for t in range(trees):
             node = roots[t]
             while feature[node] >= 0:
                 child = left[node] if x[i, feature[node]] <= threshold[node] else right[node]
                 gain = expected[node] - 1.0 - expected[child]
                 if gain > 0:
-                    out[i, feature[node]] += gain
+                    gains[i, feature[node]] += gain
                 node = child
-        total = 0.0
-        for f in range(n_features):
-            total += out[i, f]
-        if total > 0:
-            for f in range(n_features):
-                out[i, f] /= total
-    return out
+            total_path += path[node]
+        lengths[i] = total_path / trees
+    return lengths, gains
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,20 @@ class Forest:
         point, near 1 is isolated at once."""
         return np.asarray(2.0 ** (-self.path_length(x) / self.normaliser))
 
+    def score_and_gains(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scores (as :meth:`score`) and, per sample and feature, the isolation gain
+        of its splits on that feature (summed over the trees; unnormalised)."""
+        lengths, gains = _paths_and_gains(
+            np.ascontiguousarray(x, dtype=np.float64), self.feature, self.threshold,
+            self.left, self.right, self.roots, self.path, self.expected, self.n_features)
+        return np.asarray(2.0 ** (-lengths / self.normaliser)), gains
+
     def isolating_features(self, x: np.ndarray) -> np.ndarray:
         """(n, n_features) share of each feature in isolating each sample (rows sum to 1;
         all 0 for a sample no split isolated)."""
-        return _isolating_features(np.ascontiguousarray(x, dtype=np.float64), self.feature,
-                                   self.threshold, self.left, self.right, self.roots,
-                                   self.expected, self.n_features)
+        gains = self.score_and_gains(x)[1]
+        total = gains.sum(axis=1, keepdims=True)
+        return np.divide(gains, total, out=np.zeros_like(gains), where=total > 0)
 
     # -- serialisation --------------------------------------------------------------------
 

@@ -142,10 +142,13 @@ class AnomalyModel:
         contributions = np.zeros_like(x)
         for i, (c, forest) in enumerate(self.forests.items()):
             ranked = to_ranks(x, self.ranks[c])
-            per_class[:, i] = forest.score(ranked)
-            if explain:
-                share = weights[:, i] * per_class[:, i]
-                contributions += share[:, None] * forest.isolating_features(ranked)
+            if not explain:
+                per_class[:, i] = forest.score(ranked)
+                continue
+            per_class[:, i], gains = forest.score_and_gains(ranked)
+            total = gains.sum(axis=1, keepdims=True)
+            shares = np.divide(gains, total, out=np.zeros_like(gains), where=total > 0)
+            contributions += (weights[:, i] * per_class[:, i])[:, None] * shares
         raw = (weights * per_class).sum(axis=1) * (1.0 - _bogus(bogus, x.shape[0]))
         branches = {}
         for branch in BRANCHES:

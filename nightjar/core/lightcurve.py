@@ -44,6 +44,8 @@ class ObjectHistory:
     forced_ids: set[str] = field(default_factory=set)
     #: ids of the object's stored probability rows and features document
     attached_ids: dict[str, set[Any]] = field(default_factory=dict)
+    #: stored classifier outputs: (classifier_name, class_name) -> probability
+    stored_probabilities: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def hpx(self) -> int | None:
@@ -67,6 +69,8 @@ class ObjectWrite:
     #: classifier output rows (replacing the object's rows of the same classifiers)
     probabilities: list[Doc] = field(default_factory=list)
     features: Doc | None = None
+    #: one anomaly score, added to the object's score history
+    anomaly: Doc | None = None
     new_detections: int = 0
     #: the object's document after this write (also when unchanged): what is published
     current: Doc = field(default_factory=dict)
@@ -75,7 +79,7 @@ class ObjectWrite:
     def empty(self) -> bool:
         return not (self.moved_from_hpx is not None or self.object_doc or self.detections
                     or self.detection_updates or self.non_detections or self.forced_photometry
-                    or self.probabilities or self.features)
+                    or self.probabilities or self.features or self.anomaly)
 
 
 def _wins(new: Doc, old: Doc) -> bool:
@@ -154,6 +158,9 @@ class ObjectState:
     #: the features behind them ({"classifier_version", "values": {name: float | None},
     #: "missing": {group: reason}})
     features: Doc | None = None
+    #: the anomaly score of this classification ({model_name, model_version, score, raw,
+    #: branches, top_features, mjd, ndet}), set with the probabilities
+    anomaly: Doc | None = None
     #: set by the Kafka-mode classify hook: hand this object to the classify agent
     classify_requested: bool = False
 
@@ -235,7 +242,23 @@ def object_document(state: ObjectState, hpx: int) -> Doc:
         doc["summary"] = summary
     if state.xmatch:
         doc["xmatch"] = state.xmatch
+    anomaly = anomaly_summary(state.anomaly) if state.anomaly is not None \
+        else (state.history.object_doc or {}).get("anomaly")
+    if anomaly is not None:  # the latest score stands until the object is scored again
+        doc["anomaly"] = anomaly
     return doc
+
+
+def anomaly_summary(anomaly: Doc) -> Doc:
+    """The part of an anomaly score kept on the object document (sorting, filters)."""
+    return {k: anomaly[k] for k in ("score", "raw", "model_name", "model_version", "mjd")}
+
+
+def anomaly_doc(oid: str, hpx: int, anomaly: Doc) -> Doc:
+    """The score-history document of one anomaly score: one per object, model version
+    and last detection scored, so scoring the same light curve again rewrites it."""
+    return {"_id": f"{oid}:{anomaly['model_version']}:{anomaly['mjd']:.6f}", "oid": oid,
+            "hpx": hpx, **anomaly}
 
 
 def probability_id(oid: str, classifier_name: str, class_name: str) -> str:
@@ -283,6 +306,8 @@ def plan_write(state: ObjectState) -> ObjectWrite:
                                if fp_id not in history.forced_ids]
     write.probabilities, write.features = classification_docs(
         state.oid, hpx, state.probabilities, state.features)
+    if state.anomaly is not None:
+        write.anomaly = anomaly_doc(state.oid, hpx, state.anomaly)
     write.current = object_document(state, hpx)
     if write.current != history.object_doc:
         write.object_doc = write.current

@@ -14,6 +14,7 @@ for them are registered.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.anomaly import NAME as ANOMALY_MODEL
+from ml.anomaly.model import AnomalyModel
 from ml.features.extract import (
     MIN_DETECTIONS,
     LightCurve,
@@ -31,13 +34,24 @@ from ml.features.extract import (
     preprocess,
 )
 from ml.features.names import FEATURE_NAMES
-from ml.lc_classifier.model import HierarchicalModel
+from ml.lc_classifier.model import HierarchicalModel, ModelMismatchError
 from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
 from ml.registry import ModelRegistry
-from nightjar.core.lightcurve import ObjectHistory, ObjectState, ObjectWrite, classification_docs
+from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
+from nightjar.core.lightcurve import (
+    ObjectHistory,
+    ObjectState,
+    ObjectWrite,
+    anomaly_doc,
+    anomaly_summary,
+    classification_docs,
+)
+from nightjar.settings import Settings
 from nightjar.surveys.interface import ZTF, sign_of_isdiffpos
 
 Doc = dict[str, Any]
+log = logging.getLogger(__name__)
+BOGUS = "bogus"
 
 
 def _float(value: Any) -> float:
@@ -119,27 +133,62 @@ def lsst_light_curve_of(detections: Iterable[Mapping[str, Any]],
 class Classification:
     rows: list[Doc]  #: probability rows of every classifier level
     features: Doc  #: {"classifier_version", "values": {name: float | None}, "missing"}
+    #: {model_name, model_version, score, raw, branches, top_features, mjd, ndet}, or
+    #: None without an anomaly model
+    anomaly: Doc | None = None
 
 
-def classify_light_curve(model: HierarchicalModel, lc: LightCurve) -> Classification | None:
-    """Features and probabilities of one light curve; None below the detection threshold."""
+def stamp_bogus(rows: Iterable[Mapping[str, Any]], history: ObjectHistory) -> float | None:
+    """The stamp classifier's P(bogus) for an object: from this batch's rows, else the
+    stored ones; None when it was never stamp-classified."""
+    for row in rows:
+        if row["classifier_name"] == STAMP_CLASSIFIER and row["class_name"] == BOGUS:
+            return float(row["probability"])
+    return history.stored_probabilities.get((STAMP_CLASSIFIER, BOGUS))
+
+
+def anomaly_of(model: AnomalyModel, table: pd.DataFrame, class_probabilities: np.ndarray,
+               bogus: float | None, lc: LightCurve) -> Doc:
+    """The anomaly score of one classified light curve (its feature table row)."""
+    scores = model.score(table, class_probabilities[:1],
+                         None if bogus is None else np.array([bogus]))
+    return {"model_name": str(model.card.get("name", ANOMALY_MODEL)),
+            "model_version": model.version, "score": float(scores.score[0]),
+            "raw": float(scores.raw[0]),
+            "branches": {b: (None if not np.isfinite(v[0]) else float(v[0]))
+                         for b, v in scores.branches.items()},
+            "top_features": scores.top_features(0), "bogus": bogus,
+            "mjd": float(np.max(lc.mjd)), "ndet": int(lc.mjd.shape[0])}
+
+
+def classify_light_curve(model: HierarchicalModel, lc: LightCurve,
+                         anomaly_model: AnomalyModel | None = None,
+                         bogus: float | None = None) -> Classification | None:
+    """Features, probabilities and (with an anomaly model) the anomaly score of one light
+    curve; None below the detection threshold."""
     lc = preprocess(lc)
     if not enough_detections(lc):
         return None
     vector = extract(lc, preprocessed=True)
     table = pd.DataFrame([vector.as_array()], columns=list(FEATURE_NAMES))
-    rows = model.predict(table).rows(0, model.version)
+    prediction = model.predict(table)
+    rows = prediction.rows(0, model.version)
     values = {k: (None if not np.isfinite(v) else float(v)) for k, v in vector.values.items()}
+    anomaly = None if anomaly_model is None else anomaly_of(
+        anomaly_model, table, prediction.full, bogus, lc)
     return Classification(rows=rows, features={
-        "classifier_version": model.version, "values": values, "missing": vector.missing})
+        "classifier_version": model.version, "values": values, "missing": vector.missing},
+        anomaly=anomaly)
 
 
 class LcClassifierHook:
-    """The *classify* step's hook: reclassify objects that received new detections."""
+    """The *classify* step's hook: reclassify (and score) objects that received new
+    detections."""
 
-    def __init__(self, model: HierarchicalModel):
+    def __init__(self, model: HierarchicalModel, anomaly_model: AnomalyModel | None = None):
         model.check_features(FEATURE_NAMES)
         self.model = model
+        self.anomaly_model = anomaly_model
 
     def __call__(self, state: ObjectState) -> ObjectState:
         if state.survey != ZTF:  # a ZTF model (module docstring)
@@ -147,13 +196,14 @@ class LcClassifierHook:
         if not state.replaced:  # nothing new: the stored classification stands
             return state
         corrected = bool(state.statistics.get("corrected", False))
-        result = classify_light_curve(self.model, light_curve_of(
-            state.corrected, state.non_detections, corrected))
+        result = classify_light_curve(
+            self.model, light_curve_of(state.corrected, state.non_detections, corrected),
+            self.anomaly_model, stamp_bogus(state.probabilities, state.history))
         if result is None:
             return state
         # after the rows of earlier hooks (the stamp classifier's), never instead of them
         return replace(state, probabilities=[*state.probabilities, *result.rows],
-                       features=result.features)
+                       features=result.features, anomaly=result.anomaly)
 
 
 def needs_classification(state: ObjectState) -> bool:
@@ -172,16 +222,20 @@ def request_classification(state: ObjectState) -> ObjectState:
     return replace(state, classify_requested=True) if needs_classification(state) else state
 
 
-def classify_history(model: HierarchicalModel, history: ObjectHistory
+def classify_history(model: HierarchicalModel, history: ObjectHistory,
+                     anomaly_model: AnomalyModel | None = None
                      ) -> tuple[ObjectWrite, Classification] | None:
-    """The write that stores a stored object's classification (Kafka classify agent)."""
+    """The write that stores a stored object's classification and anomaly score (Kafka
+    classify agent)."""
     if history.object_doc is None or not history.detections:
         return None
     if history.object_doc.get("survey", ZTF) != ZTF:
         return None
     corrected = bool(history.object_doc.get("corrected", False))
-    result = classify_light_curve(model, light_curve_of(
-        history.detections.values(), history.non_detections.values(), corrected))
+    result = classify_light_curve(
+        model, light_curve_of(history.detections.values(), history.non_detections.values(),
+                              corrected),
+        anomaly_model, stamp_bogus((), history))
     if result is None:
         return None
     hpx = history.object_doc["hpx"]
@@ -189,7 +243,35 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory
     write.probabilities, write.features = classification_docs(history.oid, hpx, result.rows,
                                                               result.features)
     write.current = history.object_doc
+    if result.anomaly is not None:
+        write.anomaly = anomaly_doc(history.oid, hpx, result.anomaly)
+        write.current = write.object_doc = {**history.object_doc,
+                                            "anomaly": anomaly_summary(result.anomaly)}
     return write, result
+
+
+def load_anomaly_model(home: Path, version: str | None = None) -> AnomalyModel:
+    """The registered ZTF anomaly model (newest, or the pinned version); it must read
+    features this extractor produces."""
+    registered = ModelRegistry.default(home).get(ANOMALY_MODEL, version)
+    model = AnomalyModel.load(registered.path)
+    unknown = [f for f in model.features if f not in set(FEATURE_NAMES)]
+    if unknown:
+        raise ModelMismatchError(f"anomaly model {model.version} reads features this "
+                                 f"extractor does not produce, e.g. {unknown[:5]}")
+    return model
+
+
+def optional_anomaly_model(settings: Settings) -> AnomalyModel | None:
+    """The anomaly model the settings ask for, or None (off, or none registered: the
+    pipeline then classifies without scoring, and says so)."""
+    if not settings.anomaly:
+        return None
+    try:
+        return load_anomaly_model(settings.home, settings.anomaly_version)
+    except LookupError as exc:
+        log.warning("anomaly score off: %s", exc)
+        return None
 
 
 def load_model(home: Path, version: str | None = None) -> HierarchicalModel:

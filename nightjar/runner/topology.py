@@ -194,7 +194,12 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
     The stamp step runs the registered stamp classifier inline in both.
     """
     from nightjar.context.catalogs import CatalogStore
-    from nightjar.runner.classify import LcClassifierHook, load_model, request_classification
+    from nightjar.runner.classify import (
+        LcClassifierHook,
+        load_model,
+        optional_anomaly_model,
+        request_classification,
+    )
     from nightjar.runner.stamp_classify import StampClassifierHook, load_stamp_model
     from nightjar.runner.xmatch import CrossmatchHook
 
@@ -216,7 +221,7 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
             except LookupError as exc:  # no model: the pipeline runs, unclassified
                 log.warning("light-curve classifier off: %s", exc)
             else:
-                hooks["classify"] = [LcClassifierHook(model)]
+                hooks["classify"] = [LcClassifierHook(model, optional_anomaly_model(settings))]
         else:
             hooks["classify"] = [request_classification]
     return Topology(hooks=hooks)

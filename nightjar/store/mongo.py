@@ -25,6 +25,7 @@ from nightjar.core.live import Event, events_from_write
 from nightjar.core.solar_system import SolarSystemWrite
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
+    ANOMALY,
     ATTACHED_COLLECTIONS,
     COLLECTIONS,
     COUNTERPARTS,
@@ -154,6 +155,7 @@ class WriteSummary:
     moved_objects: int = 0
     probabilities: int = 0
     features: int = 0
+    anomaly: int = 0
     dead_letters: int = 0
     solar_system_detections: int = 0
     counterparts: int = 0
@@ -253,6 +255,9 @@ class NightjarStore:
         projection = dict.fromkeys(detection_fields, 1) or None
         nd_projection = dict.fromkeys(CORE_LIMIT_FIELDS, 1)
         ids_only = {"_id": 1, "oid": 1}
+        # probability rows whole (they are small): later steps read stored outputs, such
+        # as the stamp classifier's P(bogus) that gates the anomaly score
+        row_fields = {**ids_only, "classifier_name": 1, "class_name": 1, "probability": 1}
         # the reads are independent: issue them together (one round trip of latency, and
         # the server works on one while the client decodes another)
         objects, detections, non_detections, forced, *classified = await asyncio.gather(
@@ -260,7 +265,8 @@ class NightjarStore:
             self._find_by_oids(DETECTIONS, oid_list, projection=projection),
             self._find_by_oids(NON_DETECTIONS, oid_list, projection=nd_projection),
             self._find_by_oids(FORCED_PHOTOMETRY, oid_list, projection=ids_only),
-            *(self._find_by_oids(coll, oid_list, projection=ids_only)
+            *(self._find_by_oids(coll, oid_list,
+                                 projection=row_fields if coll == PROBABILITIES else ids_only)
               for coll in ATTACHED_COLLECTIONS))
         for doc in objects:
             hist[doc["_id"]].object_doc = doc
@@ -273,6 +279,9 @@ class NightjarStore:
         for coll, docs in zip(ATTACHED_COLLECTIONS, classified, strict=True):
             for doc in docs:
                 hist[doc["oid"]].attached_ids.setdefault(coll, set()).add(doc["_id"])
+                if coll == PROBABILITIES and "class_name" in doc:
+                    hist[doc["oid"]].stored_probabilities[
+                        (doc["classifier_name"], doc["class_name"])] = doc["probability"]
         return hist
 
     # ------------------------------------------------------------------ the writer
@@ -312,6 +321,9 @@ class NightjarStore:
             if w.features is not None:
                 ops[FEATURES].append(ReplaceOne(_key(w.oid, w.hpx, w.oid), w.features,
                                                 upsert=True))
+            if w.anomaly is not None:
+                ops[ANOMALY].append(ReplaceOne(_key(w.oid, w.hpx, w.anomaly["_id"]), w.anomaly,
+                                               upsert=True))
             if w.object_doc is not None:
                 ops[OBJECTS].append(ReplaceOne(_key(w.oid, w.hpx, w.oid), w.object_doc,
                                                upsert=True))
@@ -323,6 +335,7 @@ class NightjarStore:
             summary.objects += w.object_doc is not None
             summary.probabilities += len(w.probabilities)
             summary.features += w.features is not None
+            summary.anomaly += w.anomaly is not None
         if solar_system is not None and not solar_system.empty:
             ops[SOLAR_SYSTEM_DETECTIONS] = [ReplaceOne({"_id": d["_id"]}, d, upsert=True)
                                             for d in solar_system.detections]
@@ -516,6 +529,11 @@ class NightjarStore:
 
     async def features(self, oid: str) -> Doc | None:
         return await self.db[FEATURES].find_one({"_id": oid})
+
+    async def anomaly_history(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
+        """Every stored anomaly score of these objects (one query), each object's in the
+        order its light curve grew (mjd of the last detection scored)."""
+        return await self._grouped(ANOMALY, oids, [("mjd", 1), ("_id", 1)])
 
     async def light_curve(self, collection: str, oid: str) -> list[Doc]:
         """Documents of one object from a light-curve collection, in time order."""

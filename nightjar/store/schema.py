@@ -21,6 +21,7 @@ NON_DETECTIONS = "non_detections"
 FORCED_PHOTOMETRY = "forced_photometry"
 PROBABILITIES = "probabilities"
 FEATURES = "features"
+ANOMALY = "anomaly"
 DEAD_LETTERS = "dead_letters"
 LABELS = "labels"
 LIVE_EVENTS = "live_events"
@@ -29,9 +30,9 @@ COUNTERPARTS = "counterparts"
 SOLAR_SYSTEM_OBJECTS = "solar_system_objects"
 SOLAR_SYSTEM_DETECTIONS = "solar_system_detections"
 LIGHT_CURVE_COLLECTIONS = (DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)
-#: per-object collections besides the light curve: the classifiers' rows and features and
-#: the cross-survey links (moved with the object's anchor)
-ATTACHED_COLLECTIONS = (PROBABILITIES, FEATURES, COUNTERPARTS)
+#: per-object collections besides the light curve: the classifiers' rows and features, the
+#: anomaly scores and the cross-survey links (moved with the object's anchor)
+ATTACHED_COLLECTIONS = (PROBABILITIES, FEATURES, ANOMALY, COUNTERPARTS)
 #: the live feed and its counter: transient, not part of the data (left out of snapshots)
 FEED_COLLECTIONS = (LIVE_EVENTS, COUNTERS)
 
@@ -65,7 +66,9 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         IndexSpec((("ndet", 1),)),
         IndexSpec((("firstmjd", 1),)),
         IndexSpec((("lastmjd", 1),)),
-    ), doc="one document per object: statistics and embedded per-band magstats; _id = oid"),
+        IndexSpec((("anomaly.score", -1),)),  # objects(orderBy: ANOMALY)
+    ), doc="one document per object: statistics and embedded per-band magstats, the latest "
+           "anomaly score (anomaly: score, raw, model_version, mjd); _id = oid"),
     CollectionSpec(DETECTIONS, (IndexSpec(SHARD_KEY), _BY_OID_TIME),
                    doc="detections (alert candidates and prv_candidates); _id = candid"),
     CollectionSpec(NON_DETECTIONS, (IndexSpec(SHARD_KEY), _BY_OID_TIME),
@@ -82,6 +85,10 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec(FEATURES, (IndexSpec(SHARD_KEY),),
                    doc="light-curve features of each classified object (ALeRCE names, "
                        "null where undefined); _id = oid"),
+    CollectionSpec(ANOMALY, (IndexSpec(SHARD_KEY), _BY_OID_TIME),
+                   doc="anomaly scores, one per object, model version and light-curve length "
+                       "(its history): score, raw, branches, top_features, mjd of the last "
+                       "detection scored, ndet; _id = oid:model_version:mjd"),
     CollectionSpec(COUNTERPARTS, (IndexSpec(SHARD_KEY), IndexSpec((("oid", 1),))),
                    doc="cross-survey links: an object of one survey and one of another within "
                        "1.5 arcsec, one document per direction (oid, survey, other_oid, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from ml.lc_classifier.taxonomy import (
@@ -36,6 +38,72 @@ class Feature:
     name: str = strawberry.field(description="e.g. Multiband_period, Amplitude_1 (_1 = g, _2 = r)")
     value: float | None = strawberry.field(description="null when undefined for this object")
 
+
+
+@strawberry.type(description="a feature that did much to isolate an object in the anomaly "
+                             "model's forests")
+class AnomalyFeature:
+    name: str = strawberry.field(description="feature name (ALeRCE's)")
+    value: float | None = strawberry.field(description="the object's value; null = missing")
+    contribution: float = strawberry.field(
+        description="share of the isolating splits on this feature (all features sum to 1)")
+
+
+@strawberry.type(description="the anomaly score within one top-level class")
+class BranchScore:
+    branch: str = strawberry.field(description="Transient, Stochastic or Periodic")
+    score: float | None = strawberry.field(
+        description="isolation score weighted within the branch, in (0, 1]; null when the "
+                    "model has no forest for the branch")
+
+
+@strawberry.type(description="one past anomaly score of an object")
+class AnomalyPoint:
+    mjd: float = strawberry.field(description="last detection scored [MJD]")
+    ndet: int = strawberry.field(description="detections in the light curve scored")
+    score: float
+    raw_score: float
+    model_version: str
+
+
+@strawberry.type(description="How unusual an object is: the anomaly model's score of its "
+                             "latest classified light curve, why, and how it changed")
+class Anomaly:
+    score: float = strawberry.field(
+        description="percentile in [0, 1] against the model's versioned reference "
+                    "distribution; 1 = more unusual than every reference object")
+    raw_score: float = strawberry.field(
+        description="the class-weighted isolation score, gated by 1 - P(bogus)")
+    model_name: str
+    model_version: str
+    mjd: float = strawberry.field(description="last detection scored [MJD]")
+    ndet: int
+    bogus: float | None = strawberry.field(
+        description="the stamp classifier's P(bogus) that gated the score; null = unknown")
+    branches: list[BranchScore]
+    top_features: list[AnomalyFeature] = strawberry.field(
+        description="the three features that did most to isolate it, most first")
+    history: list[AnomalyPoint] = strawberry.field(
+        description="every score of this object, oldest first (it changes as the light "
+                    "curve grows)")
+
+
+def anomaly_of(docs: list[dict[str, Any]]) -> Anomaly | None:
+    """The latest of an object's stored scores (oldest first), with its history."""
+    if not docs:
+        return None
+    latest = docs[-1]
+    return Anomaly(
+        score=latest["score"], raw_score=latest["raw"], model_name=latest["model_name"],
+        model_version=latest["model_version"], mjd=latest["mjd"], ndet=latest["ndet"],
+        bogus=latest.get("bogus"),
+        branches=[BranchScore(branch=b, score=v) for b, v in latest["branches"].items()],
+        top_features=[AnomalyFeature(name=f["name"], value=f["value"],
+                                     contribution=f["contribution"])
+                      for f in latest["top_features"]],
+        history=[AnomalyPoint(mjd=d["mjd"], ndet=d["ndet"], score=d["score"],
+                              raw_score=d["raw"], model_version=d["model_version"])
+                 for d in docs])
 
 
 @strawberry.type(description="A classifier, its registered versions and classes")

@@ -79,6 +79,7 @@ class Loaders:
             lambda oids: store.light_curves(FORCED_PHOTOMETRY, oids))
         self.probabilities = grouped(store.probabilities_of)
         self.features = grouped(store.features_of)
+        self.anomaly = grouped(store.anomaly_history)
         self.labels = grouped(store.labels_of)
         self.objects = grouped(store.objects_by_id)
         self.counterparts = grouped(store.counterparts_of)

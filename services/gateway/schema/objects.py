@@ -31,7 +31,7 @@ from services.gateway.downloads import (
 )
 from services.gateway.errors import BAD_USER_INPUT, GatewayError, limit_error
 from services.gateway.schema.catalogs import CrossMatch, TnsObject, tns_object
-from services.gateway.schema.classification import Feature, Probability
+from services.gateway.schema.classification import Anomaly, Feature, Probability, anomaly_of
 from services.gateway.schema.context import (
     BigInt,
     ConeInput,
@@ -323,6 +323,11 @@ class AstroObject:
         if doc is None:
             return []
         return [Feature(name=k, value=v) for k, v in doc.get("values", {}).items()]
+
+    @strawberry.field(description="how unusual the object is (anomaly score, why, history); "
+                                  "null until it is classified by a model with a score")
+    async def anomaly(self, info: GatewayInfo) -> Anomaly | None:
+        return anomaly_of(await info.context.loaders.anomaly.load(self.oid) or [])
 
     @strawberry.field(description="detections in time order")
     async def detections(self, info: GatewayInfo) -> list[Detection]:
