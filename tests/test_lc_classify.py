@@ -176,6 +176,10 @@ async def test_classify_agent_on_kafka_classifies_real_alerts(
         for record in lc_records:
             rows = [{**p, "classifier_name": p["classifier"]} for p in record["probabilities"]]
             _check_rows(rows)
+            # schema 1.3: the score made with this classification travels with it
+            assert record["schemavsn"] == "1.3"
+            assert record["anomaly"]["model_name"] == "ztf_anomaly"
+            assert 0.0 <= record["anomaly"]["score"] <= 1.0
         async with env.store() as store:
             rows = [r async for r in store.db[PROBABILITIES].find(
                 {"classifier_name": {"$ne": "stamp_classifier"}})]
@@ -188,7 +192,10 @@ async def test_classify_agent_on_kafka_classifies_real_alerts(
             assert await store.count(FEATURES) == len(by_oid)
             lc_classified = {o for o, rs in by_oid.items()
                              if any(r["classifier_name"] == "lc_classifier" for r in rs)}
-            await _check_anomaly(store, lc_classified)
+            scores = await _check_anomaly(store, lc_classified)
+            stored = {(d["oid"], d["mjd"]): d["score"] for d in scores}
+            assert all(stored[(r["oid"], r["anomaly"]["mjd"])] == r["anomaly"]["score"]
+                       for r in lc_records)
     finally:
         await env.drop()
 

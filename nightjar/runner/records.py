@@ -25,7 +25,7 @@ from nightjar.surveys.interface import (
 )
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-CLASSIFICATION_SCHEMA_VERSION = "1.2"
+CLASSIFICATION_SCHEMA_VERSION = "1.3"
 DEAD_LETTER_SCHEMA_VERSION = "1.1"
 _SUMMARY_FIELDS = ("ndet", "firstmjd", "lastmjd", "meanra", "meandec", "sigmara", "sigmadec",
                    "corrected", "stellar", "reference_change", "g_r_max", "g_r_mean")
@@ -52,6 +52,16 @@ def _object_summary(object_doc: Mapping[str, Any]) -> Record:
             "magstats": [{**{k: band.get(k) for k in _BAND_FIELDS},
                           "band": str(band.get("band") or "")}
                          for band in object_doc.get("magstats", [])]}
+
+
+def _anomaly(object_doc: Mapping[str, Any]) -> Record | None:
+    """The object's latest anomaly score (added in schema 1.3), or None."""
+    score = object_doc.get("anomaly")
+    if not score:
+        return None
+    return {"score": float(score["score"]), "raw": float(score["raw"]),
+            "model_name": str(score["model_name"]),
+            "model_version": str(score["model_version"]), "mjd": float(score["mjd"])}
 
 
 def _detection_fields(object_doc: Mapping[str, Any], detection: Mapping[str, Any]) -> Record:
@@ -92,6 +102,7 @@ def lc_classification_record(object_doc: Mapping[str, Any], detection: Mapping[s
         "xmatch": _xmatch(object_doc), "probabilities": _probabilities(probabilities),
         "trigger": "lc_classifier", "alert_time": None,
         "processed_time": processed_time_ms, **_detection_fields(object_doc, detection),
+        "anomaly": _anomaly(object_doc),
     }
 
 
@@ -137,6 +148,7 @@ def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
         "alert_time": alert_time_ms,
         "processed_time": processed_time_ms,
         **_detection_fields(object_doc, {**det, **(detection or {})}),
+        "anomaly": _anomaly(object_doc),
     }
 
 
