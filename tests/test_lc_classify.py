@@ -136,6 +136,29 @@ async def test_embedded_pipeline_classifies_real_alerts(
     assert [f["name"] for f in anomaly["topFeatures"]] == [
         f["name"] for f in history[-1]["top_features"]]
 
+    # the listing by anomaly score: most unusual first, page after page, unscored last
+    order_query = """query($after: String) { objects(orderBy: {field: ANOMALY}, first: 7,
+        after: $after) { edges { node { oid anomaly { score } } }
+        pageInfo { hasNextPage endCursor } } }"""
+    listed: list[tuple[str, float | None]] = []
+    after = None
+    while True:
+        page = await schema.execute(order_query, variable_values={"after": after},
+                                    context_value=GatewayContext(store))
+        assert not page.errors, page.errors
+        assert page.data is not None
+        connection = page.data["objects"]
+        listed += [(e["node"]["oid"], (e["node"]["anomaly"] or {}).get("score"))
+                   for e in connection["edges"]]
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    assert len({o for o, _ in listed}) == len(listed) == await store.count(OBJECTS)
+    scored = [v for _, v in listed if v is not None]
+    assert len(scored) == len(classified)
+    assert scored == sorted(scored, reverse=True)
+    assert all(v is None for _, v in listed[len(scored):])
+
     # re-ingesting the same alerts: no duplicate rows, nothing rewritten
     before = await store.count(PROBABILITIES)
     before_scores = await store.count(ANOMALY)

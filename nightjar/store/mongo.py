@@ -86,13 +86,17 @@ class ObjectFilter:
                 or self.ranking is not None)
 
 
+#: the object document's latest anomaly score (a dotted path)
+ANOMALY_SCORE = "anomaly.score"
 #: requests per bulk write of the writer (each a round trip the server answers in seconds)
 WRITE_CHUNK = 5000
 #: object statistics the listing can be ordered by (store field names)
 ORDER_FIELDS = ("oid", "ndet", "firstmjd", "lastmjd", "deltajd", "meanra", "meandec",
-                "sigmara", "sigmadec", "g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr")
+                "sigmara", "sigmadec", "g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr",
+                ANOMALY_SCORE)
 #: of those, the ones an object may lack (ordered after every object that has them)
-NULLABLE_ORDER_FIELDS = frozenset({"g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr"})
+NULLABLE_ORDER_FIELDS = frozenset({"g_r_max", "g_r_max_corr", "g_r_mean", "g_r_mean_corr",
+                                   ANOMALY_SCORE})
 #: ordering by the probability of the filtered class (needs classifier and class_name)
 PROBABILITY = "probability"
 
@@ -159,6 +163,14 @@ class WriteSummary:
     dead_letters: int = 0
     solar_system_detections: int = 0
     counterparts: int = 0
+
+
+def _path(doc: Doc, dotted: str) -> Any:
+    """The value at a dotted path of a document (None where any step is missing)."""
+    value: Any = doc
+    for step in dotted.split("."):
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
 
 
 def _key(oid: str, hpx: int, _id: Any) -> Doc:
@@ -697,8 +709,8 @@ class NightjarStore:
         for doc in candidates:
             if flt.by_class and doc["_id"] not in matched:
                 continue
-            if page.add(doc, PageKey(doc.get(order.field), doc["_id"]), matched.get(doc["_id"]),
-                        limit):
+            if page.add(doc, PageKey(_path(doc, order.field), doc["_id"]),
+                        matched.get(doc["_id"]), limit):
                 return True
         return False
 

@@ -16,6 +16,7 @@ from nightjar.context import MATCH_RADIUS_ARCSEC
 from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
 from nightjar.minor_planets import designation_keys, display_designation
 from nightjar.store.mongo import (
+    ANOMALY_SCORE,
     NULLABLE_ORDER_FIELDS,
     PROBABILITY,
     ObjectFilter,
@@ -456,6 +457,8 @@ class ObjectOrderField(Enum):
     G_R_MEAN_CORR = "g_r_mean_corr"
     PROBABILITY = strawberry.enum_value(PROBABILITY, description=(
         "the probability of the filtered class (needs filter.classifier and className)"))
+    ANOMALY = strawberry.enum_value(ANOMALY_SCORE, description=(
+        "the latest anomaly score (the shared model's); objects not scored come last"))
 
 
 @strawberry.enum
@@ -465,7 +468,7 @@ class OrderDirection(Enum):
 
 
 @strawberry.input(description="Order of `objects`: null field = OID; null direction = DESC "
-                              "for PROBABILITY, else ASC.  Objects lacking a nullable "
+                              "for PROBABILITY and ANOMALY, else ASC.  Objects lacking a nullable "
                               "statistic (gRMax...) come last; ties are broken by oid")
 class ObjectOrderInput:
     field: ObjectOrderField | None = None
@@ -561,7 +564,8 @@ def object_order(order: ObjectOrderInput | None) -> ObjectOrder:
     field_ = (order.field if order and order.field else ObjectOrderField.OID).value
     direction = order.direction if order else None
     if direction is None:
-        direction = OrderDirection.DESC if field_ == PROBABILITY else OrderDirection.ASC
+        direction = OrderDirection.DESC if field_ in (PROBABILITY, ANOMALY_SCORE) \
+            else OrderDirection.ASC
     return ObjectOrder(field_, descending=direction is OrderDirection.DESC)
 
 
