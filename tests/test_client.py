@@ -276,11 +276,27 @@ async def test_object_methods_return_what_the_store_holds(dep: Deployment,
     (feature,) = await call(nj.query_feature, oid, name)
     assert feature == {"name": name, "value": features[name]}
 
+    history = (await dep.store.anomaly_history([oid]))[oid]
+    assert history, "a classified object of a default deployment is scored"
+    anomaly = await call(nj.query_anomaly, oid)
+    assert anomaly is not None
+    assert anomaly["score"] == history[-1]["score"] and 0 <= anomaly["score"] <= 1
+    assert anomaly["model_name"] == "ztf_anomaly"
+    assert [f["name"] for f in anomaly["top_features"]] == [
+        f["name"] for f in history[-1]["top_features"]]
+    past = await call(nj.query_anomaly_history, oid, format="pandas")
+    assert list(past.mjd) == [d["mjd"] for d in history]
+    scored = set(await dep.store.db["anomaly"].distinct("oid"))
+    objects = [d["_id"] async for d in dep.store.db["objects"].find({}, {"_id": 1})]
+    unscored = next(o for o in objects if o not in scored)
+    assert await call(nj.query_anomaly, unscored) is None
+
 
 async def test_unknown_objects_raise_object_not_found(nj: Nightjar) -> None:
     for method in (nj.query_object, nj.query_lightcurve, nj.query_detections,
                    nj.query_non_detections, nj.query_forced_photometry, nj.query_magstats,
-                   nj.query_probabilities, nj.query_features, nj.get_stamps, nj.get_avro):
+                   nj.query_probabilities, nj.query_features, nj.query_anomaly,
+                   nj.get_stamps, nj.get_avro):
         with pytest.raises(ObjectNotFoundError, match="ZTF00nothere"):
             await call(method, "ZTF00nothere")
     with pytest.raises(ObjectNotFoundError):

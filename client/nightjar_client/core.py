@@ -359,6 +359,25 @@ class Nightjar:
             raise ObjectNotFoundError(f"{oid} has no feature {name!r}")
         return to_format(rows, fmt, ["name", "value"])
 
+    def query_anomaly(self, oid: str) -> dict[str, Any] | None:
+        """How unusual the object is: its latest anomaly ``score`` (a percentile in
+        [0, 1]; 1 = more unusual than every reference object), ``raw_score``, the model,
+        the stamp classifier's ``bogus`` probability that gated it, per-branch
+        ``branches``, the three ``top_features`` that isolated it and the ``history`` of
+        scores as its light curve grew (oldest first); None until it is scored."""
+        found = _found(self._run(self._client.object_anomaly(oid)).object_, f"object {oid}")
+        return None if found.anomaly is None else _row(found.anomaly)
+
+    def query_anomaly_history(self, oid: str, format: str = "json", index: str | None = None,
+                              sort: str | None = None) -> Any:
+        """Every anomaly score of the object, oldest first (``mjd`` of the last detection
+        scored, ``ndet``, ``score``, ``raw_score``, ``model_version``)."""
+        fmt = check_format(format)
+        scored = self.query_anomaly(oid)
+        rows = [] if scored is None else scored["history"]
+        return to_format(rows, fmt, ["mjd", "ndet", "score", "raw_score", "model_version"],
+                         index, sort)
+
     def query_labels(self, oid: str, format: str = "json", index: str | None = None,
                      sort: str | None = None) -> Any:
         """Users' labels of the object (:meth:`add_label`), oldest first."""

@@ -51,6 +51,14 @@ from .live_classifications import (
     LiveClassifications,
     LiveClassificationsClassifications,
 )
+from .object_anomaly import (
+    ObjectAnomaly,
+    ObjectAnomalyObject,
+    ObjectAnomalyObjectAnomaly,
+    ObjectAnomalyObjectAnomalyBranches,
+    ObjectAnomalyObjectAnomalyHistory,
+    ObjectAnomalyObjectAnomalyTopFeatures,
+)
 from .object_counterparts import (
     ObjectCounterparts,
     ObjectCounterpartsObject,
@@ -180,6 +188,12 @@ __all__ = [
     "LiveClassificationsClassifications",
     "MagnitudeKind",
     "NonDetectionFields",
+    "ObjectAnomaly",
+    "ObjectAnomalyObject",
+    "ObjectAnomalyObjectAnomaly",
+    "ObjectAnomalyObjectAnomalyBranches",
+    "ObjectAnomalyObjectAnomalyHistory",
+    "ObjectAnomalyObjectAnomalyTopFeatures",
     "ObjectCounterparts",
     "ObjectCounterpartsObject",
     "ObjectCounterpartsObjectCounterparts",

@@ -22,6 +22,7 @@ from .input_types import (
 )
 from .live_alerts import LiveAlerts
 from .live_classifications import LiveClassifications
+from .object_anomaly import ObjectAnomaly
 from .object_counterparts import ObjectCounterparts
 from .object_detections import ObjectDetections
 from .object_downloads import ObjectDownloads
@@ -897,6 +898,45 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return ObjectLabels.model_validate(data)
+
+    async def object_anomaly(self, oid: str, **kwargs: Any) -> ObjectAnomaly:
+        query = gql("""
+            query ObjectAnomaly($oid: String!) {
+              object(oid: $oid) {
+                anomaly {
+                  score
+                  rawScore
+                  modelName
+                  modelVersion
+                  mjd
+                  ndet
+                  bogus
+                  branches {
+                    branch
+                    score
+                  }
+                  topFeatures {
+                    name
+                    value
+                    contribution
+                  }
+                  history {
+                    mjd
+                    ndet
+                    score
+                    rawScore
+                    modelVersion
+                  }
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"oid": oid}
+        response = await self.execute(
+            query=query, operation_name="ObjectAnomaly", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ObjectAnomaly.model_validate(data)
 
     async def objects_page(
         self,

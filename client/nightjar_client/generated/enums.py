@@ -26,6 +26,7 @@ class ObjectOrderField(str, Enum):
     G_R_MEAN = "G_R_MEAN"
     G_R_MEAN_CORR = "G_R_MEAN_CORR"
     PROBABILITY = "PROBABILITY"
+    ANOMALY = "ANOMALY"
 
 
 class OrderDirection(str, Enum):

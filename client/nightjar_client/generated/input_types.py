@@ -81,7 +81,7 @@ class ObjectFilterInput(BaseModel):
 
 
 class ObjectOrderInput(BaseModel):
-    """Order of `objects`: null field = OID; null direction = DESC for PROBABILITY, else ASC.  Objects lacking a nullable statistic (gRMax...) come last; ties are broken by oid"""
+    """Order of `objects`: null field = OID; null direction = DESC for PROBABILITY and ANOMALY, else ASC.  Objects lacking a nullable statistic (gRMax...) come last; ties are broken by oid"""
 
     field: Optional[ObjectOrderField] = None
     direction: Optional[OrderDirection] = None
