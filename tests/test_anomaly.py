@@ -224,3 +224,40 @@ def test_the_shipped_model_scores_real_objects(shared_data: Path) -> None:
     assert len(set(np.round(scores.score, 3))) > 20  # a ranking, not a constant
     names = {t["name"] for i in range(len(x)) for t in scores.top_features(i)}
     assert names <= set(model.features)
+
+
+def test_the_cli_evaluation_finds_a_class_unlike_the_others(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ml.anomaly.evaluate import BANDS, FINK_STATISTICS
+
+    rng = np.random.default_rng(11)
+    names = [f"{s}_{b}" for s in FINK_STATISTICS for b in BANDS]
+    centres = {"RRL": 0.0, "E": 1.0, "LPV": 2.0, "QSO": 9.0}  # QSO unlike the rest
+    rows, labels = [], []
+    for c, centre in centres.items():
+        for i in range(20):
+            rows.append({"oid": f"{c}-{i}", **dict(zip(names, rng.normal(
+                centre, 1.0, len(names)), strict=True))})
+            labels.append({"oid": f"{c}-{i}", "classALeRCE": c})
+    pd.DataFrame(rows).to_csv(tmp_path / "features.csv", index=False)
+    pd.DataFrame(labels).to_csv(tmp_path / "labels.csv", index=False)
+    out = tmp_path / "evaluation.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "nightjar.cli", "ml", "anomaly", "evaluate",
+         "--features", str(tmp_path / "features.csv"), "--labels",
+         str(tmp_path / "labels.csv"), "--out", str(out)],
+        env={**os.environ, "NIGHTJAR_HOME": str(tmp_path / "home")}, capture_output=True,
+        text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "AUROC interval above the Fink-style baseline's" in done.stderr
+    result = json.loads(out.read_text())
+    assert set(result["classes"]) == set(centres)
+    qso = result["classes"]["QSO"]["methods"]
+    assert qso["nightjar"]["auroc"] > 0.9 and qso["nightjar"]["precision_at_10"] >= 0.8
+    for method in qso.values():
+        low, high = method["interval"]["auroc"]
+        assert 0.0 <= low <= method["auroc"] <= high <= 1.0

@@ -21,8 +21,10 @@ ml_app = typer.Typer(help="Light-curve features, the classifiers and their regis
                      no_args_is_help=True)
 train_app = typer.Typer(help="Train a classifier and register it", no_args_is_help=True)
 label_app = typer.Typer(help="Derive labels for real alerts", no_args_is_help=True)
+anomaly_app = typer.Typer(help="The anomaly score: evaluation", no_args_is_help=True)
 ml_app.add_typer(train_app, name="train")
 ml_app.add_typer(label_app, name="label")
+ml_app.add_typer(anomaly_app, name="anomaly")
 console = Console(stderr=True)
 
 DetectionsOpt = Annotated[Path | None, typer.Option(
@@ -334,15 +336,78 @@ def evaluate_command(
     console.print(f"metrics and {len(pngs)} confusion matrices -> {out}")
 
 
+@anomaly_app.command("evaluate")
+def anomaly_evaluate_command(
+    features: Annotated[Path | None, typer.Option(
+        "--features", help="feature table with ALeRCE's column names, one row per oid "
+                           "(default: ALeRCE's 248 labelled rows under the shared data)")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="labels of --features: oid (or objectId), classALeRCE")] = None,
+    seed: Annotated[int, typer.Option(help="folds, trees and bootstrap seed")] = 1,
+    min_members: Annotated[int, typer.Option(
+        help="classes with this many members are evaluated with intervals; the rest are "
+             "anecdotes")] = 15,
+    out: Annotated[Path | None, typer.Option(
+        help="write the full evaluation (every class, method, metric, interval) as JSON")
+    ] = None,
+) -> None:
+    """Hold each class out in turn: how well does each score (Nightjar's, a Fink-style
+    per-band forest, one global forest, the classifier's entropy) rank the class it never
+    saw?  Precision@10/@50, recall in the top 1 %/5 %, AUROC, bootstrap intervals."""
+    from ml.anomaly.evaluate import METHODS, METRICS, evaluate_held_out
+
+    if (features is None) != (labels is None):
+        console.print("[red]error:[/red] give --features and --labels together, or neither")
+        raise typer.Exit(2)
+    warnings.simplefilter("ignore")
+    if features is None or labels is None:
+        from ml.anomaly.shipped import labelled_sets
+
+        shared = _settings().shared_data
+        if not shared.is_dir():
+            console.print(f"[red]error:[/red] no shared data at {shared}: give --features "
+                          "and --labels (or set NIGHTJAR_SHARED_DATA)")
+            raise typer.Exit(2)
+        import pandas
+
+        sets = labelled_sets(shared)
+        x = pandas.concat([sets["alerce_100"][0], sets["alerce_2020"][0]])
+        y = pandas.concat([sets["alerce_100"][1], sets["alerce_2020"][1]])
+    else:
+        from ml.features.table import read_table
+        from ml.lc_classifier.train import align, read_labels
+
+        x, y = align(read_table(features).set_index("oid"), read_labels(read_table(labels)))
+    if y.nunique() < 2:
+        console.print("[red]error:[/red] at least two labelled classes are needed")
+        raise typer.Exit(2)
+    result = evaluate_held_out(x, y, min_members=min_members, seed=seed)
+    mean = result["summary"]["mean"]
+    console.print(f"{len(y)} objects, {len(result['classes'])} classes evaluated "
+                  f"(+{len(result['anecdotes'])} anecdotes), seed {seed}; means:")
+    console.print("method".ljust(14) + "".join(m.rjust(17) for m in METRICS))
+    for method in METHODS:
+        console.print(method.ljust(14) + "".join(f"{mean[method][m]:17.3f}" for m in METRICS))
+    above = result["summary"]["auroc_interval_above_fink_style"]
+    console.print(f"AUROC interval above the Fink-style baseline's: "
+                  f"{sum(above.values())} of {len(above)} classes")
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        console.print(f"evaluation -> {out}")
+
+
 @ml_app.command("models")
 def models_command() -> None:
     """List registered models (user-trained and shipped), newest first."""
+    from ml.anomaly import NAME as ANOMALY_MODEL
     from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
     from ml.registry import ModelRegistry
     from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 
     registry = ModelRegistry.default(_settings().home)
-    for model in [*registry.versions(FULL_CLASSIFIER), *registry.versions(STAMP_CLASSIFIER)]:
+    for model in [*registry.versions(FULL_CLASSIFIER), *registry.versions(STAMP_CLASSIFIER),
+                  *registry.versions(ANOMALY_MODEL)]:
         card = model.card
         print(f"{model.name} {model.version}  {card.get('created', '')}  "
               f"n_train={card.get('n_train')}  {model.path}")
