@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway kafka clean
 
 GRAPHIQL := tools/graphiql/node_modules/graphiql/package.json
 $(GRAPHIQL): tools/graphiql/package.json  # GraphiQL's page assets, served by the gateway (offline)
@@ -49,7 +49,7 @@ graphql-breaking: setup  ## fail when graphql/schema.graphql breaks clients (aga
 test: lint typecheck generated proto graphql-breaking  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-lc-latency bench-stamp bench-gateway  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway  ## all benchmarks (see README)
 
 bench-ingest: setup  ## decode and embedded ingest throughput, ZTF and LSST (incl. a 10,000-alert visit)
 	$(UV) run python -m bench.bench_ingest
@@ -65,6 +65,9 @@ bench-catalog: setup  ## cone search / crossmatch latency, in-process and over g
 
 bench-features: setup  ## light-curve feature extraction: objects/s per core, profile
 	$(UV) run python -m bench.bench_features
+
+bench-anomaly: setup  ## anomaly score: microseconds per object, batched, one core
+	$(UV) run python -m bench.bench_anomaly
 
 bench-lc-latency: setup  ## Kafka: alert -> stored light-curve classification latency
 	$(UV) run python -m bench.bench_lc_latency

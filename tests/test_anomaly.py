@@ -261,3 +261,26 @@ def test_the_cli_evaluation_finds_a_class_unlike_the_others(tmp_path: Path) -> N
     for method in qso.values():
         low, high = method["interval"]["auroc"]
         assert 0.0 <= low <= method["auroc"] <= high <= 1.0
+
+
+def test_only_the_classify_agents_records_bring_new_scores_to_the_live_feed() -> None:
+    from nightjar.core.live import ANOMALY, events_from_output_record
+    from nightjar.runner.records import classification_record, lc_classification_record
+    from nightjar.surveys.interface import AlertSource
+    from nightjar.surveys.registry import AlertParser
+    from nightjar.surveys.ztf.simulate import AlertSimulator
+
+    (_, _, raw), = AlertSimulator(seed=3).packets(1)
+    alert = AlertParser().parse(raw, AlertSource("file"))[0][0]
+    score = {"score": 0.97, "raw": 0.61, "model_name": "ztf_anomaly",
+             "model_version": "1.0.0", "mjd": alert.detection["mjd"]}
+    obj = {"_id": alert.oid, "hpx": 1, "meanra": 10.0, "meandec": 20.0, "ndet": 9,
+           "anomaly": score}
+    lc = lc_classification_record(obj, alert.detection, [], processed_time_ms=5)
+    events = [e for e in events_from_output_record(lc, 0) if e["kind"] == ANOMALY]
+    assert [(e["oid"], e["score"], e["mjd"]) for e in events] == [
+        (alert.oid, 0.97, alert.detection["mjd"])]
+    record = classification_record(alert, obj, alert.detection, alert_time_ms=1,
+                                   processed_time_ms=5)
+    assert record["anomaly"]["score"] == 0.97  # the object's latest travels with it...
+    assert not [e for e in events_from_output_record(record, 0) if e["kind"] == ANOMALY]

@@ -35,6 +35,9 @@ from tests.gateway_env import Deployment, deployment, ingest_in_another_process,
 CLASSIFICATIONS = """subscription($filter: ClassificationFilterInput) {
   classifications(filter: $filter) { oid candid classifierName classifierVersion className
     probability ranking ra dec storedAt missed } }"""
+ANOMALIES = """subscription($filter: AnomalyFilterInput) {
+  anomalies(filter: $filter) { oid score rawScore modelName modelVersion mjd ra dec storedAt
+    missed survey } }"""
 ALERTS = """subscription($filter: AlertFilterInput) {
   alerts(filter: $filter) { oid candid mjd fid magpsf magpsfCorr ra dec storedAt missed } }"""
 
@@ -128,17 +131,22 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
                 "classifier": "stamp_classifier", "className": "VS", "probabilityMin": 0.5})
             await client.subscribe("bright", ALERTS, filter={"magpsfMax": 19.0})
             await client.subscribe("alerts", ALERTS)
+            await client.subscribe("anomalies", ANOMALIES)
+            await client.subscribe("unusual", ANOMALIES, filter={"scoreMin": 0.9})
             client.start_reading()
-            await subscribed(url, 4)
+            await subscribed(url, 6)
             await ingest_in_another_process(dep, mongo_uri, alerts_dir, tmp_path, 30)
             stored_alerts = {(d["oid"], d["_id"], d["magpsf"]) async for d in
                              dep.store.db["detections"].find({"has_stamp": True})}
             stamp = await stored_rows(dep.store, "stamp_classifier")
-            assert len(stored_alerts) == 150 and stamp
+            scores = {(d["oid"], d["mjd"], d["score"]) async for d in
+                      dep.store.db["anomaly"].find({})}
+            assert len(stored_alerts) == 150 and stamp and scores
 
             async def complete() -> bool:
                 return (len(client.received["alerts"]) >= len(stored_alerts)
-                        and len(client.received["stamp"]) >= len(stamp))
+                        and len(client.received["stamp"]) >= len(stamp)
+                        and len(client.received["anomalies"]) >= len(scores))
             await until(complete, 30, "every stored alert and classification")
             await asyncio.sleep(0.5)  # nothing more may come
         got = client.received
@@ -150,6 +158,11 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
         assert len(got["stamp"]) == len(stamp)
         assert {(m["oid"], m["className"], m["probability"]) for m in got["vs"]} == {
             r for r in stamp if r[1] == "VS" and r[2] >= 0.5}
+        assert {(m["oid"], m["mjd"], m["score"]) for m in got["anomalies"]} == scores
+        assert len(got["anomalies"]) == len(scores)
+        assert {(m["oid"], m["mjd"]) for m in got["unusual"]} == {
+            (o, mjd) for o, mjd, score in scores if score >= 0.9}
+        assert {m["modelName"] for m in got["anomalies"]} == {"ztf_anomaly"}
         assert all(m["missed"] == 0 for ms in got.values() for m in ms)
         # delivered soon after being stored (generous bound: this tests delivery, the
         # benchmark measures the latency)

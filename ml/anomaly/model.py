@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -79,22 +81,51 @@ def rank_points(x: np.ndarray, points: int = RANK_POINTS) -> list[np.ndarray]:
     return out
 
 
-def to_ranks(x: np.ndarray, points: list[np.ndarray]) -> np.ndarray:
+@numba.njit(cache=True)
+def _ranks(x: np.ndarray, values: np.ndarray, lengths: np.ndarray, floor: float,
+           cap: float) -> np.ndarray:  # pragma: no cover - compiled
+    n, n_features = x.shape
+    out = np.empty((n, n_features))
+    for j in range(n_features):
+        m = lengths[j]
+        column = values[j, :m]
+        low, mid, high = column[0], column[m // 2], column[m - 1]
+        for i in range(n):
+            v = x[i, j]
+            if not np.isfinite(v):
+                out[i, j] = 0.5
+                continue
+            if v < low:
+                r = -0.5 * (low - v) / max(mid - low, floor)
+            elif v > high:
+                r = 1.0 + 0.5 * (v - high) / max(high - mid, floor)
+            else:
+                below = np.searchsorted(column, v, side="left")
+                at_or_below = np.searchsorted(column, v, side="right")
+                r = (below + at_or_below) / (2.0 * m)
+            out[i, j] = min(max(r, -cap), cap)
+    return out
+
+
+def pack_points(points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature rank points as one padded (n_features, longest) array and lengths."""
+    lengths = np.array([p.shape[0] for p in points], dtype=np.int64)
+    values = np.full((len(points), int(lengths.max(initial=1))), np.inf)
+    for j, p in enumerate(points):
+        values[j, :p.shape[0]] = p
+    return values, lengths
+
+
+def to_ranks(x: np.ndarray, points: list[np.ndarray] | tuple[np.ndarray, np.ndarray]
+             ) -> np.ndarray:
     """Each value's mid-rank empirical CDF among its column's points, in [0, 1] inside
     their range and continued linearly outside it (half a unit per distance between the
     median and that end); a missing value (NaN, inf) is the median, 0.5, so a feature
-    that was not measured is never what makes an object unusual."""
-    out = np.empty_like(x, dtype=np.float64)
-    for j, column in enumerate(points):
-        v = x[:, j]
-        below = np.searchsorted(column, v, side="left")
-        at_or_below = np.searchsorted(column, v, side="right")
-        r = (below + at_or_below) / (2.0 * column.shape[0])
-        low, mid, high = column[0], column[column.shape[0] // 2], column[-1]
-        r = np.where(v < low, -0.5 * (low - v) / max(mid - low, TAIL_FLOOR), r)
-        r = np.where(v > high, 1.0 + 0.5 * (v - high) / max(high - mid, TAIL_FLOOR), r)
-        out[:, j] = np.where(np.isfinite(v), np.clip(r, -TAIL_CAP, TAIL_CAP), 0.5)
-    return out
+    that was not measured is never what makes an object unusual.  ``points`` as
+    :func:`rank_points` gives them, or packed by :func:`pack_points`."""
+    values, lengths = pack_points(points) if isinstance(points, list) else points
+    return _ranks(np.ascontiguousarray(x, dtype=np.float64), values, lengths,
+                  TAIL_FLOOR, TAIL_CAP)
 
 
 def percentile(raw: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
@@ -119,6 +150,10 @@ class AnomalyModel:
     def version(self) -> str:
         return str(self.card.get("version", "0.0.0"))
 
+    @cached_property
+    def _packed(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {c: pack_points(points) for c, points in self.ranks.items()}
+
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         """The model's columns of a feature table, missing columns as NaN."""
         return features.reindex(columns=self.features).to_numpy(dtype=np.float64)
@@ -141,7 +176,7 @@ class AnomalyModel:
         per_class = np.empty((x.shape[0], len(self.forests)))
         contributions = np.zeros_like(x)
         for i, (c, forest) in enumerate(self.forests.items()):
-            ranked = to_ranks(x, self.ranks[c])
+            ranked = to_ranks(x, self._packed[c])
             if not explain:
                 per_class[:, i] = forest.score(ranked)
                 continue

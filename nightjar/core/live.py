@@ -1,12 +1,14 @@
 """Live events: what the gateway's subscriptions push, built from what the pipeline stores.
 
-Pure functions.  Two kinds of event, as plain JSON-able dicts:
+Pure functions.  Three kinds of event, as plain JSON-able dicts:
 
 * an **alert** event per newly stored alert detection (oid, candid, mjd, fid, magpsf,
   magpsf_corr, position);
 * a **classification** event per object and classifier whose rows were written (the
   classifier, its version, every class with probability and ranking, the object's mean
-  position and, for the stamp classifier, the candid it classified).
+  position and, for the stamp classifier, the candid it classified);
+* an **anomaly** event per new anomaly score of an object (score, raw score, model, the
+  last detection scored, the object's mean position).
 
 They reach a gateway in another process by one of two feeds: the store's ``live_events``
 collection (the embedded default, written by the one writer path, read by sequence
@@ -29,6 +31,7 @@ Event = dict[str, Any]
 
 ALERT = "alert"
 CLASSIFICATION = "classification"
+ANOMALY = "anomaly"
 
 
 def _finite(value: Any) -> float | None:
@@ -89,6 +92,17 @@ def classification_event(oid: str, ra: float, dec: float, rows: Sequence[Mapping
     }
 
 
+def anomaly_event(oid: str, ra: float, dec: float, anomaly: Mapping[str, Any],
+                  stored_ms: int, survey: str = "ZTF") -> Event:
+    """The event of one new anomaly score of an object (``ra``/``dec``: its mean position
+    [deg]; ``anomaly``: score, raw, model_name, model_version, mjd [MJD])."""
+    return {"kind": ANOMALY, "oid": oid, "ra": float(ra), "dec": float(dec), "survey": survey,
+            "score": float(anomaly["score"]), "raw": float(anomaly["raw"]),
+            "model_name": str(anomaly["model_name"]),
+            "model_version": str(anomaly["model_version"]), "mjd": float(anomaly["mjd"]),
+            "stored_ms": stored_ms}
+
+
 def _by_classifier(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -97,8 +111,10 @@ def _by_classifier(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[
 
 
 def events_from_write(oid: str, object_doc: Mapping[str, Any], detections: Sequence[Mapping],
-                      probabilities: Sequence[Mapping[str, Any]], stored_ms: int) -> list[Event]:
-    """The events of one object's write: its new alert detections, then its classifications.
+                      probabilities: Sequence[Mapping[str, Any]], stored_ms: int,
+                      anomaly: Mapping[str, Any] | None = None) -> list[Event]:
+    """The events of one object's write: its new alert detections, its classifications,
+    then its new anomaly score.
 
     ``detections`` are the detection documents the write inserts or replaces; only the
     alerts' own candidates (``has_stamp``) are alerts (a prv_candidate is history).
@@ -110,6 +126,8 @@ def events_from_write(oid: str, object_doc: Mapping[str, Any], detections: Seque
     survey = str(object_doc.get("survey") or "ZTF")
     events += [classification_event(oid, ra, dec, rows, stored_ms, survey)
                for rows in _by_classifier(probabilities).values()]
+    if anomaly is not None:
+        events.append(anomaly_event(oid, ra, dec, anomaly, stored_ms, survey))
     return events
 
 
@@ -140,6 +158,11 @@ def events_from_output_record(record: Mapping[str, Any], received_ms: int) -> li
         if str(rows[0]["classifier_name"]) == "stamp_classifier":
             event["candid"] = int(record["candid"])
         events.append(event)
+    # a score is new on the classify agent's records (the classification made it); an
+    # alert record repeats the object's latest
+    if record.get("trigger") == "lc_classifier" and record.get("anomaly"):
+        events.append(anomaly_event(oid, ra, dec, record["anomaly"], stored_ms,
+                                    str(record.get("survey") or "ZTF")))
     return events
 
 
@@ -169,6 +192,21 @@ class ClassificationFilter:
                 if (self.class_name is None or c["class_name"] == self.class_name)
                 and (self.probability_min is None or c["probability"] >= self.probability_min)
                 and (self.ranking is None or c["ranking"] == self.ranking)]
+
+
+@dataclass(frozen=True)
+class AnomalyFilter:
+    """Which anomaly scores a subscription receives: a lowest score, survey, sky cone."""
+
+    score_min: float | None = None
+    survey: str | None = None
+    cone: Cone | None = None
+
+    def passes(self, event: Event) -> bool:
+        return (event["kind"] == ANOMALY
+                and (self.score_min is None or event["score"] >= self.score_min)
+                and (self.survey is None or event.get("survey", "ZTF") == self.survey)
+                and (self.cone is None or self.cone.contains(event["ra"], event["dec"])))
 
 
 @dataclass(frozen=True)

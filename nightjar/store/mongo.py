@@ -373,7 +373,7 @@ class NightjarStore:
         if self.live_feed:  # last: an event is announced only once its data is stored
             stored_ms = time.time_ns() // 1_000_000
             events = [e for w in writes for e in events_from_write(
-                w.oid, w.current, w.detections, w.probabilities, stored_ms)]
+                w.oid, w.current, w.detections, w.probabilities, stored_ms, w.anomaly)]
             if events:
                 await self._publish_live(events)
         return summary

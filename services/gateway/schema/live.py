@@ -1,4 +1,5 @@
-"""Live subscriptions: new alerts and new or changed classifications, as they are stored."""
+"""Live subscriptions: new alerts, new or changed classifications and new anomaly scores,
+as they are stored."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from nightjar.core import live
-from services.gateway.errors import UNAVAILABLE, GatewayError
+from services.gateway.errors import BAD_USER_INPUT, UNAVAILABLE, GatewayError
 from services.gateway.live import LiveHub
 from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, Survey, cone_of
 
@@ -32,6 +33,14 @@ class AlertFilterInput:
     oids: list[str] | None = None
     survey: Survey | None = None
     band: str | None = strawberry.field(default=None, description="e.g. g, or LSST's u")
+
+
+@strawberry.input(description="Which anomaly scores a subscription receives; null = any")
+class AnomalyFilterInput:
+    score_min: float | None = strawberry.field(default=None, description=(
+        "lowest score (a percentile in [0, 1]), e.g. 0.99: the top 1 %"))
+    survey: Survey | None = None
+    cone: ConeInput | None = None
 
 
 _MISSED = ("events this subscription lost before this one because it read too slowly "
@@ -76,6 +85,23 @@ class LiveAlert:
                                                                         "flux [nJy]")
 
 
+@strawberry.type(description="A new anomaly score of an object (its light curve grew and was "
+                             "classified again)")
+class LiveAnomaly:
+    oid: str
+    score: float = strawberry.field(description="percentile in [0, 1] against the model's "
+                                                "reference; 1 = the most unusual")
+    raw_score: float
+    model_name: str
+    model_version: str
+    mjd: float = strawberry.field(description="last detection scored [MJD]")
+    ra: float = strawberry.field(description="object's mean RA [deg]")
+    dec: float = strawberry.field(description="object's mean Dec [deg]")
+    stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
+    missed: int = strawberry.field(description=_MISSED)
+    survey: Survey = Survey.ZTF
+
+
 def _hub(info: GatewayInfo) -> LiveHub:
     if info.context.hub is None:
         raise GatewayError(UNAVAILABLE, "this gateway has no live feed configured")
@@ -103,6 +129,25 @@ class Subscription:
                     classifier_version=event["classifier_version"],
                     class_name=row["class_name"], probability=row["probability"],
                     ranking=row["ranking"], ra=event["ra"], dec=event["dec"],
+                    stored_at=event["stored_ms"] / 1000.0, missed=missed,
+                    survey=Survey(event.get("survey", "ZTF")))
+
+    @strawberry.subscription(description="every new anomaly score passing FILTER (the shared "
+                                         "model's), as objects are scored")
+    async def anomalies(self, info: GatewayInfo, filter: AnomalyFilterInput | None = None
+                        ) -> AsyncGenerator[LiveAnomaly, None]:
+        f = filter or AnomalyFilterInput()
+        if f.score_min is not None and not 0.0 <= f.score_min <= 1.0:
+            raise GatewayError(BAD_USER_INPUT, "scoreMin must be within [0, 1]")
+        selected = live.AnomalyFilter(f.score_min, f.survey.value if f.survey else None,
+                                      cone_of(f.cone))
+        async with _hub(info).subscribe(lambda e: [e] if selected.passes(e) else []) as sub:
+            while True:
+                event, missed = await sub.get()
+                yield LiveAnomaly(
+                    oid=event["oid"], score=event["score"], raw_score=event["raw"],
+                    model_name=event["model_name"], model_version=event["model_version"],
+                    mjd=event["mjd"], ra=event["ra"], dec=event["dec"],
                     stored_at=event["stored_ms"] / 1000.0, missed=missed,
                     survey=Survey(event.get("survey", "ZTF")))
 
