@@ -284,3 +284,30 @@ def test_only_the_classify_agents_records_bring_new_scores_to_the_live_feed() ->
                                    processed_time_ms=5)
     assert record["anomaly"]["score"] == 0.97  # the object's latest travels with it...
     assert not [e for e in events_from_output_record(record, 0) if e["kind"] == ANOMALY]
+
+
+def test_simulated_users_teach_aad_to_find_what_they_want() -> None:
+    from ml.anomaly.active import discovery_curve, evaluate_active_learning
+
+    rng = np.random.default_rng(5)
+    # 300 ordinary objects, 15 wanted ones off in two features, 15 unwanted oddities off
+    # in two others: a plain forest ranks both kinds of oddity alike
+    data = rng.normal(0.0, 1.0, (330, 6))
+    data[300:315, [0, 1]] += 4.0
+    data[315:, [2, 3]] += 4.0
+    wanted = np.zeros(330, dtype=bool)
+    wanted[300:315] = True
+    aad = discovery_curve(data, wanted, "aad_forest", seed=0, queries=30)
+    plain = discovery_curve(data, wanted, "isolation_forest", seed=0, queries=30)
+    assert aad.shape == plain.shape == (30,)
+    assert np.all(np.diff(aad) >= 0) and aad[-1] <= 15
+    assert aad[-1] >= 12 > 30 * wanted.mean()  # far above a random order's 1.4
+    assert aad[-1] >= plain[-1]
+    table = pd.DataFrame(data, columns=FEATURES)
+    labels = pd.Series(np.where(wanted, "SLSN", "E"))
+    result = evaluate_active_learning(table, labels, users={"sn_hunter": ("SLSN",)},
+                                      seeds=(0,), queries=25)
+    entry = result["users"]["sn_hunter"]
+    assert entry["n_interesting"] == 15
+    assert entry["random"]["25"] == pytest.approx(25 * 15 / 330)
+    assert set(entry["methods"]) == {"isolation_forest", "aad_forest", "pine_forest"}

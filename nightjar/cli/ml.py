@@ -348,6 +348,9 @@ def anomaly_evaluate_command(
     min_members: Annotated[int, typer.Option(
         help="classes with this many members are evaluated with intervals; the rest are "
              "anecdotes")] = 15,
+    active_learning: Annotated[bool, typer.Option(
+        help="also simulate two users teaching a forest (plain, AAD, PineForest; 100 "
+             "queries, real labels as the oracle)")] = False,
     out: Annotated[Path | None, typer.Option(
         help="write the full evaluation (every class, method, metric, interval) as JSON")
     ] = None,
@@ -392,6 +395,12 @@ def anomaly_evaluate_command(
     above = result["summary"]["auroc_interval_above_fink_style"]
     console.print(f"AUROC interval above the Fink-style baseline's: "
                   f"{sum(above.values())} of {len(above)} classes")
+    if active_learning:
+        from ml.anomaly.active import evaluate_active_learning
+        from ml.anomaly.shipped import active_learning_table
+
+        result["active_learning"] = evaluate_active_learning(x, y)
+        console.print(active_learning_table(result["active_learning"]))
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         console.print(f"evaluation -> {out}")
