@@ -3,7 +3,9 @@
 ``python -m ml.anomaly.audit --shared ../shared/data`` writes, beside the shipped model,
 ``dr5_top50.csv`` (rank, object, score, the classifier's best class, the nearest VSX and
 GCVS star within 2 arcsec and its type, the number of good epochs, the top features) and
-``dr5_top50.png`` (the 50 light curves, for the by-eye audit in the model card).
+``dr5_top50.png`` (the 50 light curves, for the by-eye audit: ``dr5_by_eye.csv``, one
+category and note per object, written by a person looking at the plots) and adds the
+summary to the model card.
 
 Data: 5,449 DR5 g-band light curves of one CCD quadrant (field 250, readout channel 0;
 apparent PSF magnitudes, ``catflags == 0`` epochs only).  DR5 light curves are of
@@ -141,14 +143,48 @@ def _plot(detections: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+BY_EYE = "dr5_by_eye.csv"
+#: what the person who audited the plots read in them (prose, for the card)
+READING = "dr5_reading.md"
+
+
+def record_in_card(model_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Add the audit (with the by-eye categories of ``dr5_by_eye.csv`` when they are of
+    this top 50, and the reading in ``dr5_reading.md``) to the model's card and
+    regenerate MODEL_CARD.md."""
+    from ml.anomaly.shipped import model_card
+
+    top = pd.read_csv(model_dir / "dr5_top50.csv", dtype={"oid": str})
+    by_eye_path = model_dir / BY_EYE
+    if by_eye_path.exists():
+        by_eye = pd.read_csv(by_eye_path, dtype={"oid": str})
+        if list(by_eye.oid) == list(top.oid):
+            summary = {**summary, "by_eye": {str(k): int(v) for k, v in
+                                             by_eye.by_eye.value_counts().items()}}
+        else:
+            print(f"{BY_EYE} is of another top 50: look at dr5_top50.png again")
+    reading = model_dir / READING
+    if reading.exists():
+        summary = {**summary, "reading": reading.read_text().strip()}
+    card = json.loads((model_dir / "model.json").read_text())
+    card["dr5_audit"] = summary
+    (model_dir / "model.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (model_dir / "MODEL_CARD.md").write_text(model_card(card))
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    out = args.out or ModelRegistry([SHIPPED_ROOT]).get(NAME).path
-    print(json.dumps(audit(args.shared, out), indent=1))
+    shipped = ModelRegistry([SHIPPED_ROOT]).get(NAME).path
+    out = args.out or shipped
+    summary = audit(args.shared, out)
+    if out == shipped:
+        summary = record_in_card(out, summary)
+    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def active_learning_table(active: dict[str, Any]) -> str:
     """Markdown: per user and method, objects found after each checkpoint."""
     out = []
     for user, entry in active["users"].items():
-        checkpoints = list(entry["random"])
+        checkpoints = sorted(entry["random"], key=int)
         out.append(f"**{user}** ({', '.join(entry['classes'])}: {entry['n_interesting']} of "
                    f"{active['n_rows']} objects)\n")
         out.append("| method | " + " | ".join(f"after {q}" for q in checkpoints) + " |")
@@ -109,6 +109,30 @@ def active_learning_table(active: dict[str, Any]) -> str:
         out.append("| random order (expected) | " + " | ".join(
             f"{entry['random'][q]:.1f}" for q in checkpoints) + " |\n")
     return "\n".join(out)
+
+
+def _audit(audit: dict[str, Any] | None) -> str:
+    """The DR5 audit section: the figures, the by-eye counts and the person's reading
+    (``dr5_reading.md`` beside the model, kept in the card as ``reading``)."""
+    if not audit:
+        return ("## Audit on unlabelled real light curves\n\nNot run for this version "
+                "(`python -m ml.anomaly.audit`).\n")
+    by_eye = audit.get("by_eye")
+    eye = ("By eye on `dr5_top50.png` (categories and notes per object in "
+           "`dr5_by_eye.csv`): " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
+                                             sorted(by_eye.items(), key=lambda kv: -kv[1]))
+           + "." if by_eye else "Not yet looked at by eye.")
+    return f"""## Audit on unlabelled real light curves: ZTF DR5
+
+{audit['n_curves']} DR5 g-band light curves of one CCD quadrant (reference-image sources:
+most are constant stars), {audit['n_scored']} with 6 or more good epochs scored; the top
+{audit['top']} by raw score (`dr5_top50.csv`, plots in `dr5_top50.png`). Against VSX and
+GCVS within {audit['match_arcsec']:g} arcsec: {audit['top_in_vsx']} of the top
+{audit['top']} is a VSX variable ({audit['scored_in_vsx']} among all
+{audit['n_scored']} scored), {audit['top_in_gcvs']} in GCVS. {eye}
+
+{audit.get('reading', '')}
+"""
 
 
 def model_card(card: dict[str, Any]) -> str:
@@ -206,6 +230,7 @@ Real labels as the oracle ({card['active_learning']['queries']} queries; conifer
 This is the evidence for the per-user models still to be built (issue 20: AADForest leaf
 weights or PineForest per user); it is not yet how the live score learns.
 
+{_audit(card.get('dr5_audit'))}
 ## Limits
 
 * Dense classes (E, Periodic-Other, ~15 % of the rows each) are not "rare" here: an

@@ -279,7 +279,8 @@ def evaluate_command(
         "--labels", help="labels: oid (or objectId), classALeRCE (lc_classifier); oid or "
                          "candid, class (stamp_classifier)")],
     classifier: Annotated[str, typer.Option(
-        help="lc_classifier or stamp_classifier")] = "lc_classifier",
+        help="lc_classifier, stamp_classifier or ztf_anomaly (the hold-one-class-out "
+             "evaluation of `nightjar ml anomaly evaluate`)")] = "lc_classifier",
     alerts: Annotated[list[Path] | None, typer.Option(
         "--alerts", help="alerts to classify (stamp_classifier)")] = None,
     features: FeaturesOpt = None,
@@ -298,8 +299,14 @@ def evaluate_command(
             raise typer.Exit(2)
         _evaluate_stamps(alerts, labels, version, out)
         return
+    from ml.anomaly import NAME as ANOMALY_MODEL
+
+    if classifier == ANOMALY_MODEL:  # the anomaly score's own evaluation
+        anomaly_evaluate_command(features=features, labels=labels, out=out)
+        return
     if classifier != "lc_classifier":
-        console.print(f"[red]error:[/red] unknown classifier {classifier!r}")
+        console.print(f"[red]error:[/red] unknown classifier {classifier!r} (lc_classifier, "
+                      f"stamp_classifier or {ANOMALY_MODEL})")
         raise typer.Exit(2)
     from ml.features.names import FEATURE_NAMES
     from ml.features.table import read_table
