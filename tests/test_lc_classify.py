@@ -159,6 +159,8 @@ async def test_embedded_pipeline_classifies_real_alerts(
     assert scored == sorted(scored, reverse=True)
     assert all(v is None for _, v in listed[len(scored):])
 
+    await _users_teach_the_score(store, scores)
+
     # re-ingesting the same alerts: no duplicate rows, nothing rewritten
     before = await store.count(PROBABILITIES)
     before_scores = await store.count(ANOMALY)
@@ -225,3 +227,48 @@ async def test_classify_agent_on_kafka_classifies_real_alerts(
 
 async def _at_least(count: Any, n: int) -> bool:
     return bool(await count() >= n)
+
+
+RANKING = "query { myAnomalies(first: 500) { oid score rawScore sharedRawScore } }"
+LABEL = """mutation($oid: String!, $label: AnomalyLabel!) {
+    labelAnomaly(oid: $oid, label: $label) { oid label user modelVersion labels } }"""
+
+
+async def _as(store: NightjarStore, user: str | None, query: str,
+              **variables: Any) -> dict[str, Any]:
+    result = await schema.execute(query, variable_values=variables,
+                                  context_value=GatewayContext(store, user=user))
+    assert not result.errors, result.errors
+    assert result.data is not None
+    return result.data
+
+
+async def _users_teach_the_score(store: NightjarStore, scores: list[dict[str, Any]]) -> None:
+    """A user's labels move that user's ranking, and no one else's."""
+    latest = {d["oid"]: d for d in sorted(scores, key=lambda d: d["mjd"])}
+    before = (await _as(store, "bob", RANKING))["myAnomalies"]
+    assert [r["oid"] for r in before] and {r["oid"] for r in before} == set(latest)
+    for r in before:  # without labels, a user's ranking is the shared one
+        assert r["rawScore"] == pytest.approx(latest[r["oid"]]["raw"], abs=1e-12)
+        assert r["sharedRawScore"] == r["rawScore"]
+    oids = [r["oid"] for r in before]
+    wanted, dull, artefact = oids[len(oids) // 2], oids[0], oids[1]
+    for oid, label in ((wanted, "ANOMALY"), (dull, "NOT_ANOMALY"), (artefact, "ARTEFACT")):
+        done = (await _as(store, "alice", LABEL, oid=oid, label=label))["labelAnomaly"]
+        assert done["user"] == "alice" and done["modelVersion"] == "1.0.0"
+    assert done["labels"] == 3
+    mine = [r["oid"] for r in (await _as(store, "alice", RANKING))["myAnomalies"]]
+    assert mine.index(wanted) < oids.index(wanted) // 2
+    assert mine.index(dull) > 0 and mine[-1] == artefact
+    assert [r["oid"] for r in (await _as(store, "bob", RANKING))["myAnomalies"]] == oids
+    labels = await store.anomaly_labels("alice")
+    assert {d["oid"]: d["label"] for d in labels} == {wanted: "ANOMALY", dull: "NOT_ANOMALY",
+                                                      artefact: "ARTEFACT"}
+    assert all(len(d["probabilities"]) == 15 and d["model_version"] == "1.0.0"
+               and d["features"] for d in labels)
+    # relabelling replaces; no key, no label
+    await _as(store, "alice", LABEL, oid=wanted, label="NOT_ANOMALY")
+    assert len(await store.anomaly_labels("alice")) == 3
+    refused = await schema.execute(LABEL, variable_values={"oid": wanted, "label": "ANOMALY"},
+                                   context_value=GatewayContext(store))
+    assert refused.errors and refused.errors[0].extensions["code"] == "UNAUTHENTICATED"

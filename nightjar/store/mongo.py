@@ -26,6 +26,8 @@ from nightjar.core.solar_system import SolarSystemWrite
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
     ANOMALY,
+    ANOMALY_LABELS,
+    ANOMALY_USERS,
     ATTACHED_COLLECTIONS,
     COLLECTIONS,
     COUNTERPARTS,
@@ -414,6 +416,31 @@ class NightjarStore:
                     "user": user, "created": now or dt.datetime.now(dt.UTC)}
         result = await self.db[LABELS].insert_one(doc)
         return {**doc, "_id": result.inserted_id}
+
+    async def put_anomaly_label(self, doc: Doc) -> Doc:
+        """Store a user's anomaly label (replacing their earlier label of the object)."""
+        await self.db[ANOMALY_LABELS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        return doc
+
+    async def anomaly_labels(self, user: str) -> list[Doc]:
+        """One user's anomaly labels, oldest first."""
+        cursor = self.db[ANOMALY_LABELS].find({"user": user}).sort([("created", 1),
+                                                                    ("_id", 1)])
+        return [doc async for doc in cursor]
+
+    async def put_user_anomaly_model(self, doc: Doc) -> None:
+        """Store a user's fitted anomaly model (``_id`` = the user)."""
+        await self.db[ANOMALY_USERS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def user_anomaly_model(self, user: str) -> Doc | None:
+        return await self.db[ANOMALY_USERS].find_one({"_id": user})
+
+    async def scored_oids(self, survey: str | None = None) -> list[str]:
+        """Every object with an anomaly score (optionally of one survey)."""
+        query: Doc = {"anomaly.score": {"$exists": True}}
+        if survey is not None:
+            query["survey"] = survey
+        return [doc["_id"] async for doc in self.db[OBJECTS].find(query, {"_id": 1})]
 
     @staticmethod
     def _dead_letter_op(letter: DeadLetter, now: dt.datetime) -> UpdateOne:

@@ -22,6 +22,8 @@ FORCED_PHOTOMETRY = "forced_photometry"
 PROBABILITIES = "probabilities"
 FEATURES = "features"
 ANOMALY = "anomaly"
+ANOMALY_LABELS = "anomaly_labels"
+ANOMALY_USERS = "anomaly_users"
 DEAD_LETTERS = "dead_letters"
 LABELS = "labels"
 LIVE_EVENTS = "live_events"
@@ -116,6 +118,17 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     ), shard_key=(("oid", "hashed"),), zones=False,
         doc="user labels (addLabel): oid, candid, label, comment, user, created; kept "
             "apart from the classifiers' output; _id = ObjectId"),
+    CollectionSpec(ANOMALY_LABELS, (IndexSpec((("user", 1), ("created", 1))),
+                                    IndexSpec((("oid", 1),))),
+                   shard_key=(("user", "hashed"),), zones=False,
+                   doc="users' anomaly labels (labelAnomaly: ANOMALY, NOT_ANOMALY, ARTEFACT) "
+                       "with who, when, the model version and the object's feature, "
+                       "probability and P(bogus) snapshot; the latest per user and object; "
+                       "_id = user|oid"),
+    CollectionSpec(ANOMALY_USERS, (), shard_key=(("_id", "hashed"),), zones=False,
+                   doc="each user's anomaly model: leaf weights over the shared forests "
+                       "(sparse, class -> leaf -> weight), fitted from their labels; "
+                       "_id = user"),
     CollectionSpec(LIVE_EVENTS, (IndexSpec((("time", 1),)),), shard_key=None, zones=False,
                    doc="the live feed read by the gateway's subscriptions: one document per "
                        "stored batch, _id = sequence number, pruned after a retention time"),

@@ -11,10 +11,11 @@ from strawberry.types import ExecutionContext
 
 from services.gateway.errors import ErrorCodes
 from services.gateway.limits import GatewayLimits, QueryLimits
+from services.gateway.schema.anomaly import AnomalyMutation, AnomalyQueries
 from services.gateway.schema.catalogs import CatalogQueries
 from services.gateway.schema.classification import ClassificationQueries
 from services.gateway.schema.context import GatewayContext
-from services.gateway.schema.labels import Mutation
+from services.gateway.schema.labels import LabelMutation
 from services.gateway.schema.live import Subscription
 from services.gateway.schema.objects import ObjectQueries
 
@@ -25,8 +26,13 @@ __all__ = ["MAX_PAGE", "GatewayContext", "Mutation", "Query", "Subscription", "m
 
 
 @strawberry.type
-class Query(ObjectQueries, ClassificationQueries, CatalogQueries):
+class Query(ObjectQueries, ClassificationQueries, CatalogQueries, AnomalyQueries):
     """Every query of the gateway (each domain's fields)."""
+
+
+@strawberry.type
+class Mutation(LabelMutation, AnomalyMutation):
+    """Every mutation of the gateway."""
 
 
 class _Schema(strawberry.Schema):

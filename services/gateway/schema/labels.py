@@ -37,7 +37,7 @@ def label_of(doc: Mapping[str, Any]) -> Label:
 
 
 @strawberry.type
-class Mutation:
+class LabelMutation:
     @strawberry.mutation(description="Label an object (e.g. BOGUS, POSSIBLE_SN, or a free "
                                      "tag), optionally one of its alerts, with a comment; "
                                      "needs an API key.  Stored with who and when, apart "

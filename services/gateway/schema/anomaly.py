@@ -1,0 +1,123 @@
+"""Users teach the anomaly score: the labelAnomaly mutation and the myAnomalies ranking."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+
+import strawberry
+
+from ml.anomaly import NAME as ANOMALY_MODEL
+from ml.anomaly.model import AnomalyModel
+from ml.registry import SHIPPED_ROOT, ModelRegistry
+from nightjar.runner.anomaly_users import fit_user_model, label_doc, rank
+from services.gateway.errors import (
+    BAD_USER_INPUT,
+    NOT_FOUND,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    GatewayError,
+)
+from services.gateway.schema.context import GatewayInfo
+
+#: the most objects one myAnomalies call returns
+MAX_RANKED = 500
+
+
+@strawberry.enum(description="What a user says an object is, to teach their anomaly model")
+class AnomalyLabel(Enum):
+    ANOMALY = "ANOMALY"
+    NOT_ANOMALY = "NOT_ANOMALY"
+    ARTEFACT = strawberry.enum_value("ARTEFACT", description=(
+        "not astrophysical: scored as ordinary, and 0 in this user's ranking"))
+
+
+@strawberry.type(description="A stored anomaly label and the user model refitted from it")
+class AnomalyLabelResult:
+    oid: str
+    label: AnomalyLabel
+    user: str
+    created: str = strawberry.field(description="ISO 8601 UTC")
+    model_version: str = strawberry.field(description="the anomaly model it was given on")
+    labels: int = strawberry.field(description="this user's labels, the model fitted on all")
+
+
+@strawberry.type(description="An object in a user's anomaly ranking")
+class RankedAnomaly:
+    oid: str
+    score: float = strawberry.field(description="the user's raw score as a percentile of "
+                                                "the shared reference")
+    raw_score: float = strawberry.field(description="under the user's model")
+    shared_raw_score: float = strawberry.field(description="under the shared model")
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path) -> AnomalyModel:
+    return AnomalyModel.load(path)
+
+
+def _model(info: GatewayInfo) -> AnomalyModel:
+    registry = info.context.registry or ModelRegistry([SHIPPED_ROOT])
+    try:
+        return _load(registry.get(ANOMALY_MODEL).path)
+    except LookupError as exc:
+        raise GatewayError(UNAVAILABLE, "no anomaly model is registered") from exc
+
+
+def _user(info: GatewayInfo, what: str) -> str:
+    if info.context.user is None:
+        raise GatewayError(UNAUTHENTICATED, f"{what} needs an API key (header X-API-Key or "
+                                            "Authorization: Bearer)")
+    return info.context.user
+
+
+@strawberry.type
+class AnomalyMutation:
+    @strawberry.mutation(description="Teach your anomaly model: label a scored object "
+                                     "ANOMALY, NOT_ANOMALY or ARTEFACT (needs an API key). "
+                                     "Stored with who, when, the model version and the "
+                                     "object's features; your model is refitted from all "
+                                     "your labels at once, and no one else's changes")
+    async def label_anomaly(self, info: GatewayInfo, oid: str,
+                            label: AnomalyLabel) -> AnomalyLabelResult:
+        user = _user(info, "labelAnomaly")
+        store = info.context.store
+        if await info.context.loaders.objects.load(oid) is None:
+            raise GatewayError(NOT_FOUND, f"no object {oid}")
+        feature_doc = await info.context.loaders.features.load(oid)
+        scored = await info.context.loaders.anomaly.load(oid)
+        if feature_doc is None or not scored:
+            raise GatewayError(BAD_USER_INPUT, f"{oid} has no anomaly score yet (it is scored "
+                                               "once classified)")
+        model = _model(info)
+        now = dt.datetime.now(dt.UTC)
+        rows = await info.context.loaders.probabilities.load(oid)
+        doc = await store.put_anomaly_label(label_doc(model, user, oid, label.value,
+                                                      feature_doc, rows, now))
+        labels = await store.anomaly_labels(user)
+        await store.put_user_anomaly_model(fit_user_model(model, user, labels, now))
+        return AnomalyLabelResult(oid=oid, label=label, user=user,
+                                  created=now.isoformat().replace("+00:00", "Z"),
+                                  model_version=doc["model_version"], labels=len(labels))
+
+
+@strawberry.type
+class AnomalyQueries:
+    @strawberry.field(description="Scored objects, most unusual first by YOUR anomaly model "
+                                  "(the shared model's order until you label; needs an API "
+                                  "key). Scores every scored object on each call: meant for "
+                                  "stores of up to ~10^5 scored objects")
+    async def my_anomalies(self, info: GatewayInfo, first: int = 50) -> list[RankedAnomaly]:
+        user = _user(info, "myAnomalies")
+        if not 1 <= first <= MAX_RANKED:
+            raise GatewayError(BAD_USER_INPUT, f"first must be within 1-{MAX_RANKED}")
+        store = info.context.store
+        model = _model(info)
+        oids = await store.scored_oids()
+        features = await store.features_of(oids)
+        rows = await store.probabilities_of(oids)
+        ranked = rank(model, features, rows, await store.user_anomaly_model(user))
+        return [RankedAnomaly(oid=r.oid, score=r.score, raw_score=r.raw,
+                              shared_raw_score=r.shared_raw) for r in ranked[:first]]
