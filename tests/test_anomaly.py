@@ -311,3 +311,32 @@ def test_simulated_users_teach_aad_to_find_what_they_want() -> None:
     assert entry["n_interesting"] == 15
     assert entry["random"]["25"] == pytest.approx(25 * 15 / 330)
     assert set(entry["methods"]) == {"isolation_forest", "aad_forest", "pine_forest"}
+
+
+def test_a_users_labels_teach_their_weights_what_they_mean_on_real_objects(
+        shared_data: Path) -> None:
+    from ml.anomaly.shipped import labelled_sets
+    from ml.anomaly.users import Labelled, fit_weights, user_raw
+
+    model = AnomalyModel.load(ModelRegistry([SHIPPED_ROOT]).get("ztf_anomaly").path)
+    classifier = HierarchicalModel.load(ModelRegistry([SHIPPED_ROOT]).get("lc_classifier").path)
+    sets = labelled_sets(shared_data)
+    table = pd.concat([s[0] for s in sets.values()])
+    labels = pd.concat([s[1] for s in sets.values()]).to_numpy()
+    x, p = model.matrix(table), classifier.predict(table).full
+    shared = user_raw(model, x, p, None)
+    np.testing.assert_allclose(shared, model.raw_score(x, p)[0], atol=1e-12)
+    lpv, binaries = np.flatnonzero(labels == "LPV"), np.flatnonzero(labels == "E")
+    taught = [Labelled(x[i], p[i], None, "ANOMALY") for i in lpv[:5]] + \
+        [Labelled(x[i], p[i], None, "NOT_ANOMALY") for i in binaries[:5]]
+    mine = user_raw(model, x, p, fit_weights(model, taught))
+
+    def ranks(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        position = np.empty(len(scores), dtype=int)
+        position[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
+        return position[rows]
+
+    # the lesson generalises to the LPVs and binaries the user did not label
+    assert np.median(ranks(mine, lpv[5:])) < 0.5 * np.median(ranks(shared, lpv[5:]))
+    assert np.median(ranks(mine, binaries[5:])) > np.median(ranks(shared, binaries[5:]))
+    assert ranks(mine, lpv[:5]).max() < 10
