@@ -421,6 +421,29 @@ async def test_add_label_needs_the_api_key(dep: Deployment, url: str, nj: Nightj
         keyed.close()
 
 
+async def test_a_user_teaches_their_anomaly_ranking(dep: Deployment, url: str,
+                                                    nj: Nightjar) -> None:
+    with pytest.raises(APIError) as refused:
+        await call(nj.query_my_anomalies)
+    assert refused.value.code == "UNAUTHENTICATED"
+    keyed = Nightjar(url, api_key=API_KEY)
+    try:
+        before = await call(keyed.query_my_anomalies, 500, format="pandas")
+        assert list(before.raw_score) == list(before.shared_raw_score)
+        wanted = before.oid.iloc[len(before) // 2]
+        with pytest.raises(ParseError):
+            await call(keyed.label_anomaly, wanted, "INTERESTING")
+        done = await call(keyed.label_anomaly, wanted, "anomaly")
+        assert (done["oid"], done["label"], done["user"], done["labels"]) == (
+            wanted, "ANOMALY", API_USER, 1)
+        after = await call(keyed.query_my_anomalies, 500, format="pandas")
+        assert list(after.oid).index(wanted) < list(before.oid).index(wanted)
+        (stored,) = await dep.store.anomaly_labels(API_USER)
+        assert stored["oid"] == wanted and stored["label"] == "ANOMALY"
+    finally:
+        keyed.close()
+
+
 async def test_key_and_url_come_from_the_environment(url: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NIGHTJAR_URL", url)

@@ -32,6 +32,7 @@ from nightjar_client.filters import (
     object_query,
 )
 from nightjar_client.filters import surveys as survey_list
+from nightjar_client.generated.enums import AnomalyLabel
 from nightjar_client.generated.exceptions import (
     GraphQLClientError,
     GraphQLClientGraphQLMultiError,
@@ -589,6 +590,27 @@ class Nightjar:
         alerts; needs the API key.  Returns the stored label (with owner and time)."""
         added = self._run(self._client.add_label(oid, label, candid=candid, comment=comment))
         return _row(added.add_label)
+
+    def label_anomaly(self, oid: str, label: str) -> dict[str, Any]:
+        """Teach your anomaly model: label a scored object ``ANOMALY``, ``NOT_ANOMALY``
+        or ``ARTEFACT`` (needs the API key).  Your model is refitted from all your labels;
+        returns the stored label with your label count."""
+        try:
+            choice = AnomalyLabel(label.upper())
+        except ValueError as exc:
+            raise ParseError(f"an anomaly label is one of "
+                             f"{[m.value for m in AnomalyLabel]}, not {label!r}") from exc
+        return _row(self._run(self._client.label_anomaly(oid, choice)).label_anomaly)
+
+    def query_my_anomalies(self, first: int = 50, format: str = "json",
+                           index: str | None = None, sort: str | None = None) -> Any:
+        """Scored objects, most unusual first by your anomaly model (the shared one until
+        you label; needs the API key): ``oid``, ``score``, ``raw_score``,
+        ``shared_raw_score``."""
+        fmt = check_format(format)
+        ranked = self._run(self._client.my_anomalies(first)).my_anomalies
+        return to_format([_row(r) for r in ranked], fmt,
+                         ["oid", "score", "raw_score", "shared_raw_score"], index, sort)
 
     # ---- live ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .cone_search import (
     ConeSearchObjectsEdgesNode,
     ConeSearchObjectsPageInfo,
 )
-from .enums import MagnitudeKind, ObjectOrderField, OrderDirection, Survey
+from .enums import AnomalyLabel, MagnitudeKind, ObjectOrderField, OrderDirection, Survey
 from .exceptions import (
     GraphQLClientError,
     GraphQLClientGraphQLError,
@@ -39,6 +39,7 @@ from .fragments import (
 )
 from .input_types import (
     AlertFilterInput,
+    AnomalyFilterInput,
     ClassificationFilterInput,
     ConeInput,
     FloatRange,
@@ -46,11 +47,13 @@ from .input_types import (
     ObjectFilterInput,
     ObjectOrderInput,
 )
+from .label_anomaly import LabelAnomaly, LabelAnomalyLabelAnomaly
 from .live_alerts import LiveAlerts, LiveAlertsAlerts
 from .live_classifications import (
     LiveClassifications,
     LiveClassificationsClassifications,
 )
+from .my_anomalies import MyAnomalies, MyAnomaliesMyAnomalies
 from .object_anomaly import (
     ObjectAnomaly,
     ObjectAnomalyObject,
@@ -148,6 +151,8 @@ __all__ = [
     "AddLabel",
     "AddLabelAddLabel",
     "AlertFilterInput",
+    "AnomalyFilterInput",
+    "AnomalyLabel",
     "AsyncBaseClient",
     "BaseModel",
     "CatalogConeSearch",
@@ -182,11 +187,15 @@ __all__ = [
     "GraphQLClientHttpError",
     "GraphQLClientInvalidResponseError",
     "IntRange",
+    "LabelAnomaly",
+    "LabelAnomalyLabelAnomaly",
     "LiveAlerts",
     "LiveAlertsAlerts",
     "LiveClassifications",
     "LiveClassificationsClassifications",
     "MagnitudeKind",
+    "MyAnomalies",
+    "MyAnomaliesMyAnomalies",
     "NonDetectionFields",
     "ObjectAnomaly",
     "ObjectAnomalyObject",

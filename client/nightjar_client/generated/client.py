@@ -13,15 +13,17 @@ from .catalogs import Catalogs
 from .class_candidates import ClassCandidates
 from .classifiers import Classifiers
 from .cone_search import ConeSearch
-from .enums import MagnitudeKind, Survey
+from .enums import AnomalyLabel, MagnitudeKind, Survey
 from .input_types import (
     AlertFilterInput,
     ClassificationFilterInput,
     ObjectFilterInput,
     ObjectOrderInput,
 )
+from .label_anomaly import LabelAnomaly
 from .live_alerts import LiveAlerts
 from .live_classifications import LiveClassifications
+from .my_anomalies import MyAnomalies
 from .object_anomaly import ObjectAnomaly
 from .object_counterparts import ObjectCounterparts
 from .object_detections import ObjectDetections
@@ -303,6 +305,46 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return AddLabel.model_validate(data)
+
+    async def label_anomaly(
+        self, oid: str, label: AnomalyLabel, **kwargs: Any
+    ) -> LabelAnomaly:
+        query = gql("""
+            mutation LabelAnomaly($oid: String!, $label: AnomalyLabel!) {
+              labelAnomaly(oid: $oid, label: $label) {
+                oid
+                label
+                user
+                created
+                modelVersion
+                labels
+              }
+            }
+            """)
+        variables: dict[str, object] = {"oid": oid, "label": label}
+        response = await self.execute(
+            query=query, operation_name="LabelAnomaly", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return LabelAnomaly.model_validate(data)
+
+    async def my_anomalies(self, first: int, **kwargs: Any) -> MyAnomalies:
+        query = gql("""
+            query MyAnomalies($first: Int!) {
+              myAnomalies(first: $first) {
+                oid
+                score
+                rawScore
+                sharedRawScore
+              }
+            }
+            """)
+        variables: dict[str, object] = {"first": first}
+        response = await self.execute(
+            query=query, operation_name="MyAnomalies", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return MyAnomalies.model_validate(data)
 
     async def live_classifications(
         self,

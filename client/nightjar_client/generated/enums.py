@@ -4,6 +4,12 @@
 from enum import Enum
 
 
+class AnomalyLabel(str, Enum):
+    ANOMALY = "ANOMALY"
+    NOT_ANOMALY = "NOT_ANOMALY"
+    ARTEFACT = "ARTEFACT"
+
+
 class MagnitudeKind(str, Enum):
     DIFFERENCE = "DIFFERENCE"
     CORRECTED = "CORRECTED"

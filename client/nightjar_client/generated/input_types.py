@@ -24,6 +24,15 @@ class AlertFilterInput(BaseModel):
     "e.g. g, or LSST's u"
 
 
+class AnomalyFilterInput(BaseModel):
+    """Which anomaly scores a subscription receives; null = any"""
+
+    score_min: Optional[float] = Field(alias="scoreMin", default=None)
+    "lowest score (a percentile in [0, 1]), e.g. 0.99: the top 1 %"
+    survey: Optional[Survey] = None
+    cone: Optional["ConeInput"] = None
+
+
 class ClassificationFilterInput(BaseModel):
     """Which classifications a subscription receives; null = any"""
 
@@ -88,5 +97,6 @@ class ObjectOrderInput(BaseModel):
 
 
 AlertFilterInput.model_rebuild()
+AnomalyFilterInput.model_rebuild()
 ClassificationFilterInput.model_rebuild()
 ObjectFilterInput.model_rebuild()
