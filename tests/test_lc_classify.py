@@ -272,3 +272,27 @@ async def _users_teach_the_score(store: NightjarStore, scores: list[dict[str, An
     refused = await schema.execute(LABEL, variable_values={"oid": wanted, "label": "ANOMALY"},
                                    context_value=GatewayContext(store))
     assert refused.errors and refused.errors[0].extensions["code"] == "UNAUTHENTICATED"
+
+
+async def test_the_classify_agent_never_rewrites_newer_statistics(
+        store: NightjarStore, tmp_path: Path, shared_data: Path) -> None:
+    from nightjar.runner.classify import classify_history
+    from nightjar.surveys.registry import HISTORY_FIELDS
+
+    plain = BatchProcessor(store, LocalArchive(tmp_path / "archive"), topology=Topology())
+    await ingest(plain, iter_inputs(expand_paths([shared_data / "ztf" / "alerts"])), 100)
+    detections = [d async for d in store.db["detections"].find({}, {"oid": 1, "fid": 1})]
+    oid = sorted(_eligible(detections))[0]
+    history = (await store.load_histories([oid], HISTORY_FIELDS))[oid]
+    # the pipeline agent stores newer statistics after the classify agent read the history
+    await store.db[OBJECTS].update_one({"_id": oid}, {"$set": {"ndet": 9999}})
+    result = classify_history(load_model(SHIPPED_HOME), history,
+                              load_anomaly_model(SHIPPED_HOME))
+    assert result is not None
+    write, classification = result
+    assert write.object_doc is None and set(write.object_set) == {"anomaly"}
+    await store.write([write])
+    stored = await store.get_object(oid)
+    assert stored is not None and stored["ndet"] == 9999
+    assert classification.anomaly is not None
+    assert stored["anomaly"]["score"] == classification.anomaly["score"]

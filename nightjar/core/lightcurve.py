@@ -61,6 +61,9 @@ class ObjectWrite:
     moved_from_hpx: int | None = None  #: old anchor when an earlier detection moved it
     moved_ids: dict[str, list[Any]] = field(default_factory=dict)  #: collection -> _ids
     object_doc: Doc | None = None  #: full replacement, or None when unchanged
+    #: fields set on the stored object document without replacing it (a step that does
+    #: not own the statistics, such as the Kafka classify agent, must not rewrite them)
+    object_set: Doc = field(default_factory=dict)
     detections: list[Doc] = field(default_factory=list)  #: full new/replacement documents
     detection_updates: list[tuple[DetectionKey, Doc]] = field(
         default_factory=list)  #: _id, $set
@@ -79,7 +82,8 @@ class ObjectWrite:
     def empty(self) -> bool:
         return not (self.moved_from_hpx is not None or self.object_doc or self.detections
                     or self.detection_updates or self.non_detections or self.forced_photometry
-                    or self.probabilities or self.features or self.anomaly)
+                    or self.probabilities or self.features or self.anomaly
+                    or self.object_set)
 
 
 def _wins(new: Doc, old: Doc) -> bool:

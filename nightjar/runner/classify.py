@@ -245,8 +245,10 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory,
     write.current = history.object_doc
     if result.anomaly is not None:
         write.anomaly = anomaly_doc(history.oid, hpx, result.anomaly)
-        write.current = write.object_doc = {**history.object_doc,
-                                            "anomaly": anomaly_summary(result.anomaly)}
+        # $set, not a replacement: the pipeline agent may have stored newer statistics
+        # since this history was read
+        write.object_set = {"anomaly": anomaly_summary(result.anomaly)}
+        write.current = {**history.object_doc, **write.object_set}
     return write, result
 
 

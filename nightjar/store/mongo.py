@@ -341,6 +341,12 @@ class NightjarStore:
             if w.object_doc is not None:
                 ops[OBJECTS].append(ReplaceOne(_key(w.oid, w.hpx, w.oid), w.object_doc,
                                                upsert=True))
+            if w.object_set:
+                if w.object_doc is not None:  # one bulk is unordered: one write per doc
+                    raise ValueError(f"{w.oid}: a write replaces or updates the object, "
+                                     "not both")
+                ops[OBJECTS].append(UpdateOne(_key(w.oid, w.hpx, w.oid),
+                                              {"$set": w.object_set}))
             summary.detections += len(w.detections)
             summary.new_detections += w.new_detections
             summary.detection_updates += len(w.detection_updates)
