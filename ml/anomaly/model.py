@@ -184,7 +184,7 @@ class AnomalyModel:
             total = gains.sum(axis=1, keepdims=True)
             shares = np.divide(gains, total, out=np.zeros_like(gains), where=total > 0)
             contributions += (weights[:, i] * per_class[:, i])[:, None] * shares
-        raw = (weights * per_class).sum(axis=1) * (1.0 - _bogus(bogus, x.shape[0]))
+        raw = (weights * per_class).sum(axis=1) * (1.0 - bogus_gate(bogus, x.shape[0]))
         branches = {}
         for branch in BRANCHES:
             cols = [i for i, c in enumerate(self.forests) if TOP_OF[c] == branch]
@@ -260,7 +260,9 @@ class AnomalyModel:
                    quantiles=np.asarray(body["quantiles"], dtype=np.float64), card=card)
 
 
-def _bogus(bogus: np.ndarray | None, n: int) -> np.ndarray:
+def bogus_gate(bogus: np.ndarray | None, n: int) -> np.ndarray:
+    """The stamp classifier's P(bogus) of ``n`` objects as the gate uses it: NaN or
+    None (never stamp-classified) count as 0, values are clipped to [0, 1]."""
     if bogus is None:
         return np.zeros(n)
     b = np.asarray(bogus, dtype=np.float64)

@@ -45,6 +45,14 @@ def labelled_sets(shared: Path) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
             "real_lightcurves": align(*real_lightcurve_set(shared))}
 
 
+def alerce_rows(shared: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """ALeRCE's 98 + 150 labelled feature rows (its own extractors), aligned: the rows
+    the hold-one-class-out evaluation holds classes out of.  No feature extraction."""
+    sets = alerce_feature_sets(shared)
+    current, old = align(*sets["alerce_100"]), align(*sets["alerce_2020"])
+    return pd.concat([current[0], old[0]]), pd.concat([current[1], old[1]])
+
+
 def serving_time(model: AnomalyModel, features: pd.DataFrame, probabilities: np.ndarray,
                  rows: int = 2000) -> float:
     """Microseconds per object to score a batch of ``rows`` (top features included),
@@ -255,9 +263,7 @@ def build(shared: Path, version: str, seed: int, out_root: Path,
     probabilities = classifier.predict(x).full
     model = train_model(x, y, probabilities, seed=seed)
     print(f"trained on {len(x)} objects ({time.perf_counter() - start:.0f} s)")
-    alerce_x = pd.concat([sets["alerce_100"][0], sets["alerce_2020"][0]])
-    alerce_y = pd.concat([sets["alerce_100"][1], sets["alerce_2020"][1]])
-    evaluation = evaluate_held_out(alerce_x, alerce_y, seed=evaluation_seed)
+    evaluation = evaluate_held_out(*alerce_rows(shared), seed=evaluation_seed)
     print(f"evaluated ({time.perf_counter() - start:.0f} s)")
     active = evaluate_active_learning(x, y)
     print(f"active learning simulated ({time.perf_counter() - start:.0f} s)")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.anomaly.model import AnomalyModel, to_ranks
+from ml.anomaly.model import AnomalyModel, bogus_gate, to_ranks
 
 ANOMALY, NOT_ANOMALY, ARTEFACT = "ANOMALY", "NOT_ANOMALY", "ARTEFACT"
 LABELS = (ANOMALY, NOT_ANOMALY, ARTEFACT)
@@ -82,9 +82,7 @@ def user_raw(model: AnomalyModel, x: np.ndarray, class_probabilities: np.ndarray
     for i, (c, (leaves, paths)) in enumerate(_paths(model, x).items()):
         h = (dense[c][leaves] * paths).mean(axis=1)
         raw += class_weights[:, i] * 2.0 ** (-h / model.forests[c].normaliser)
-    gate = np.zeros(x.shape[0]) if bogus is None else np.clip(
-        np.where(np.isfinite(bogus), bogus, 0.0), 0.0, 1.0)
-    return raw * (1.0 - gate)
+    return raw * (1.0 - bogus_gate(bogus, x.shape[0]))
 
 
 def fit_weights(model: AnomalyModel, labelled: Sequence[Labelled], prior: float = PRIOR,
@@ -94,8 +92,8 @@ def fit_weights(model: AnomalyModel, labelled: Sequence[Labelled], prior: float 
         return {}
     x = np.vstack([item.features for item in labelled])
     probs = np.vstack([item.probabilities for item in labelled])
-    gate = 1.0 - np.clip(np.nan_to_num(np.array(
-        [np.nan if item.bogus is None else item.bogus for item in labelled])), 0.0, 1.0)
+    gate = 1.0 - bogus_gate(np.array([np.nan if item.bogus is None else item.bogus
+                                      for item in labelled]), len(labelled))
     sign = np.array([1.0 if item.label == ANOMALY else -1.0 for item in labelled])
     tau = float(np.interp(TARGET_LEVEL, np.linspace(0, 1, model.quantiles.shape[0]),
                           model.quantiles))

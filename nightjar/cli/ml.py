@@ -372,18 +372,14 @@ def anomaly_evaluate_command(
         raise typer.Exit(2)
     warnings.simplefilter("ignore")
     if features is None or labels is None:
-        from ml.anomaly.shipped import labelled_sets
+        from ml.anomaly.shipped import alerce_rows
 
         shared = _settings().shared_data
         if not shared.is_dir():
             console.print(f"[red]error:[/red] no shared data at {shared}: give --features "
                           "and --labels (or set NIGHTJAR_SHARED_DATA)")
             raise typer.Exit(2)
-        import pandas
-
-        sets = labelled_sets(shared)
-        x = pandas.concat([sets["alerce_100"][0], sets["alerce_2020"][0]])
-        y = pandas.concat([sets["alerce_100"][1], sets["alerce_2020"][1]])
+        x, y = alerce_rows(shared)
     else:
         from ml.features.table import read_table
         from ml.lc_classifier.train import align, read_labels
