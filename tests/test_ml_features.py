@@ -142,6 +142,60 @@ def test_preprocessing_drops_bogus_noisy_and_duplicate_detections() -> None:
     assert out.mag.tolist() == [15.0, 17.0, 20.0]
 
 
+def test_degenerate_harmonic_fits_are_nan_with_a_reason(shared_data: Path) -> None:
+    """ZTF20aafcnby (56 real detections over ~30 nights, best period 500 d): the
+    15-coefficient fit cancels amplitudes of ~1e12 mag against each other.  They were
+    its top anomaly features; they must be NaN, with the reason, while real periodic
+    stars keep theirs."""
+    import fastavro
+
+    from ml.features.models import DEGENERATE_HARMONICS_RATIO
+    from ml.features.table import mask_degenerate_harmonics
+
+    path = (shared_data / "ztf" / "alerts" / "kowalski" / "ztf_alerts" / "20200202"
+            / "1127561441415015002.avro")
+    with path.open("rb") as f:
+        alert = next(iter(fastavro.reader(f)))
+    assert isinstance(alert, dict) and alert["objectId"] == "ZTF20aafcnby"
+    rows = [alert["candidate"], *(r for r in alert["prv_candidates"] or []
+                                  if r.get("magpsf") is not None)]
+    mag = np.array([r["magpsf"] for r in rows])
+    err = np.array([r["sigmapsf"] for r in rows])
+    lc = LightCurve(mjd=np.array([r["jd"] - 2400000.5 for r in rows]),
+                    fid=np.array([r["fid"] for r in rows]), mag=mag, err=err, magpsf=mag,
+                    sigmapsf=err, isdiffpos=np.ones(len(rows)),
+                    rb=np.array([r["rb"] for r in rows]))
+    vector = extract(lc)
+    assert all(math.isnan(vector.values[f"Harmonics_mag_{k}_{b}"])
+               for k in range(1, 8) for b in (1, 2))
+    assert "degenerate fit" in vector.missing["band 1 harmonics"]
+    assert math.isfinite(vector.values["Amplitude_1"])  # the rest of the band stays
+
+    # real pulsators whose catalogue period is found on >= 15 points keep theirs, with
+    # the fundamental carrying at least half of the amplitude
+    root = shared_data / ALERCE / "late_classifier_tests_data"
+    stars = features_table(read_table(root / "e9f3fab_periodic_light_curves.csv"))
+    catalogue = read_table(root / "633f11b_periodic_light_curve_labels.csv").set_index(
+        "oid")["period"].reindex(stars.index)
+    good = stars[(abs(stars["Multiband_period"] / catalogue - 1) < 0.01)
+                 & (stars["n_det_2"] >= 15)]
+    kept = good[good["Harmonics_mag_1_2"].notna()]
+    print(f"{len(kept)} of {len(good)} well-sampled stars keep their harmonics")
+    assert len(good) >= 5 and len(kept) >= len(good) - 1
+    assert ((kept["Harmonics_mag_1_2"] / kept["Amplitude_2"]).between(
+        0.5, DEGENERATE_HARMONICS_RATIO)).all()
+
+    # ALeRCE's own table keeps degenerate values; the same rule removes them
+    alerce = read_table(shared_data / ALERCE / "data_examples" /
+                        "100_objects_features.csv").set_index("oid")
+    raw = alerce[[f"Harmonics_mag_{k}_1" for k in range(1, 8)]].max(axis=1)
+    assert raw.max() > 1e6
+    masked = mask_degenerate_harmonics(alerce)
+    kept = masked[[f"Harmonics_mag_{k}_1" for k in range(1, 8)]].max(axis=1)
+    assert kept.notna().sum() > 0 and kept.max() <= 4 * masked["Amplitude_1"].max()
+    assert masked["Amplitude_1"].equals(alerce["Amplitude_1"])
+
+
 def test_feature_names_are_alerces(shared_data: Path) -> None:
     path = shared_data / "lightcurves" / "feature_names_ztf_lc_classifier_100_objects_features.txt"
     alerce = {n for n in path.read_text().split() if n != "objectId"}

@@ -303,6 +303,13 @@ def extract(lc: LightCurve, *, preprocessed: bool = False,
                 except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
                     # a numerical failure on a pathological curve: that family stays NaN
                     missing[f"band {suffix} {family}"] = f"{type(exc).__name__}: {exc}"
+            why = models.harmonics_degenerate(
+                n, band.get("Amplitude", math.nan),
+                max((band.get(f"Harmonics_mag_{k}", math.nan)
+                     for k in range(1, models.N_HARMONICS + 1)), default=math.nan))
+            if why is not None:
+                band.update(dict.fromkeys(models.HARMONICS_NAMES, math.nan))
+                missing[f"band {suffix} harmonics"] = why
         else:
             missing[f"band {suffix} statistics"] = (
                 f"{n} detection(s), fewer than {variability.MIN_POINTS}" if n <

@@ -31,6 +31,38 @@ DRW_FTOL = 1e7 * np.finfo(float).eps
 HARMONICS_NAMES = (*(f"Harmonics_mag_{i}" for i in range(1, N_HARMONICS + 1)),
                    *(f"Harmonics_phase_{i}" for i in range(2, N_HARMONICS + 1)),
                    "Harmonics_mse")
+#: the harmonic fit has 2 K + 1 coefficients: fewer points leave it underdetermined, and
+#: ALeRCE's current extractor returns NaN below this count
+MIN_HARMONICS_POINTS = 2 * N_HARMONICS + 1
+#: a harmonic more than this many times the band's robust half-range (turbo-fats
+#: ``Amplitude``) does not describe the curve: the fit cancels huge terms against each
+#: other (a period far from the sampling, phases bunched).  On 2,000 ZTF DR5 g curves
+#: with >= 15 points the ratio is bimodal: 85 % below 1.8, then a tail to 1e9; 12 % lie
+#: above 4.  ALeRCE's own feature tables carry such values (up to 9e11 mag), and an
+#: isolation forest finds them "unusual".
+DEGENERATE_HARMONICS_RATIO = 4.0
+
+
+def harmonics_degenerate(n_points: float, amplitude: float, largest: float) -> str | None:
+    """Why a band's harmonic features are not to be trusted, or None.
+
+    Parameters
+    ----------
+    n_points : float
+        Detections in the band.
+    amplitude : float
+        The band's turbo-fats ``Amplitude`` [mag] (half the robust range).
+    largest : float
+        The largest fitted harmonic amplitude, ``max_k Harmonics_mag_k`` [mag].
+    """
+    if not n_points >= MIN_HARMONICS_POINTS:
+        return (f"{n_points:.0f} points, fewer than the fit's {MIN_HARMONICS_POINTS} "
+                "coefficients")
+    if np.isfinite(largest) and np.isfinite(amplitude) and \
+            largest > DEGENERATE_HARMONICS_RATIO * amplitude:
+        return (f"degenerate fit: a harmonic of {largest:.3g} mag against a half-range "
+                f"of {amplitude:.3g} mag")
+    return None
 
 
 def mag_to_flux(mag: FloatArray) -> FloatArray:
@@ -228,9 +260,10 @@ def harmonics(t: FloatArray, mag: FloatArray, err: FloatArray,
     """Amplitudes and relative phases of a 7-harmonic Fourier series at ``period`` (days),
     fitted by weighted least squares (errors + 0.01 mag), and the fit's mean squared error.
 
-    Phases are relative to the first harmonic (phi_k - k phi_1) modulo 2 pi.
+    Phases are relative to the first harmonic (phi_k - k phi_1) modulo 2 pi.  NaN below
+    :data:`MIN_HARMONICS_POINTS` points; :func:`harmonics_degenerate` judges the rest.
     """
-    if not (np.isfinite(period) and period > 0):
+    if not (np.isfinite(period) and period > 0) or len(t) < MIN_HARMONICS_POINTS:
         return dict.fromkeys(HARMONICS_NAMES, math.nan)
     k = np.arange(1, N_HARMONICS + 1)
     phase = 2.0 * np.pi / period * np.outer(t, k)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features.extract import FeatureVector, LightCurve, choose_magnitudes, extract
+from ml.features.models import HARMONICS_NAMES, harmonics_degenerate
 from ml.features.names import FEATURE_NAMES
 
 REQUIRED_DETECTION_COLUMNS = ("oid", "mjd", "fid")
@@ -145,3 +146,33 @@ def features_table(detections: pd.DataFrame, non_detections: pd.DataFrame | None
     table = pd.DataFrame([fv.as_array() for fv in rows.values()], columns=list(FEATURE_NAMES),
                          index=pd.Index(list(rows), name="oid"))
     return table
+
+
+def mask_degenerate_harmonics(features: pd.DataFrame,
+                              suffixes: tuple[str, ...] = ("1", "2")) -> pd.DataFrame:
+    """A copy of a feature table with each band's harmonic features NaN where
+    :func:`ml.features.models.harmonics_degenerate` rejects them: the extractor's own
+    rule, applied to tables from other extractors (ALeRCE's keep such values)."""
+    out = features.copy()
+    for suffix in suffixes:
+        magnitudes = [c for c in (f"{n}_{suffix}" for n in HARMONICS_NAMES
+                                  if n.startswith("Harmonics_mag")) if c in out]
+        if not magnitudes:
+            continue
+        largest = out[magnitudes].max(axis=1, skipna=True).to_numpy(float)
+        n_det = _values(out, f"n_det_{suffix}")
+        n_det = np.where(np.isfinite(n_det), n_det, math.inf)  # an unknown count passes
+        amplitude = _values(out, f"Amplitude_{suffix}")
+        bad = np.array([harmonics_degenerate(n, a, h) is not None
+                        for n, a, h in zip(n_det, amplitude, largest, strict=True)],
+                       dtype=bool)
+        columns = [c for c in (f"{n}_{suffix}" for n in HARMONICS_NAMES) if c in out]
+        out.loc[bad, columns] = np.nan
+    return out
+
+
+def _values(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as floats, NaN where the table lacks it."""
+    if column in table:
+        return table[column].to_numpy(dtype=np.float64)
+    return np.full(len(table), math.nan)

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ml.features.names import FEATURE_NAMES, WISE_NAMES
+from ml.features.table import mask_degenerate_harmonics
 from ml.lc_classifier.evaluate import evaluate, write_report
 from ml.lc_classifier.model import HierarchicalModel
 from ml.lc_classifier.taxonomy import FULL_CLASSIFIER, canonical
@@ -40,9 +41,12 @@ def read_labels(table: pd.DataFrame) -> pd.Series:
 
 
 def align(features: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
-    """Rows present in both, model columns in order (absent columns become NaN)."""
+    """Rows present in both, model columns in order (absent columns become NaN), and
+    degenerate harmonic fits NaN as Nightjar's extractor leaves them (ALeRCE's tables
+    keep them)."""
     common = features.index.intersection(labels.index)
-    table = features.loc[common].reindex(columns=list(MODEL_FEATURES))
+    table = mask_degenerate_harmonics(features.loc[common]).reindex(
+        columns=list(MODEL_FEATURES))
     return table.astype(np.float64), labels.loc[common]
 
 
