@@ -89,7 +89,7 @@ async def test_embedded_pipeline_classifies_real_alerts(
     by_oid: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_oid[row["oid"]].append(row)
-        assert row["classifier_version"] == "1.1.0"  # the shipped model (ml/models)
+        assert row["classifier_version"] == "1.2.0"  # the shipped model (ml/models)
     for oid_rows in by_oid.values():
         _check_rows(oid_rows)
     features = {d["_id"]: d async for d in store.db[FEATURES].find({})}

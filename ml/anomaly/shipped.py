@@ -1,6 +1,6 @@
 """Build the shipped ZTF anomaly model, its evaluation and its model card.
 
-``python -m ml.anomaly.shipped --shared ../shared/data --version 1.0.0``
+``python -m ml.anomaly.shipped --shared ../shared/data --version 1.1.0``
 
 Trained on every real labelled ZTF object at hand (no simulations: an outlier detector
 trained on simulations learns what simulations look like): ALeRCE's 98 + 150 labelled
@@ -297,7 +297,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--version", default="1.1.0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=SHIPPED_ROOT)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Build the shipped default light-curve classifier and its model card.
 
-``python -m ml.lc_classifier.shipped --shared ../shared/data --version 1.1.0``
+``python -m ml.lc_classifier.shipped --shared ../shared/data --version 1.2.0``
 
 Training data: simulated light curves of all 15 classes on real ZTF cadences
 (:mod:`ml.lc_classifier.simulate`) plus half of ALeRCE's 98 labelled objects with
@@ -241,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--version", default="1.1.0")
+    parser.add_argument("--version", default="1.2.0")
     parser.add_argument("--per-class", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=SHIPPED_ROOT)
