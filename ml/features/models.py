@@ -132,6 +132,13 @@ def spm(t: FloatArray, magpsf: FloatArray, sigmapsf: FloatArray) -> dict[str, fl
     return spm_of_flux(t, flux, mag_to_flux(magpsf - sigmapsf) - flux)
 
 
+def spm_bounds(f_max: float) -> tuple[list[float], list[float]]:
+    """ALeRCE's SPM bounds for a band whose brightest flux is ``f_max`` [mJy]: (lower,
+    upper) of (A, t0, gamma, beta, t_rise, t_fall)."""
+    return ([f_max / 3.0, -50.0, 1.0, 0.0, 1.0, 1.0],
+            [f_max * 3.0, 50.0, 100.0, 1.0, 100.0, 100.0])
+
+
 def spm_of_flux(t: FloatArray, flux: FloatArray, errors: FloatArray) -> dict[str, float]:
     """SPM_* fitted to difference fluxes (mJy) with errors (mJy), as :func:`spm`.
 
@@ -145,8 +152,7 @@ def spm_of_flux(t: FloatArray, flux: FloatArray, errors: FloatArray) -> dict[str
     f_max = float(flux[i_max])
     if not np.isfinite(f_max) or f_max <= 0:
         return nan
-    lower = [f_max / 3.0, -50.0, 1.0, 0.0, 1.0, 1.0]
-    upper = [f_max * 3.0, 50.0, 100.0, 1.0, 100.0, 100.0]
+    lower, upper = spm_bounds(f_max)
     p0 = [min(upper[0], max(lower[0], 1.2 * f_max)), -5.0,
           min(100.0, max(1.0, float(times.max()))), 0.5,
           min(100.0, max(1.0, float(times[i_max]) / 2.0)), 40.0]

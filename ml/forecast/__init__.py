@@ -112,9 +112,7 @@ def _spm(t: FloatArray, flux: FloatArray, flux_err: FloatArray, at: FloatArray
     start = np.array([fit[n] for n in models.SPM_NAMES[:6]])
     # the feature's fit is unweighted (ALeRCE's); a forecast weighs each point by its
     # error, from the feature fit's optimum, so faint late points count
-    f_max = float(flux.max())
-    lower = np.array([f_max / 3.0, -50.0, 1.0, 0.0, 1.0, 1.0])
-    upper = np.array([f_max * 3.0, 50.0, 100.0, 1.0, 100.0, 100.0])
+    lower, upper = map(np.array, models.spm_bounds(float(flux.max())))
     sigma = np.abs(flux_err)
     result = optimize.least_squares(
         lambda p: (models.spm_flux(times, *p) - flux) / sigma, np.clip(start, lower, upper),
