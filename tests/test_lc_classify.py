@@ -19,6 +19,7 @@ from services.gateway.schema import GatewayContext, schema
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
 SHIPPED_HOME = Path("/nonexistent-nightjar-home")  # no user models: the shipped default
+SHIPPED_ANOMALY_VERSION = "1.1.0"  # the newest shipped anomaly model (ml/models/ztf_anomaly)
 
 
 def _eligible(rows: list[dict[str, Any]]) -> set[str]:
@@ -59,7 +60,7 @@ async def _check_anomaly(store: NightjarStore, classified: set[str]) -> list[dic
     assert {d["oid"] for d in scores} == classified
     for d in scores:
         assert 0.0 <= d["score"] <= 1.0 and 0.0 <= d["raw"] <= 1.0
-        assert d["model_name"] == "ztf_anomaly" and d["model_version"] == "1.0.0"
+        assert d["model_name"] == "ztf_anomaly" and d["model_version"] == SHIPPED_ANOMALY_VERSION
         assert len(d["top_features"]) == 3
         assert d["ndet"] >= 6
     latest: dict[str, dict[str, Any]] = {}
@@ -255,7 +256,7 @@ async def _users_teach_the_score(store: NightjarStore, scores: list[dict[str, An
     wanted, dull, artefact = oids[len(oids) // 2], oids[0], oids[1]
     for oid, label in ((wanted, "ANOMALY"), (dull, "NOT_ANOMALY"), (artefact, "ARTEFACT")):
         done = (await _as(store, "alice", LABEL, oid=oid, label=label))["labelAnomaly"]
-        assert done["user"] == "alice" and done["modelVersion"] == "1.0.0"
+        assert done["user"] == "alice" and done["modelVersion"] == SHIPPED_ANOMALY_VERSION
     assert done["labels"] == 3
     mine = [r["oid"] for r in (await _as(store, "alice", RANKING))["myAnomalies"]]
     assert mine.index(wanted) < oids.index(wanted) // 2
@@ -264,7 +265,7 @@ async def _users_teach_the_score(store: NightjarStore, scores: list[dict[str, An
     labels = await store.anomaly_labels("alice")
     assert {d["oid"]: d["label"] for d in labels} == {wanted: "ANOMALY", dull: "NOT_ANOMALY",
                                                       artefact: "ARTEFACT"}
-    assert all(len(d["probabilities"]) == 15 and d["model_version"] == "1.0.0"
+    assert all(len(d["probabilities"]) == 15 and d["model_version"] == SHIPPED_ANOMALY_VERSION
                and d["features"] for d in labels)
     # relabelling replaces; no key, no label
     await _as(store, "alice", LABEL, oid=wanted, label="NOT_ANOMALY")
