@@ -206,12 +206,41 @@ def _predict(model: str, t: FloatArray, mag: FloatArray, err: FloatArray,
     return _drw(t, mag, err, at)
 
 
-def _checked(t: FloatArray, *columns: FloatArray) -> tuple[FloatArray, ...]:
-    keep = np.isfinite(t)
+def _inputs(t: FloatArray, mag: FloatArray, err: FloatArray, flux: FloatArray | None,
+            flux_err: FloatArray | None
+            ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The detections a model may read: finite, with a positive error, in time order;
+    the fluxes from the (difference) magnitudes where none are given."""
+    t, mag, err = (np.asarray(a, dtype=np.float64) for a in (t, mag, err))
+    if flux is None or flux_err is None:
+        flux = models.mag_to_flux(mag)
+        flux_err = models.mag_to_flux(mag - err) - flux
+    columns = (t, mag, err, np.asarray(flux, dtype=np.float64),
+               np.asarray(flux_err, dtype=np.float64))
+    keep = err > 0
     for c in columns:
         keep &= np.isfinite(c)
     order = np.argsort(t[keep], kind="stable")
-    return tuple(np.asarray(a[keep][order], dtype=np.float64) for a in (t, *columns))
+    t, mag, err, flux, flux_err = (c[keep][order] for c in columns)
+    return t, mag, err, flux, flux_err
+
+
+def _fit(model: str, t: FloatArray, mag: FloatArray, err: FloatArray, flux: FloatArray,
+         flux_err: FloatArray, period: float, at: FloatArray) -> _Prediction | str:
+    """The model's prediction at ``at`` from clean inputs (:func:`_inputs`), or why it
+    has none."""
+    needed = 7 if model == "spm" else MIN_POINTS
+    if len(t) < needed:
+        return (f"{len(t)} detections in the band, fewer than the {needed} the {model} "
+                f"model needs")
+    try:
+        prediction = _predict(model, t, mag, err, flux, flux_err, period, at)
+    except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(prediction, str) or prediction.recent <= MAX_RECENT_RMS:
+        return prediction
+    return (f"the {model} model misses the last {RECENT} detections (RMS "
+            f"{prediction.recent:.1f} sigma)")
 
 
 def forecast(t: FloatArray, mag: FloatArray, err: FloatArray, at: FloatArray, *,
@@ -238,27 +267,10 @@ def forecast(t: FloatArray, mag: FloatArray, err: FloatArray, at: FloatArray, *,
     model = MODEL_OF_BRANCH.get(branch)
     if model is None:
         return Forecast.invalid(at, "none", f"no forecast model for class {branch!r}")
-    if flux is None or flux_err is None:
-        flux = models.mag_to_flux(np.asarray(mag, dtype=np.float64))
-        flux_err = models.mag_to_flux(np.asarray(mag) - np.asarray(err)) - flux
-    t, mag, err, flux, flux_err = _checked(np.asarray(t, dtype=np.float64), mag, err,
-                                           flux, flux_err)
-    keep = err > 0
-    t, mag, err, flux, flux_err = t[keep], mag[keep], err[keep], flux[keep], flux_err[keep]
-    needed = 7 if model == "spm" else MIN_POINTS
-    if len(t) < needed:
-        return Forecast.invalid(at, model, f"{len(t)} detections in the band, fewer "
-                                           f"than the {needed} the {model} model needs")
-    try:
-        prediction = _predict(model, t, mag, err, flux, flux_err, period, at)
-    except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:
-        prediction = f"{type(exc).__name__}: {exc}"
+    t, mag, err, flux, flux_err = _inputs(t, mag, err, flux, flux_err)
+    prediction = _fit(model, t, mag, err, flux, flux_err, period, at)
     if isinstance(prediction, str):
         return Forecast.invalid(at, model, prediction)
-    if not prediction.recent <= MAX_RECENT_RMS:
-        return Forecast.invalid(
-            at, model, f"the {model} model misses the last {RECENT} detections (RMS "
-                       f"{prediction.recent:.1f} sigma)")
     # where a new detection of the band's typical error falls: the model's variance
     # plus that error
     typical = float(np.median(flux_err**2 if prediction.in_flux else err**2))
@@ -285,35 +297,24 @@ def surprise(t: FloatArray, mag: FloatArray, err: FloatArray, *, branch: str,
              period: float = math.nan) -> float:
     """The last detection's standardised deviation from the forecast made from the
     detections before it (see the module docstring); NaN where no valid forecast was
-    possible.  Arguments as :func:`forecast`, one band, the last detection included."""
-    t = np.asarray(t, dtype=np.float64)
-    mag, err = np.asarray(mag, dtype=np.float64), np.asarray(err, dtype=np.float64)
-    if len(t) < 2:
-        return math.nan
-    last = int(np.argmax(t))
-    before = t < t[last]
+    possible or the last detection is unusable.  Arguments as :func:`forecast`, one
+    band, the last detection included."""
     model = MODEL_OF_BRANCH.get(branch)
-    if model is None or not before.any():
+    latest = float(np.max(t)) if len(t) else math.nan
+    t, mag, err, flux, flux_err = _inputs(t, mag, err, flux, flux_err)
+    if model is None or len(t) < 2 or t[-1] != latest:
         return math.nan
-    if flux is None or flux_err is None:
-        flux = models.mag_to_flux(mag)
-        flux_err = models.mag_to_flux(mag - err) - flux
-    tb, mb, eb, fb, feb = _checked(t[before], mag[before], err[before], flux[before],
-                                   flux_err[before])
-    keep = eb > 0
-    tb, mb, eb, fb, feb = tb[keep], mb[keep], eb[keep], fb[keep], feb[keep]
-    if len(tb) < (7 if model == "spm" else MIN_POINTS) or t[last] > tb.max() + HORIZON_DAYS:
+    before = t < t[-1]
+    if not before.any() or t[-1] > t[before].max() + HORIZON_DAYS:
         return math.nan
-    try:
-        prediction = _predict(model, tb, mb, eb, fb, feb, period, t[last:last + 1])
-    except (np.linalg.LinAlgError, ValueError, ArithmeticError):
-        return math.nan
-    if isinstance(prediction, str) or not prediction.recent <= MAX_RECENT_RMS:
+    prediction = _fit(model, t[before], mag[before], err[before], flux[before],
+                      flux_err[before], period, t[-1:])
+    if isinstance(prediction, str):
         return math.nan
     if prediction.in_flux:
-        deviation, own = flux[last] - prediction.mean[0], flux_err[last]
+        deviation, own = flux[-1] - prediction.mean[0], flux_err[-1]
     else:  # brighter is a smaller magnitude
-        deviation, own = prediction.mean[0] - mag[last], err[last]
+        deviation, own = prediction.mean[0] - mag[-1], err[-1]
     z = deviation / math.sqrt(prediction.variance[0] + own**2)
     return float(z) if math.isfinite(z) else math.nan
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pandas as pd
 
 from ml.features.extract import LightCurve, extract, preprocess
 from ml.features.table import light_curves, read_table
-from ml.forecast import forecast
+from ml.forecast import light_curve_forecast
 
 ALERCE = Path("lightcurves") / "alerce-lc-classifier"
 MASKED = (1, 2, 3)
@@ -40,11 +41,17 @@ def real_sets(shared: Path) -> dict[str, tuple[list[tuple[str, LightCurve]], str
 
 
 def _head(lc: LightCurve, n: int) -> LightCurve:
-    """The first ``n`` detections of a preprocessed light curve."""
-    return LightCurve(mjd=lc.mjd[:n], fid=lc.fid[:n], mag=lc.mag[:n], err=lc.err[:n],
-                      magpsf=lc.magpsf[:n], sigmapsf=lc.sigmapsf[:n],
-                      isdiffpos=lc.isdiffpos[:n], rb=None if lc.rb is None else lc.rb[:n],
-                      ra=lc.ra, dec=lc.dec)
+    """The first ``n`` detections of a preprocessed light curve (its non-detections up to
+    the last of them)."""
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[:n]
+
+    limits = lc.nd_mjd <= lc.mjd[n - 1]
+    return replace(lc, mjd=lc.mjd[:n], fid=lc.fid[:n], mag=lc.mag[:n], err=lc.err[:n],
+                   magpsf=lc.magpsf[:n], sigmapsf=lc.sigmapsf[:n],
+                   isdiffpos=lc.isdiffpos[:n], rb=cut(lc.rb), nd_mjd=lc.nd_mjd[limits],
+                   nd_fid=lc.nd_fid[limits], nd_diffmaglim=lc.nd_diffmaglim[limits],
+                   diff_flux=cut(lc.diff_flux), diff_flux_err=cut(lc.diff_flux_err))
 
 
 def masked_forecasts(lc: LightCurve, branch: str, masked: int) -> list[dict[str, Any]]:
@@ -56,21 +63,21 @@ def masked_forecasts(lc: LightCurve, branch: str, masked: int) -> list[dict[str,
     known = _head(lc, n)
     period = extract(known, preprocessed=True).values["Multiband_period"] \
         if branch == "Periodic" else math.nan
-    transient = branch == "Transient"
+    # what the branch's model forecasts: difference magnitudes for a transient
+    shown = (lambda c: c.magpsf) if branch == "Transient" else (lambda c: c.mag)
     rows = []
     for i in range(n, len(lc)):
-        sel = known.fid == lc.fid[i]
-        mag = known.magpsf[sel] if transient else known.mag[sel]
-        err = known.sigmapsf[sel] if transient else known.err[sel]
-        observed = lc.magpsf[i] if transient else lc.mag[i]
-        result = forecast(known.mjd[sel], mag, err, np.array([lc.mjd[i]]), branch=branch,
-                          period=period)
+        fid = int(lc.fid[i])
+        result = light_curve_forecast(known, fid, lc.mjd[i:i + 1], branch=branch,
+                                      period=period)
+        band = shown(known)[known.fid == fid]
         rows.append({
-            "days_ahead": float(lc.mjd[i] - known.mjd.max()), "observed": float(observed),
+            "days_ahead": float(lc.mjd[i] - known.mjd.max()),
+            "observed": float(shown(lc)[i]),
             "valid": bool(result.valid[0]), "magnitude": float(result.magnitude[0]),
             "lower68": float(result.lower68[0]), "upper68": float(result.upper68[0]),
             "lower95": float(result.lower95[0]), "upper95": float(result.upper95[0]),
-            "persistence": float(mag[-1]) if len(mag) else math.nan})
+            "persistence": float(band[-1]) if len(band) else math.nan})
     return rows
 
 
