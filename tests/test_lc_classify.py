@@ -203,7 +203,7 @@ async def test_classify_agent_on_kafka_classifies_real_alerts(
             rows = [{**p, "classifier_name": p["classifier"]} for p in record["probabilities"]]
             _check_rows(rows)
             # schema 1.3: the score made with this classification travels with it
-            assert record["schemavsn"] == "1.3"
+            assert record["schemavsn"] == "1.4"
             assert record["anomaly"]["model_name"] == "ztf_anomaly"
             assert 0.0 <= record["anomaly"]["score"] <= 1.0
         async with env.store() as store:

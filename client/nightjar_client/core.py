@@ -379,6 +379,34 @@ class Nightjar:
         return to_format(rows, fmt, ["mjd", "ndet", "score", "raw_score", "model_version"],
                          index, sort)
 
+    def query_forecast(self, oid: str, band: str, mjd: Sequence[float],
+                       format: str = "json", index: str | None = None,
+                       sort: str | None = None) -> Any:
+        """The forecast of one band (ZTF g r i; LSST u g r i z y) at times ``mjd`` [MJD]:
+        one row per time with ``magnitude`` and the 68/95 % bounds [mag] (``lower*`` the
+        bright ones; a faint bound is None where a transient's interval reaches zero
+        flux) and ``valid``, plus ``band``, ``model`` (spm, harmonic, drw or none),
+        ``branch``, ``magnitude_kind`` (DIFFERENCE for spm, else APPARENT) and
+        ``reason`` (why nothing is valid) on every row.  The object's latest ``surprise``
+        is :meth:`query_surprise`."""
+        fmt = check_format(format)
+        found = _found(self._run(self._client.object_forecast(oid, band, list(mjd))).object_,
+                       f"object {oid}")
+        head = _row(found.forecast)
+        points = head.pop("points")
+        return to_format([{**p, **head} for p in points], fmt,
+                         ["mjd", "valid", "magnitude", "lower68", "upper68", "lower95",
+                          "upper95", "band", "model", "branch", "magnitude_kind", "reason"],
+                         index, sort)
+
+    def query_surprise(self, oid: str) -> dict[str, Any] | None:
+        """How far the object's latest classified detection fell from the forecast made
+        from the ones before it: ``value`` (standardised; positive = brighter than
+        forecast, |value| > 3 = not predicted), ``mjd``, ``band``, ``fid``, ``model``;
+        None until a valid forecast could be made."""
+        found = _found(self._run(self._client.object_surprise(oid)).object_, f"object {oid}")
+        return None if found.surprise is None else _row(found.surprise)
+
     def query_labels(self, oid: str, format: str = "json", index: str | None = None,
                      sort: str | None = None) -> Any:
         """Users' labels of the object (:meth:`add_label`), oldest first."""

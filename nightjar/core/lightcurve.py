@@ -165,6 +165,9 @@ class ObjectState:
     #: the anomaly score of this classification ({model_name, model_version, score, raw,
     #: branches, top_features, mjd, ndet}), set with the probabilities
     anomaly: Doc | None = None
+    #: the latest detection's forecast surprise ({mjd, fid, band, value, model,
+    #: branch}), set with the probabilities
+    surprise: Doc | None = None
     #: set by the Kafka-mode classify hook: hand this object to the classify agent
     classify_requested: bool = False
 
@@ -250,6 +253,10 @@ def object_document(state: ObjectState, hpx: int) -> Doc:
         else (state.history.object_doc or {}).get("anomaly")
     if anomaly is not None:  # the latest score stands until the object is scored again
         doc["anomaly"] = anomaly
+    surprise = state.surprise if state.surprise is not None \
+        else (state.history.object_doc or {}).get("surprise")
+    if surprise is not None:  # likewise the latest surprise
+        doc["surprise"] = surprise
     return doc
 
 

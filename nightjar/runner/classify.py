@@ -33,9 +33,10 @@ from ml.features.extract import (
     extract,
     preprocess,
 )
-from ml.features.names import FEATURE_NAMES
+from ml.features.names import FEATURE_NAMES, LSST_BANDS, ZTF_BANDS
+from ml.forecast import Forecast, light_curve_forecast, light_curve_surprise
 from ml.lc_classifier.model import HierarchicalModel, ModelMismatchError
-from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+from ml.lc_classifier.taxonomy import FULL_CLASSIFIER, TOP_CLASSES, TOP_CLASSIFIER
 from ml.registry import ModelRegistry
 from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 from nightjar.core.lightcurve import (
@@ -47,7 +48,7 @@ from nightjar.core.lightcurve import (
     classification_docs,
 )
 from nightjar.settings import Settings
-from nightjar.surveys.interface import ZTF, sign_of_isdiffpos
+from nightjar.surveys.interface import LSST, ZTF, sign_of_isdiffpos
 
 Doc = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -136,6 +137,10 @@ class Classification:
     #: {model_name, model_version, score, raw, branches, top_features, mjd, ndet}, or
     #: None without an anomaly model
     anomaly: Doc | None = None
+    #: the latest detection's surprise against the forecast from the ones before it
+    #: ({mjd, fid, band, value, model}, :func:`surprise_of`), or None where no forecast
+    #: could be made
+    surprise: Doc | None = None
 
 
 def stamp_bogus(rows: Iterable[Mapping[str, Any]], history: ObjectHistory) -> float | None:
@@ -161,6 +166,28 @@ def anomaly_of(model: AnomalyModel, table: pd.DataFrame, class_probabilities: np
             "mjd": float(np.max(lc.mjd)), "ndet": int(lc.mjd.shape[0])}
 
 
+def surprise_of(lc: LightCurve, top_probabilities: np.ndarray, period: float) -> Doc | None:
+    """The surprise of a preprocessed ZTF light curve's latest detection
+    (:func:`ml.forecast.light_curve_surprise`) under the model of its most probable
+    top-level class, or None.
+
+    Parameters
+    ----------
+    lc : LightCurve
+        The preprocessed light curve.
+    top_probabilities : array
+        The light-curve classifier's top-level probabilities, in ``TOP_CLASSES`` order.
+    period : float
+        ``Multiband_period`` [days] (the periodic model's period; NaN without one).
+    """
+    branch = TOP_CLASSES[int(np.argmax(top_probabilities))]
+    value = light_curve_surprise(lc, branch=branch, period=period)
+    if value is None:
+        return None
+    return {**value, "band": ZTF_BANDS.band_names.get(int(value["fid"]), str(value["fid"])),
+            "branch": branch}
+
+
 def classify_light_curve(model: HierarchicalModel, lc: LightCurve,
                          anomaly_model: AnomalyModel | None = None,
                          bogus: float | None = None) -> Classification | None:
@@ -176,9 +203,63 @@ def classify_light_curve(model: HierarchicalModel, lc: LightCurve,
     values = {k: (None if not np.isfinite(v) else float(v)) for k, v in vector.values.items()}
     anomaly = None if anomaly_model is None else anomaly_of(
         anomaly_model, table, prediction.full, bogus, lc)
+    surprise = surprise_of(lc, prediction.top[0],
+                           float(vector.values.get("Multiband_period", math.nan)))
     return Classification(rows=rows, features={
         "classifier_version": model.version, "values": values, "missing": vector.missing},
-        anomaly=anomaly)
+        anomaly=anomaly, surprise=surprise)
+
+
+def top_class(rows: Iterable[Mapping[str, Any]]) -> str | None:
+    """The most probable top-level class of stored light-curve classifier rows, or None
+    when the object has none."""
+    best = [r for r in rows if r["classifier_name"] == TOP_CLASSIFIER]
+    if not best:
+        return None
+    return str(max(best, key=lambda r: float(r["probability"]))["class_name"])
+
+
+def object_forecast(detections: Iterable[Mapping[str, Any]],
+                    non_detections: Iterable[Mapping[str, Any]], object_doc: Mapping[str, Any],
+                    rows: Iterable[Mapping[str, Any]], features: Mapping[str, Any] | None,
+                    band: str, at: np.ndarray) -> tuple[Forecast, str | None]:
+    """A stored object's forecast of one band at times ``at`` [MJD], by the model of its
+    most probable top-level class (:mod:`ml.forecast`), and that class.
+
+    Parameters
+    ----------
+    detections, non_detections : iterable of mapping
+        The object's stored light curve.
+    object_doc : mapping
+        Its object document (survey, ``corrected``).
+    rows : iterable of mapping
+        Its stored probability rows.
+    features : mapping or None
+        Its stored features document (``Multiband_period`` [days]).
+    band : str
+        A band of the object's survey (ZTF g r i; LSST u g r i z y).
+
+    Raises
+    ------
+    ValueError
+        ``band`` is not a band of the survey.
+    """
+    survey = str(object_doc.get("survey", ZTF))
+    scheme = LSST_BANDS if survey == LSST else ZTF_BANDS
+    fids = {name: fid for fid, name in scheme.band_names.items()}
+    if band not in fids:
+        raise ValueError(f"{band!r} is not a {survey} band (one of {', '.join(fids)})")
+    branch = top_class(rows)
+    if branch is None:
+        return Forecast.invalid(at, "none", "not classified yet: the forecast model "
+                                            "follows the light-curve class"), None
+    lc = lsst_light_curve_of(detections, non_detections) if survey == LSST else \
+        light_curve_of(detections, non_detections, bool(object_doc.get("corrected", False)))
+    values = (features or {}).get("values") or {}
+    period = values.get("Multiband_period")
+    return light_curve_forecast(
+        preprocess(lc, scheme), fids[band], at,
+        branch=branch, period=math.nan if period is None else float(period)), branch
 
 
 class LcClassifierHook:
@@ -203,7 +284,8 @@ class LcClassifierHook:
             return state
         # after the rows of earlier hooks (the stamp classifier's), never instead of them
         return replace(state, probabilities=[*state.probabilities, *result.rows],
-                       features=result.features, anomaly=result.anomaly)
+                       features=result.features, anomaly=result.anomaly,
+                       surprise=result.surprise)
 
 
 def needs_classification(state: ObjectState) -> bool:
@@ -243,12 +325,17 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory,
     write.probabilities, write.features = classification_docs(history.oid, hpx, result.rows,
                                                               result.features)
     write.current = history.object_doc
+    # $set, not a replacement: the pipeline agent may have stored newer statistics
+    # since this history was read
+    object_set: Doc = {}
     if result.anomaly is not None:
         write.anomaly = anomaly_doc(history.oid, hpx, result.anomaly)
-        # $set, not a replacement: the pipeline agent may have stored newer statistics
-        # since this history was read
-        write.object_set = {"anomaly": anomaly_summary(result.anomaly)}
-        write.current = {**history.object_doc, **write.object_set}
+        object_set["anomaly"] = anomaly_summary(result.anomaly)
+    if result.surprise is not None:
+        object_set["surprise"] = result.surprise
+    if object_set:
+        write.object_set = object_set
+        write.current = {**history.object_doc, **object_set}
     return write, result
 
 

@@ -25,7 +25,7 @@ from nightjar.surveys.interface import (
 )
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-CLASSIFICATION_SCHEMA_VERSION = "1.3"
+CLASSIFICATION_SCHEMA_VERSION = "1.4"
 DEAD_LETTER_SCHEMA_VERSION = "1.1"
 _SUMMARY_FIELDS = ("ndet", "firstmjd", "lastmjd", "meanra", "meandec", "sigmara", "sigmadec",
                    "corrected", "stellar", "reference_change", "g_r_max", "g_r_mean")
@@ -62,6 +62,16 @@ def _anomaly(object_doc: Mapping[str, Any]) -> Record | None:
     return {"score": float(score["score"]), "raw": float(score["raw"]),
             "model_name": str(score["model_name"]),
             "model_version": str(score["model_version"]), "mjd": float(score["mjd"])}
+
+
+def _surprise(object_doc: Mapping[str, Any]) -> Record | None:
+    """The object's latest forecast surprise (added in schema 1.4), or None."""
+    found = object_doc.get("surprise")
+    if not found:
+        return None
+    return {"value": float(found["value"]), "mjd": float(found["mjd"]),
+            "fid": int(found["fid"]), "band": str(found["band"]),
+            "model": str(found["model"])}
 
 
 def _detection_fields(object_doc: Mapping[str, Any], detection: Mapping[str, Any]) -> Record:
@@ -102,7 +112,7 @@ def lc_classification_record(object_doc: Mapping[str, Any], detection: Mapping[s
         "xmatch": _xmatch(object_doc), "probabilities": _probabilities(probabilities),
         "trigger": "lc_classifier", "alert_time": None,
         "processed_time": processed_time_ms, **_detection_fields(object_doc, detection),
-        "anomaly": _anomaly(object_doc),
+        "anomaly": _anomaly(object_doc), "surprise": _surprise(object_doc),
     }
 
 
@@ -148,7 +158,7 @@ def classification_record(alert: ParsedAlert, object_doc: Mapping[str, Any],
         "alert_time": alert_time_ms,
         "processed_time": processed_time_ms,
         **_detection_fields(object_doc, {**det, **(detection or {})}),
-        "anomaly": _anomaly(object_doc),
+        "anomaly": _anomaly(object_doc), "surprise": _surprise(object_doc),
     }
 
 

@@ -87,6 +87,13 @@ from .object_forced_photometry import (
     ObjectForcedPhotometryObject,
     ObjectForcedPhotometryObjectForcedPhotometry,
 )
+from .object_forecast import (
+    ObjectForecast,
+    ObjectForecastObject,
+    ObjectForecastObjectForecast,
+    ObjectForecastObjectForecastPoints,
+    ObjectForecastObjectSurprise,
+)
 from .object_labels import ObjectLabels, ObjectLabelsObject, ObjectLabelsObjectLabels
 from .object_light_curve import (
     ObjectLightCurve,
@@ -125,6 +132,11 @@ from .object_probabilities import (
 )
 from .object_stamps import ObjectStamps, ObjectStampsObject, ObjectStampsObjectStamps
 from .object_summary import ObjectSummary, ObjectSummaryObject
+from .object_surprise import (
+    ObjectSurprise,
+    ObjectSurpriseObject,
+    ObjectSurpriseObjectSurprise,
+)
 from .objects_page import (
     ObjectsPage,
     ObjectsPageObjects,
@@ -220,6 +232,11 @@ __all__ = [
     "ObjectForcedPhotometry",
     "ObjectForcedPhotometryObject",
     "ObjectForcedPhotometryObjectForcedPhotometry",
+    "ObjectForecast",
+    "ObjectForecastObject",
+    "ObjectForecastObjectForecast",
+    "ObjectForecastObjectForecastPoints",
+    "ObjectForecastObjectSurprise",
     "ObjectLabels",
     "ObjectLabelsObject",
     "ObjectLabelsObjectLabels",
@@ -253,6 +270,9 @@ __all__ = [
     "ObjectStampsObjectStamps",
     "ObjectSummary",
     "ObjectSummaryObject",
+    "ObjectSurprise",
+    "ObjectSurpriseObject",
+    "ObjectSurpriseObjectSurprise",
     "ObjectsPage",
     "ObjectsPageObjects",
     "ObjectsPageObjectsEdges",

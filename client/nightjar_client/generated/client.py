@@ -30,6 +30,7 @@ from .object_detections import ObjectDetections
 from .object_downloads import ObjectDownloads
 from .object_features import ObjectFeatures
 from .object_forced_photometry import ObjectForcedPhotometry
+from .object_forecast import ObjectForecast
 from .object_labels import ObjectLabels
 from .object_light_curve import ObjectLightCurve
 from .object_lightcurve_points import ObjectLightcurvePoints
@@ -39,6 +40,7 @@ from .object_non_detections import ObjectNonDetections
 from .object_probabilities import ObjectProbabilities
 from .object_stamps import ObjectStamps
 from .object_summary import ObjectSummary
+from .object_surprise import ObjectSurprise
 from .objects_page import ObjectsPage
 from .recent_objects import RecentObjects
 from .solar_system_object import SolarSystemObject
@@ -979,6 +981,66 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return ObjectAnomaly.model_validate(data)
+
+    async def object_forecast(
+        self, oid: str, band: str, mjd: list[float], **kwargs: Any
+    ) -> ObjectForecast:
+        query = gql("""
+            query ObjectForecast($oid: String!, $band: String!, $mjd: [Float!]!) {
+              object(oid: $oid) {
+                surprise {
+                  value
+                  mjd
+                  band
+                  fid
+                  model
+                }
+                forecast(band: $band, mjd: $mjd) {
+                  band
+                  model
+                  branch
+                  magnitudeKind
+                  reason
+                  points {
+                    mjd
+                    valid
+                    magnitude
+                    lower68
+                    upper68
+                    lower95
+                    upper95
+                  }
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"oid": oid, "band": band, "mjd": mjd}
+        response = await self.execute(
+            query=query, operation_name="ObjectForecast", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ObjectForecast.model_validate(data)
+
+    async def object_surprise(self, oid: str, **kwargs: Any) -> ObjectSurprise:
+        query = gql("""
+            query ObjectSurprise($oid: String!) {
+              object(oid: $oid) {
+                surprise {
+                  value
+                  mjd
+                  band
+                  fid
+                  model
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"oid": oid}
+        response = await self.execute(
+            query=query, operation_name="ObjectSurprise", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ObjectSurprise.model_validate(data)
 
     async def objects_page(
         self,

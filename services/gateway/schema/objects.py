@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any
 
+import numpy as np
 import strawberry
 
 from nightjar.context import MATCH_RADIUS_ARCSEC
 from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
 from nightjar.minor_planets import designation_keys, display_designation
+from nightjar.runner.classify import object_forecast
 from nightjar.store.mongo import (
     ANOMALY_SCORE,
     NULLABLE_ORDER_FIELDS,
@@ -44,6 +47,13 @@ from services.gateway.schema.context import (
     cone_of,
     pick,
     survey_of,
+)
+from services.gateway.schema.forecast import (
+    MAX_FORECAST_TIMES,
+    ObjectForecast,
+    Surprise,
+    object_forecast_of,
+    surprise_of,
 )
 from services.gateway.schema.labels import Label, label_of
 
@@ -293,6 +303,9 @@ class AstroObject:
     survey: Survey = Survey.ZTF
     dia_object: strawberry.scalars.JSON | None = strawberry.field(default=None, description=(
         "LSST: Rubin's own diaObject summary as the latest alert sent it (null for ZTF)"))
+    surprise: Surprise | None = strawberry.field(default=None, description=(
+        "the latest classified detection's deviation from the forecast made from the "
+        "detections before it; null until a valid forecast could be made"))
 
     @strawberry.field(description="objects of other surveys within 1.5 arcsec (the same "
                                   "source), nearest first")
@@ -329,6 +342,28 @@ class AstroObject:
                                   "null until it is classified by a model with a score")
     async def anomaly(self, info: GatewayInfo) -> Anomaly | None:
         return anomaly_of(await info.context.loaders.anomaly.load(self.oid) or [])
+
+    @strawberry.field(description="the forecast of band BAND (ZTF g r i; LSST u g r i z y) "
+                                  "at the times MJD [MJD, at most "
+                                  f"{MAX_FORECAST_TIMES}], with 68 and 95 % intervals")
+    async def forecast(self, info: GatewayInfo, band: str,
+                       mjd: list[float]) -> ObjectForecast:
+        if not 1 <= len(mjd) <= MAX_FORECAST_TIMES:
+            raise limit_error(f"{len(mjd)} forecast times; between 1 and "
+                              f"{MAX_FORECAST_TIMES} may be asked", "forecast_times")
+        if not all(math.isfinite(t) for t in mjd):
+            raise GatewayError(BAD_USER_INPUT, "forecast times must be finite MJDs")
+        loaders = info.context.loaders
+        doc = {"survey": self.survey.value, "corrected": self.corrected}
+        try:
+            result, branch = object_forecast(
+                await loaders.detections.load(self.oid),
+                await loaders.non_detections.load(self.oid), doc,
+                await loaders.probabilities.load(self.oid),
+                await loaders.features.load(self.oid), band, np.array(mjd, dtype=np.float64))
+        except ValueError as exc:
+            raise GatewayError(BAD_USER_INPUT, str(exc)) from exc
+        return object_forecast_of(result, band, branch)
 
     @strawberry.field(description="detections in time order")
     async def detections(self, info: GatewayInfo) -> list[Detection]:
@@ -407,7 +442,8 @@ def object_of(doc: Mapping[str, Any]) -> AstroObject:
                      key=lambda m: m.distance_arcsec)
     summary = doc.get("summary") or {}
     return pick(AstroObject, doc, magstats=stats, xmatch=matches, survey=survey_of(doc),
-                dia_object=summary.get("record") if doc.get("survey") == "LSST" else None)
+                dia_object=summary.get("record") if doc.get("survey") == "LSST" else None,
+                surprise=surprise_of(doc.get("surprise")))
 
 
 def detection_of(doc: Mapping[str, Any]) -> Detection:
