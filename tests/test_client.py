@@ -292,6 +292,30 @@ async def test_object_methods_return_what_the_store_holds(dep: Deployment,
     assert await call(nj.query_anomaly, unscored) is None
 
 
+async def test_forecast_and_surprise_over_http(dep: Deployment, nj: Nightjar) -> None:
+    surprised = [d async for d in dep.store.db["objects"].find(
+        {"survey": "ZTF"}, {"_id": 1, "surprise": 1}) if d.get("surprise")]
+    assert surprised, "classified objects of a default deployment carry a surprise"
+    doc = surprised[0]
+    got = await call(nj.query_surprise, doc["_id"])
+    assert got == {k: doc["surprise"][k] for k in ("value", "mjd", "band", "fid", "model")}
+    at = [doc["surprise"]["mjd"] + d for d in (0.5, 3.0, 400.0)]
+    table = await call(nj.query_forecast, doc["_id"], doc["surprise"]["band"], at,
+                       format="pandas")
+    assert list(table.mjd) == at and set(table.model) == {doc["surprise"]["model"]}
+    assert table.valid.tolist()[:1] == [True] and not table.valid.iloc[2]
+    first = table.iloc[0]
+    assert first.lower_95 < first.lower_68 < first.magnitude < first.upper_68 < first.upper_95
+    classified = {d["_id"] async for d in dep.store.db["features"].find({}, {"_id": 1})}
+    unclassified = next(o for o in [d["_id"] async for d in dep.store.db["objects"].find(
+        {"survey": "ZTF"}, {"_id": 1})] if o not in classified)
+    rows = await call(nj.query_forecast, unclassified, "g", at)
+    assert {r["model"] for r in rows} == {"none"} and not any(r["valid"] for r in rows)
+    assert "not classified" in rows[0]["reason"]
+    with pytest.raises(ObjectNotFoundError):
+        await call(nj.query_forecast, "ZTF00nothere", "g", at)
+
+
 async def test_unknown_objects_raise_object_not_found(nj: Nightjar) -> None:
     for method in (nj.query_object, nj.query_lightcurve, nj.query_detections,
                    nj.query_non_detections, nj.query_forced_photometry, nj.query_magstats,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ml.forecast import HORIZON_DAYS, MODEL_OF_BRANCH
 from nightjar.runner.classify import LcClassifierHook, load_anomaly_model, load_model
 from nightjar.runner.ingest import BatchProcessor, expand_paths, ingest, iter_inputs
 from nightjar.runner.stamp_classify import StampClassifierHook, load_stamp_model
@@ -160,6 +162,7 @@ async def test_embedded_pipeline_classifies_real_alerts(
     assert scored == sorted(scored, reverse=True)
     assert all(v is None for _, v in listed[len(scored):])
 
+    await _check_surprise_and_forecast(store, classified)
     await _users_teach_the_score(store, scores)
 
     # re-ingesting the same alerts: no duplicate rows, nothing rewritten
@@ -170,6 +173,63 @@ async def test_embedded_pipeline_classifies_real_alerts(
     assert await store.count(PROBABILITIES) == before
     assert await store.count(ANOMALY) == before_scores
     assert await store.count(FEATURES) == len(classified)
+
+
+FORECAST = """query($oid: String!, $band: String!, $mjd: [Float!]!) { object(oid: $oid) {
+    surprise { value mjd band fid model }
+    forecast(band: $band, mjd: $mjd) { band model branch magnitudeKind reason
+      points { mjd valid magnitude lower68 upper68 lower95 upper95 } } } }"""
+
+
+async def _check_surprise_and_forecast(store: NightjarStore, classified: set[str]) -> None:
+    """Classified objects carry their latest detection's surprise, under the model of
+    their top class; GraphQL forecasts a band with nested intervals, nothing past the
+    horizon, and refuses a band the survey does not have."""
+    objects = {o["_id"]: o async for o in store.db[OBJECTS].find(
+        {"_id": {"$in": sorted(classified)}})}
+    with_surprise = {oid: o["surprise"] for oid, o in objects.items() if o.get("surprise")}
+    assert len(with_surprise) >= 5, "a forecast was possible before most latest detections"
+    rows = [r async for r in store.db[PROBABILITIES].find(
+        {"classifier_name": "lc_classifier_top", "ranking": 1})]
+    top = {r["oid"]: r["class_name"] for r in rows}
+    detections = [d async for d in store.db["detections"].find(
+        {"oid": {"$in": sorted(with_surprise)}}, {"oid": 1, "mjd": 1, "fid": 1})]
+    for oid, found in with_surprise.items():
+        assert found["model"] == MODEL_OF_BRANCH[top[oid]]
+        assert math.isfinite(found["value"]) and found["band"] == {1: "g", 2: "r"}[found["fid"]]
+        # it is of a stored detection of that band: the latest the classifier read
+        assert any(d["oid"] == oid and d["mjd"] == found["mjd"] and d["fid"] == found["fid"]
+                   for d in detections)
+        assert found["mjd"] <= objects[oid]["lastmjd"]
+
+    oid, found = next(iter(sorted(with_surprise.items())))
+    at = [found["mjd"] + 0.5, found["mjd"] + 5.0, found["mjd"] + HORIZON_DAYS + 5.0]
+    result = await schema.execute(FORECAST, context_value=GatewayContext(store),
+                                  variable_values={"oid": oid, "band": found["band"],
+                                                   "mjd": at})
+    assert not result.errors, result.errors
+    assert result.data is not None
+    served = result.data["object"]
+    assert served["surprise"] == {k: found[k] for k in ("value", "mjd", "band", "fid",
+                                                        "model")}
+    predicted = served["forecast"]
+    assert predicted["model"] == found["model"] and predicted["branch"] == top[oid]
+    assert predicted["magnitudeKind"] == ("DIFFERENCE" if found["model"] == "spm"
+                                          else "APPARENT")
+    points = predicted["points"]
+    assert [p["mjd"] for p in points] == at
+    assert points[0]["valid"], predicted  # its last detection was predictable
+    for p in points[:2]:
+        if p["valid"]:
+            assert p["lower95"] < p["lower68"] < p["magnitude"]
+            assert p["upper68"] is None or p["magnitude"] < p["upper68"]
+            assert p["upper95"] is None or (p["upper68"] or 0) < p["upper95"]
+    assert not points[2]["valid"] and points[2]["magnitude"] is None  # past the horizon
+    for band, mjd, says in (("y", at, "'y' is not a ZTF band"),
+                            (found["band"], [found["mjd"]] * 1001, "1001 forecast times")):
+        bad = await schema.execute(FORECAST, context_value=GatewayContext(store),
+                                   variable_values={"oid": oid, "band": band, "mjd": mjd})
+        assert bad.errors and says in bad.errors[0].message, bad.errors
 
 
 async def test_classify_agent_on_kafka_classifies_real_alerts(
@@ -206,6 +266,12 @@ async def test_classify_agent_on_kafka_classifies_real_alerts(
             assert record["schemavsn"] == "1.4"
             assert record["anomaly"]["model_name"] == "ztf_anomaly"
             assert 0.0 <= record["anomaly"]["score"] <= 1.0
+        # schema 1.4: the latest detection's surprise, where a forecast was possible
+        surprised = [r for r in lc_records if r["surprise"] is not None]
+        assert surprised, "classified objects carry their forecast surprise"
+        for record in surprised:
+            assert record["surprise"]["model"] in {"spm", "harmonic", "drw"}
+            assert record["surprise"]["mjd"] <= record["mjd"]
         async with env.store() as store:
             rows = [r async for r in store.db[PROBABILITIES].find(
                 {"classifier_name": {"$ne": "stamp_classifier"}})]

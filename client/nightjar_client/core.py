@@ -383,9 +383,10 @@ class Nightjar:
                        format: str = "json", index: str | None = None,
                        sort: str | None = None) -> Any:
         """The forecast of one band (ZTF g r i; LSST u g r i z y) at times ``mjd`` [MJD]:
-        one row per time with ``magnitude`` and the 68/95 % bounds [mag] (``lower*`` the
-        bright ones; a faint bound is None where a transient's interval reaches zero
-        flux) and ``valid``, plus ``band``, ``model`` (spm, harmonic, drw or none),
+        one row per time with ``magnitude`` and the 68/95 % bounds [mag]
+        (``lower_68``/``lower_95`` the bright ones; a faint bound, ``upper_68`` or
+        ``upper_95``, is None where a transient's interval reaches zero flux) and
+        ``valid``, plus ``band``, ``model`` (spm, harmonic, drw or none),
         ``branch``, ``magnitude_kind`` (DIFFERENCE for spm, else APPARENT) and
         ``reason`` (why nothing is valid) on every row.  The object's latest ``surprise``
         is :meth:`query_surprise`."""
@@ -395,8 +396,8 @@ class Nightjar:
         head = _row(found.forecast)
         points = head.pop("points")
         return to_format([{**p, **head} for p in points], fmt,
-                         ["mjd", "valid", "magnitude", "lower68", "upper68", "lower95",
-                          "upper95", "band", "model", "branch", "magnitude_kind", "reason"],
+                         ["mjd", "valid", "magnitude", "lower_68", "upper_68", "lower_95",
+                          "upper_95", "band", "model", "branch", "magnitude_kind", "reason"],
                          index, sort)
 
     def query_surprise(self, oid: str) -> dict[str, Any] | None:
