@@ -15,7 +15,8 @@ from ml.forecast.validate import masked_forecasts, real_sets, summarise
 
 
 def _periodic(n: int = 80, period: float = 0.61, amplitude: float = 0.4,
-              err: float = 0.02, seed: int = 0) -> tuple[np.ndarray, ...]:
+              err: float = 0.02, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     rng = np.random.default_rng(seed)
     t = np.sort(58000.0 + rng.uniform(0, 200, n))
     truth = 15.0 + amplitude * np.sin(2 * np.pi * t / period) \

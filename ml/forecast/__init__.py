@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
 from ml.features import models
@@ -243,7 +243,7 @@ def _fit(model: str, t: FloatArray, mag: FloatArray, err: FloatArray, flux: Floa
             f"{prediction.recent:.1f} sigma)")
 
 
-def forecast(t: FloatArray, mag: FloatArray, err: FloatArray, at: FloatArray, *,
+def forecast(t: FloatArray, mag: FloatArray, err: FloatArray, at: ArrayLike, *,
              branch: str, flux: FloatArray | None = None,
              flux_err: FloatArray | None = None, period: float = math.nan) -> Forecast:
     """Forecast one band at times ``at`` from its detections.
@@ -263,14 +263,14 @@ def forecast(t: FloatArray, mag: FloatArray, err: FloatArray, at: FloatArray, *,
     period : float
         The period [days] for the periodic model (``Multiband_period``).
     """
-    at = np.atleast_1d(np.asarray(at, dtype=np.float64))
+    times = np.atleast_1d(np.asarray(at, dtype=np.float64))
     model = MODEL_OF_BRANCH.get(branch)
     if model is None:
-        return Forecast.invalid(at, "none", f"no forecast model for class {branch!r}")
+        return Forecast.invalid(times, "none", f"no forecast model for class {branch!r}")
     t, mag, err, flux, flux_err = _inputs(t, mag, err, flux, flux_err)
-    prediction = _fit(model, t, mag, err, flux, flux_err, period, at)
+    prediction = _fit(model, t, mag, err, flux, flux_err, period, times)
     if isinstance(prediction, str):
-        return Forecast.invalid(at, model, prediction)
+        return Forecast.invalid(times, model, prediction)
     # where a new detection of the band's typical error falls: the model's variance
     # plus that error
     typical = float(np.median(flux_err**2 if prediction.in_flux else err**2))
@@ -284,11 +284,11 @@ def forecast(t: FloatArray, mag: FloatArray, err: FloatArray, at: FloatArray, *,
         magnitude = mean
         bounds = [mean - Z68 * sigma, mean + Z68 * sigma, mean - Z95 * sigma,
                   mean + Z95 * sigma]
-    valid = np.isfinite(magnitude) & np.isfinite(sigma) & (at <= t.max() + HORIZON_DAYS)
+    valid = np.isfinite(magnitude) & np.isfinite(sigma) & (times <= t.max() + HORIZON_DAYS)
     reason = None if valid.any() else (
         f"past the {HORIZON_DAYS:.0f}-day horizon or no positive model flux")
     lower68, upper68, lower95, upper95 = (np.where(valid, b, math.nan) for b in bounds)
-    return Forecast(at, np.where(valid, magnitude, math.nan), lower68, upper68, lower95,
+    return Forecast(times, np.where(valid, magnitude, math.nan), lower68, upper68, lower95,
                     upper95, valid=valid, model=model, reason=reason)
 
 
@@ -337,7 +337,7 @@ def _band(lc: LightCurve, fid: int, branch: str
     return t, lc.mag[sel], lc.err[sel], flux, flux_err
 
 
-def light_curve_forecast(lc: LightCurve, fid: int, at: FloatArray, *, branch: str,
+def light_curve_forecast(lc: LightCurve, fid: int, at: ArrayLike, *, branch: str,
                          period: float = math.nan) -> Forecast:
     """:func:`forecast` of band ``fid`` of a preprocessed light curve (see :func:`_band`
     for what each model reads); the transient model's magnitudes are difference
