@@ -174,6 +174,8 @@ class Settings(BaseSettings):
         "run the light-curve classifier (inline when embedded, its own agent on Kafka)"))
     lc_classifier_version: str | None = Field(default=None, description=(
         "pin a registered lc_classifier version (default: the newest)"))
+    lsst_lc_classifier_version: str | None = Field(default=None, description=(
+        "pin a registered lsst_lc_classifier version (default: the newest)"))
     anomaly: bool = Field(default=True, description=(
         "score how unusual each classified object is (the registered anomaly model), "
         "with the light-curve classifier"))

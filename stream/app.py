@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                metrics: WorkerMetrics, topology: Topology = DEFAULT_TOPOLOGY,
                classifier: HierarchicalModel | None = None,
                anomaly_model: AnomalyModel | None = None,
+               lsst_classifier: HierarchicalModel | None = None,
                agents: tuple[str, ...] = ("pipeline", "classify")) -> faust.App:
     """The Faust application of one worker.
 
@@ -93,6 +94,9 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         The light-curve classifier of the classify agent (that agent runs only with it).
     anomaly_model : AnomalyModel, optional
         The anomaly model the classify agent scores classified objects with.
+    lsst_classifier : HierarchicalModel, optional
+        The classify agent's LSST light-curve classifier (without it LSST objects stay
+        unclassified).
     agents : tuple of str
         Which agents this worker runs: ``pipeline`` (ingest to publish), ``classify``
         (light-curve classification) and ``relay`` (the external survey stream, e.g.
@@ -159,6 +163,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         assert classifier is not None
         async with store_factory() as store:
             driver = ClassifyDriver(store, classifier, send, anomaly_model=anomaly_model,
+                                    lsst_model=lsst_classifier,
                                     classifications_topic=settings.topic_classifications,
                                     metrics=metrics)
             batches = cast(faust.Stream[bytes], stream).take_events(

@@ -418,16 +418,19 @@ class Nightjar:
     # ---- classifiers -------------------------------------------------------------------
 
     def query_classifiers(self, format: str = "json") -> Any:
-        """Every classifier and version with its classes (one row per version)."""
+        """Every classifier and version with its classes, survey and registered model (one
+        row per version; the light-curve classifiers appear once per survey)."""
         fmt = check_format(format)
         no_version: list[str | None] = [None]
         rows = [{"classifier_name": c.name, "classifier_version": version,
                  "classes": list(c.classes), "description": c.description,
-                 "parent_classifier": c.parent_classifier, "parent_class": c.parent_class}
+                 "parent_classifier": c.parent_classifier, "parent_class": c.parent_class,
+                 "survey": c.survey.value, "model": c.model}
                 for c in self._run(self._client.classifiers()).classifiers
                 for version in (c.versions or no_version)]
         return to_format(rows, fmt, ["classifier_name", "classifier_version", "classes",
-                                        "description", "parent_classifier", "parent_class"])
+                                        "description", "parent_classifier", "parent_class",
+                                        "survey", "model"])
 
     def query_classes(self, classifier_name: str, classifier_version: str,
                       format: str = "json") -> Any:

@@ -134,8 +134,25 @@ class ClassModel:
     sgscore: float
 
 
+#: how many "g - r" colours redder than g each band is (ZTF/LSST g = 1, r = 2; LSST
+#: i z y = 3 4 5, u = 6): a class's colour from g to each band scales by this, its
+#: pulsation amplitude by ``amp_r ** REDNESS``.  g and r are exact (the ZTF models); the
+#: other bands follow the blackbody-like run of typical stellar and SN colours (u-g about
+#: 1.2 (g-r), r-i about 0.6 (g-r), ...), which is what a classifier can learn from.
+REDNESS = np.array([0.0, 0.0, 1.0, 1.6, 2.0, 2.3, -1.2])  # index = fid
+
+
+def _redness(fid: FloatArray) -> FloatArray:
+    return REDNESS[np.asarray(fid, dtype=int)]
+
+
 def _colour(fid: FloatArray, g_minus_r: float) -> FloatArray:
-    return np.where(fid == 2, -g_minus_r, 0.0)
+    return -g_minus_r * _redness(fid)
+
+
+def _references(mean: float, g_minus_r: float) -> dict[int, float | None]:
+    """Reference-image magnitude of a persistent source in every band of both surveys."""
+    return {f: mean - g_minus_r * float(REDNESS[f]) for f in range(1, 7)}
 
 
 def _supernova(name: str, rng: np.random.Generator, t_first: float) -> ClassModel:
@@ -154,14 +171,15 @@ def _supernova(name: str, rng: np.random.Generator, t_first: float) -> ClassMode
 
     def magnitude(t: FloatArray, fid: FloatArray) -> FloatArray:
         # r declines more slowly than g: colour reddens with time after maximum
-        slow = np.where(fid == 2, 1.25, 1.0)
+        slow = 1.0 + 0.25 * np.clip(_redness(fid), 0, None)
         flux = spm_flux(t - t0, 1.0, 0.0, gamma, beta, t_rise, t_fall * slow) / norm
         with np.errstate(divide="ignore", invalid="ignore"):
             mag = peak - 2.5 * np.log10(np.clip(flux, 1e-12, None))
-        return mag + _colour(fid, colour) - np.where(fid == 2, redden, 0) * np.clip(
+        return mag + _colour(fid, colour) - redden * _redness(fid) * np.clip(
             t - t0 - gamma, 0, None)
 
-    return ClassModel(magnitude, {1: None, 2: None}, galactic=False, sgscore=u(0.0, 0.4))
+    return ClassModel(magnitude, dict.fromkeys(range(1, 7)), galactic=False,
+                      sgscore=u(0.0, 0.4))
 
 
 def _periodic(name: str, rng: np.random.Generator) -> ClassModel:
@@ -234,10 +252,10 @@ def _periodic(name: str, rng: np.random.Generator) -> ClassModel:
             drift = np.empty(len(t))
             drift[order] = _drw(t[order], drift_tau, drift_sigma, rng) if drift_sigma else 0
             state["drift"] = drift
-        scale = np.where(fid == 2, amp_r, 1.0)
+        scale = amp_r ** _redness(fid)
         return mean + scale * shape(t / period + phase0) + _colour(fid, colour) + state["drift"]
 
-    return ClassModel(magnitude, {1: mean, 2: mean - colour}, galactic=True,
+    return ClassModel(magnitude, _references(mean, colour), galactic=True,
                       sgscore=u(0.85, 1.0))
 
 
@@ -291,10 +309,11 @@ def _stochastic(name: str, rng: np.random.Generator) -> ClassModel:
                         start += extra["recurrence"] * rng.uniform(0.7, 1.3)
             state["base"], state["events"] = base, events
         base = state["base"]
-        chroma = np.where(fid == 1, 1.0 + bluer_when_brighter, 1.0 - bluer_when_brighter)
+        # g varies by 1 + b, r by 1 - b (ZTF), the other bands on the same run
+        chroma = 1.0 + bluer_when_brighter * (1.0 - 2.0 * _redness(fid))
         return mean + chroma * base + state["events"] + _colour(fid, colour)
 
-    return ClassModel(magnitude, {1: mean, 2: mean - colour},
+    return ClassModel(magnitude, _references(mean, colour),
                       galactic=name in ("YSO", "CV/Nova"), sgscore=sg)
 
 

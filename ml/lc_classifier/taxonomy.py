@@ -4,6 +4,8 @@ from __future__ import annotations
 
 TOP_CLASSIFIER = "lc_classifier_top"
 FULL_CLASSIFIER = "lc_classifier"
+#: registry name of the LSST light-curve model (its rows carry the names above too)
+LSST_CLASSIFIER = "lsst_lc_classifier"
 
 HIERARCHY: dict[str, tuple[str, ...]] = {
     "Transient": ("SNIa", "SNIbc", "SNII", "SLSN"),

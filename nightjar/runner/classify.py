@@ -3,13 +3,16 @@
 Pure cores (:func:`light_curve_of`, :func:`classify_light_curve`) with two thin users:
 the per-object hook of the topology's *classify* step (embedded runner: inline), and
 :func:`classify_history`, which the Kafka classify agent runs on objects the ingest
-agent forwarded.  An object is (re)classified when it has at least six detections in g
-or in r and new detections arrived.
+agent forwarded.  An object is (re)classified when new detections arrived and it has at
+least six detections in one band (ZTF: g or r; LSST: any of u g r i z y).
 
-The shipped models are ZTF models (trained on ZTF light curves and ZTF's cadence), so
-they classify ZTF objects only: a model applied to another survey's photometry would
-be worse than none, and other surveys' objects stay unclassified until models trained
-for them are registered.
+Each survey has its own model (``lc_classifier`` for ZTF, trained on ZTF light curves
+and cadences; ``lsst_lc_classifier`` for LSST, on LSST simulations): a model applied to
+another survey's photometry would be worse than none, so an object is classified only
+by its survey's model, and stays unclassified where none is registered.  The rows carry
+the taxonomy's classifier names (``lc_classifier``, ``lc_classifier_top`` ...) for both,
+so one query serves both surveys; the object's survey and the row's version say which
+model made them.
 """
 
 from __future__ import annotations
@@ -33,10 +36,21 @@ from ml.features.extract import (
     extract,
     preprocess,
 )
-from ml.features.names import FEATURE_NAMES, LSST_BANDS, ZTF_BANDS
+from ml.features.names import (
+    FEATURE_NAMES,
+    LSST_BANDS,
+    LSST_FEATURE_NAMES,
+    ZTF_BANDS,
+    BandScheme,
+)
 from ml.forecast import Forecast, light_curve_forecast, light_curve_surprise
 from ml.lc_classifier.model import HierarchicalModel, ModelMismatchError
-from ml.lc_classifier.taxonomy import FULL_CLASSIFIER, TOP_CLASSES, TOP_CLASSIFIER
+from ml.lc_classifier.taxonomy import (
+    FULL_CLASSIFIER,
+    LSST_CLASSIFIER,
+    TOP_CLASSES,
+    TOP_CLASSIFIER,
+)
 from ml.registry import ModelRegistry
 from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 from nightjar.core.lightcurve import (
@@ -166,8 +180,9 @@ def anomaly_of(model: AnomalyModel, table: pd.DataFrame, class_probabilities: np
             "mjd": float(np.max(lc.mjd)), "ndet": int(lc.mjd.shape[0])}
 
 
-def surprise_of(lc: LightCurve, top_probabilities: np.ndarray, period: float) -> Doc | None:
-    """The surprise of a preprocessed ZTF light curve's latest detection
+def surprise_of(lc: LightCurve, top_probabilities: np.ndarray, period: float,
+                scheme: BandScheme = ZTF_BANDS) -> Doc | None:
+    """The surprise of a preprocessed light curve's latest detection
     (:func:`ml.forecast.light_curve_surprise`) under the model of its most probable
     top-level class, or None.
 
@@ -179,32 +194,36 @@ def surprise_of(lc: LightCurve, top_probabilities: np.ndarray, period: float) ->
         The light-curve classifier's top-level probabilities, in ``TOP_CLASSES`` order.
     period : float
         ``Multiband_period`` [days] (the periodic model's period; NaN without one).
+    scheme : BandScheme
+        The survey's bands (band names).
     """
     branch = TOP_CLASSES[int(np.argmax(top_probabilities))]
     value = light_curve_surprise(lc, branch=branch, period=period)
     if value is None:
         return None
-    return {**value, "band": ZTF_BANDS.band_names.get(int(value["fid"]), str(value["fid"])),
+    return {**value, "band": scheme.band_names.get(int(value["fid"]), str(value["fid"])),
             "branch": branch}
 
 
 def classify_light_curve(model: HierarchicalModel, lc: LightCurve,
                          anomaly_model: AnomalyModel | None = None,
-                         bogus: float | None = None) -> Classification | None:
-    """Features, probabilities and (with an anomaly model) the anomaly score of one light
-    curve; None below the detection threshold."""
-    lc = preprocess(lc)
-    if not enough_detections(lc):
+                         bogus: float | None = None,
+                         scheme: BandScheme = ZTF_BANDS) -> Classification | None:
+    """Features, probabilities, the forecast surprise and (with an anomaly model) the
+    anomaly score of one light curve of the survey of ``scheme``; None below the
+    detection threshold."""
+    lc = preprocess(lc, scheme)
+    if not enough_detections(lc, scheme):
         return None
-    vector = extract(lc, preprocessed=True)
-    table = pd.DataFrame([vector.as_array()], columns=list(FEATURE_NAMES))
+    vector = extract(lc, preprocessed=True, scheme=scheme)
+    table = pd.DataFrame([vector.as_array(scheme.names)], columns=list(scheme.names))
     prediction = model.predict(table)
     rows = prediction.rows(0, model.version)
     values = {k: (None if not np.isfinite(v) else float(v)) for k, v in vector.values.items()}
     anomaly = None if anomaly_model is None else anomaly_of(
         anomaly_model, table, prediction.full, bogus, lc)
     surprise = surprise_of(lc, prediction.top[0],
-                           float(vector.values.get("Multiband_period", math.nan)))
+                           float(vector.values.get("Multiband_period", math.nan)), scheme)
     return Classification(rows=rows, features={
         "classifier_version": model.version, "values": values, "missing": vector.missing},
         anomaly=anomaly, surprise=surprise)
@@ -262,23 +281,34 @@ def object_forecast(detections: Iterable[Mapping[str, Any]],
         branch=branch, period=math.nan if period is None else float(period)), branch
 
 
+def _survey_light_curve(survey: str, detections: Iterable[Mapping[str, Any]],
+                        non_detections: Iterable[Mapping[str, Any]], corrected: bool
+                        ) -> tuple[LightCurve, BandScheme]:
+    if survey == LSST:
+        return lsst_light_curve_of(detections, non_detections), LSST_BANDS
+    return light_curve_of(detections, non_detections, corrected), ZTF_BANDS
+
+
 class LcClassifierHook:
     """The *classify* step's hook: reclassify (and score) objects that received new
-    detections."""
+    detections, each by its survey's model (a ZTF model never reads an LSST light curve,
+    nor the reverse); objects of a survey without a model stay unclassified."""
 
-    def __init__(self, model: HierarchicalModel, anomaly_model: AnomalyModel | None = None):
+    def __init__(self, model: HierarchicalModel, anomaly_model: AnomalyModel | None = None,
+                 lsst_model: HierarchicalModel | None = None):
         model.check_features(FEATURE_NAMES)
+        if lsst_model is not None:
+            lsst_model.check_features(LSST_FEATURE_NAMES)
         self.model = model
         self.anomaly_model = anomaly_model
+        self.lsst_model = lsst_model
 
     def __call__(self, state: ObjectState) -> ObjectState:
-        if state.survey != ZTF:  # a ZTF model (module docstring)
-            return state
         if not state.replaced:  # nothing new: the stored classification stands
             return state
-        corrected = bool(state.statistics.get("corrected", False))
-        result = classify_light_curve(
-            self.model, light_curve_of(state.corrected, state.non_detections, corrected),
+        result = classify_for_survey(
+            state.survey, state.corrected, state.non_detections,
+            bool(state.statistics.get("corrected", False)), self.model, self.lsst_model,
             self.anomaly_model, stamp_bogus(state.probabilities, state.history))
         if result is None:
             return state
@@ -288,12 +318,30 @@ class LcClassifierHook:
                        surprise=result.surprise)
 
 
+def classify_for_survey(survey: str, detections: Iterable[Mapping[str, Any]],
+                        non_detections: Iterable[Mapping[str, Any]], corrected: bool,
+                        model: HierarchicalModel, lsst_model: HierarchicalModel | None,
+                        anomaly_model: AnomalyModel | None, bogus: float | None
+                        ) -> Classification | None:
+    """:func:`classify_light_curve` by the model of the object's survey: ZTF objects by
+    ``model`` (and the ZTF anomaly model), LSST objects by ``lsst_model`` (no anomaly
+    model exists for LSST yet); None for a survey without a model."""
+    if survey not in (ZTF, LSST) or (survey == LSST and lsst_model is None):
+        return None
+    lc, scheme = _survey_light_curve(survey, detections, non_detections, corrected)
+    if survey == LSST:
+        assert lsst_model is not None
+        return classify_light_curve(lsst_model, lc, scheme=scheme)
+    return classify_light_curve(model, lc, anomaly_model, bogus, scheme)
+
+
 def needs_classification(state: ObjectState) -> bool:
     """Whether the object got new detections and has enough to be classified (before
     preprocessing; the classifier applies the exact gate)."""
-    if not state.replaced or state.survey != ZTF:
+    if not state.replaced or state.survey not in (ZTF, LSST):
         return False
-    counts = [sum(1 for d in state.corrected if d["fid"] == fid) for fid in (1, 2)]
+    fids = (LSST_BANDS if state.survey == LSST else ZTF_BANDS).fids
+    counts = [sum(1 for d in state.corrected if d["fid"] == fid) for fid in fids]
     return max(counts) >= MIN_DETECTIONS
 
 
@@ -305,19 +353,17 @@ def request_classification(state: ObjectState) -> ObjectState:
 
 
 def classify_history(model: HierarchicalModel, history: ObjectHistory,
-                     anomaly_model: AnomalyModel | None = None
+                     anomaly_model: AnomalyModel | None = None,
+                     lsst_model: HierarchicalModel | None = None
                      ) -> tuple[ObjectWrite, Classification] | None:
-    """The write that stores a stored object's classification and anomaly score (Kafka
-    classify agent)."""
+    """The write that stores a stored object's classification, forecast surprise and
+    anomaly score (Kafka classify agent)."""
     if history.object_doc is None or not history.detections:
         return None
-    if history.object_doc.get("survey", ZTF) != ZTF:
-        return None
-    corrected = bool(history.object_doc.get("corrected", False))
-    result = classify_light_curve(
-        model, light_curve_of(history.detections.values(), history.non_detections.values(),
-                              corrected),
-        anomaly_model, stamp_bogus((), history))
+    result = classify_for_survey(
+        str(history.object_doc.get("survey", ZTF)), history.detections.values(),
+        history.non_detections.values(), bool(history.object_doc.get("corrected", False)),
+        model, lsst_model, anomaly_model, stamp_bogus((), history))
     if result is None:
         return None
     hpx = history.object_doc["hpx"]
@@ -364,8 +410,26 @@ def optional_anomaly_model(settings: Settings) -> AnomalyModel | None:
 
 
 def load_model(home: Path, version: str | None = None) -> HierarchicalModel:
-    """The registered light-curve classifier (newest, or the pinned version)."""
+    """The registered ZTF light-curve classifier (newest, or the pinned version)."""
     registered = ModelRegistry.default(home).get(FULL_CLASSIFIER, version)
     model = HierarchicalModel.load(registered.path)
     model.check_features(FEATURE_NAMES)
     return model
+
+
+def load_lsst_model(home: Path, version: str | None = None) -> HierarchicalModel:
+    """The registered LSST light-curve classifier (newest, or the pinned version)."""
+    registered = ModelRegistry.default(home).get(LSST_CLASSIFIER, version)
+    model = HierarchicalModel.load(registered.path)
+    model.check_features(LSST_FEATURE_NAMES)
+    return model
+
+
+def optional_lsst_model(settings: Settings) -> HierarchicalModel | None:
+    """The LSST light-curve classifier the settings ask for, or None (none registered:
+    LSST objects stay unclassified, and the log says so)."""
+    try:
+        return load_lsst_model(settings.home, settings.lsst_lc_classifier_version)
+    except LookupError as exc:
+        log.warning("LSST light-curve classifier off: %s", exc)
+        return None

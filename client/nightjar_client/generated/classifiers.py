@@ -6,6 +6,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base_model import BaseModel
+from .enums import Survey
 
 
 class Classifiers(BaseModel):
@@ -19,6 +20,8 @@ class ClassifiersClassifiers(BaseModel):
     description: str
     parent_classifier: Optional[str] = Field(alias="parentClassifier")
     parent_class: Optional[str] = Field(alias="parentClass")
+    survey: Survey
+    model: str
 
 
 Classifiers.model_rebuild()

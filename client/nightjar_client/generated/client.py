@@ -219,6 +219,8 @@ class Client(AsyncBaseClient):
                 description
                 parentClassifier
                 parentClass
+                survey
+                model
               }
             }
             """)

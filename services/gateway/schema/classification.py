@@ -10,6 +10,7 @@ from ml.lc_classifier.taxonomy import (
     BRANCH_CLASSIFIERS,
     FULL_CLASSIFIER,
     HIERARCHY,
+    LSST_CLASSIFIER,
     TOP_CLASSIFIER,
 )
 from ml.registry import ModelRegistry
@@ -119,6 +120,9 @@ class Classifier:
     survey: Survey = strawberry.field(default=Survey.ZTF, description=(
         "the survey whose objects it classifies (trained on that survey's data); other "
         "surveys' objects get no probabilities from it"))
+    model: str = strawberry.field(default="", description=(
+        "the registered model behind it (lc_classifier for ZTF, lsst_lc_classifier for "
+        "LSST: the rows of both carry the taxonomy's classifier names)"))
 
 
 @strawberry.type(description="A class of the light-curve taxonomy (Sánchez-Sáez et al. 2021)")
@@ -144,29 +148,37 @@ def _classifiers(registry: ModelRegistry | None) -> list[Classifier]:
         found = registry.versions(name)
         return Survey(found[0].card.get("survey", "ZTF")) if found else Survey.ZTF
 
-    lc = versions(FULL_CLASSIFIER)
-    lc_survey = survey(FULL_CLASSIFIER)
-    out = [
-        Classifier(name=FULL_CLASSIFIER, versions=lc,
-                   classes=classes(FULL_CLASSIFIER,
-                                   tuple(c for cs in HIERARCHY.values() for c in cs)),
-                   description="hierarchical light-curve classifier, 15 classes (ALeRCE's "
-                               "lc_classifier: top-level probability x branch probability)",
-                   parent_classifier=None, parent_class=None, survey=lc_survey),
-        Classifier(name=TOP_CLASSIFIER, versions=lc, classes=list(HIERARCHY),
-                   description="top level of the light-curve classifier",
-                   parent_classifier=None, parent_class=None, survey=lc_survey),
-    ]
-    out += [Classifier(name=name, versions=lc, classes=list(HIERARCHY[top]),
-                       description=f"{top} branch of the light-curve classifier",
-                       parent_classifier=TOP_CLASSIFIER, parent_class=top, survey=lc_survey)
-            for top, name in BRANCH_CLASSIFIERS.items()]
+    out: list[Classifier] = []
+    for model_name in (FULL_CLASSIFIER, LSST_CLASSIFIER):
+        lc = versions(model_name)
+        if model_name != FULL_CLASSIFIER and not lc:
+            continue  # no LSST model registered: LSST objects stay unclassified
+        lc_survey = survey(model_name)
+        out += [
+            Classifier(name=FULL_CLASSIFIER, versions=lc, model=model_name,
+                       classes=classes(model_name,
+                                       tuple(c for cs in HIERARCHY.values() for c in cs)),
+                       description="hierarchical light-curve classifier, 15 classes "
+                                   "(ALeRCE's lc_classifier: top-level probability x "
+                                   "branch probability)",
+                       parent_classifier=None, parent_class=None, survey=lc_survey),
+            Classifier(name=TOP_CLASSIFIER, versions=lc, classes=list(HIERARCHY),
+                       model=model_name, description="top level of the light-curve "
+                                                     "classifier",
+                       parent_classifier=None, parent_class=None, survey=lc_survey),
+        ]
+        out += [Classifier(name=name, versions=lc, classes=list(HIERARCHY[top]),
+                           model=model_name,
+                           description=f"{top} branch of the light-curve classifier",
+                           parent_classifier=TOP_CLASSIFIER, parent_class=top,
+                           survey=lc_survey)
+                for top, name in BRANCH_CLASSIFIERS.items()]
     out.append(Classifier(name=STAMP_CLASSIFIER, versions=versions(STAMP_CLASSIFIER),
                           classes=classes(STAMP_CLASSIFIER,
                                           ("AGN", "SN", "VS", "asteroid", "bogus")),
                           description="stamp classifier: the first alert's cutouts and "
                                       "metadata", parent_classifier=None, parent_class=None,
-                          survey=survey(STAMP_CLASSIFIER)))
+                          survey=survey(STAMP_CLASSIFIER), model=STAMP_CLASSIFIER))
     return out
 
 
