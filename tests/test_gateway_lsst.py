@@ -24,6 +24,8 @@ import httpx
 import pytest
 from astropy.io import fits
 
+from ml.lc_classifier.taxonomy import LSST_CLASSIFIER
+from ml.registry import ModelRegistry
 from nightjar.runner.ingest import RawInput
 from nightjar.store.schema import DETECTIONS, OBJECTS
 from nightjar.surveys.interface import AlertSource
@@ -93,6 +95,8 @@ async def dep(mongo_uri: str, shared_data: Path,
         record["candidate"]["ssnamenr"] = "2001SB97"  # ZTF's unspaced form
         await d.ingest(_inputs([_ztf(record)]))
         d.pair = (anchor.oid, "900000000000000001")  # type: ignore[attr-defined]
+        d.real_lsst = {str(r["diaSource"].get("diaObjectId"))  # type: ignore[attr-defined]
+                       for r in [*v10, *rows(folder / "or4_lsst7.1.parquet")]}
         d.asteroid_candid = record["candid"]  # type: ignore[attr-defined]
         yield d
 
@@ -173,12 +177,54 @@ async def test_an_lsst_object_with_exact_ids_fluxes_and_no_ztf_model_applied(
         assert det["magpsf"] == pytest.approx(31.4 - 2.5 * __import__("math").log10(
             abs(mine["psfFlux"])), abs=1e-6)
         assert det["midpointMjdTai"] == mine["midpointMjdTai"]
-    # the shipped classifiers are ZTF models: LSST objects get no probabilities from them
-    assert obj["probabilities"] == []
+    # an LSST object is classified by the LSST model only, never by the ZTF one
+    lsst_version = ModelRegistry.default(dep.home).get(LSST_CLASSIFIER).version
+    assert {p["classifierVersion"] for p in obj["probabilities"]} <= {lsst_version}
     assert obj["stamps"] and all(s["kinds"] == ["science", "template", "difference"]
                                  for s in obj["stamps"])
-    classifiers = await gql(client, "{ classifiers { name survey } }")
-    assert {c["survey"] for c in classifiers["data"]["classifiers"]} == {"ZTF"}
+    classifiers = await gql(client, "{ classifiers { name survey model versions } }")
+    listed = classifiers["data"]["classifiers"]
+    assert {c["survey"] for c in listed} == {"ZTF", "LSST"}
+    lsst_rows = [c for c in listed if c["survey"] == "LSST"]
+    assert {c["name"] for c in lsst_rows} == {
+        "lc_classifier", "lc_classifier_top", "lc_classifier_transient",
+        "lc_classifier_stochastic", "lc_classifier_periodic"}
+    assert all(c["model"] == LSST_CLASSIFIER and c["versions"][0] == lsst_version
+               for c in lsst_rows)
+
+
+async def test_each_survey_is_classified_by_its_own_model(dep: Deployment) -> None:
+    """LSST objects with 6 detections in one of their six bands carry the LSST model's
+    rows and six-band features (no ZTF anomaly score); ZTF objects the ZTF model's; the
+    real Rubin and rehearsal objects are among the classified."""
+    registry = ModelRegistry.default(dep.home)
+    versions = {"LSST": registry.get(LSST_CLASSIFIER).version,
+                "ZTF": registry.get("lc_classifier").version}
+    assert versions["LSST"] != versions["ZTF"]
+    surveys = {d["_id"]: d["survey"] async for d in dep.store.db[OBJECTS].find(
+        {}, {"survey": 1})}
+    per_band: dict[str, dict[int, int]] = {}
+    async for det in dep.store.db[DETECTIONS].find({}, {"oid": 1, "fid": 1, "withdrawn": 1}):
+        if not det.get("withdrawn"):
+            bands = per_band.setdefault(det["oid"], {})
+            bands[det["fid"]] = bands.get(det["fid"], 0) + 1
+    rows: dict[str, set[str]] = {}
+    async for row in dep.store.db["probabilities"].find(
+            {"classifier_name": "lc_classifier_top"}, {"oid": 1, "classifier_version": 1}):
+        rows.setdefault(row["oid"], set()).add(row["classifier_version"])
+    for oid, found in rows.items():
+        assert found == {versions[surveys[oid]]}, (oid, surveys[oid], found)
+    lsst_enough = {oid for oid, bands in per_band.items()
+                   if surveys.get(oid) == "LSST" and max(bands.values()) >= 6}
+    lsst_classified = {oid for oid in rows if surveys[oid] == "LSST"}
+    assert lsst_classified == lsst_enough and len(lsst_classified) >= 10
+    real = lsst_classified & dep.real_lsst  # type: ignore[attr-defined]
+    assert real, "real Rubin / rehearsal objects with 6 detections in a band are classified"
+    features = await dep.store.features(sorted(lsst_classified)[0])
+    assert features is not None and "Mean_u" in features["values"]
+    assert "Mean_1" not in features["values"]  # ZTF's band suffixes never on LSST
+    scored = {d["oid"] async for d in dep.store.db["anomaly"].find({}, {"oid": 1})}
+    assert not scored & lsst_classified  # the ZTF anomaly model reads ZTF features only
 
 
 async def test_a_ztf_and_an_lsst_object_are_counterparts_with_a_combined_light_curve(
