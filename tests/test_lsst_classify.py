@@ -65,6 +65,7 @@ def test_each_survey_gets_its_own_model_or_none() -> None:
         LcClassifierHook(lsst_model)
     curves, _ = simulate_lsst(1, seed=5, classes=("RRL",))
     lc = curves[0]
+    assert lc.diff_flux is not None and lc.diff_flux_err is not None
     detections = [{"mjd": float(t), "candid": i, "fid": int(f), "band":
                    LSST_BANDS.band_names[int(f)], "magpsf": float(m), "sigmapsf": float(e),
                    "isdiffpos": "t" if s > 0 else "f", "psfFlux": float(fl * 1e6),
