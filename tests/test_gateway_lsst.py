@@ -154,7 +154,7 @@ OBJECT = """query($oid: String!) { object(oid: $oid) {
                scienceFlux magpsfCorr corrected reliability withdrawn midpointMjdTai }
   nonDetections { survey band derived diffmaglim }
   forcedPhotometry { pid survey band psfFlux mag }
-  probabilities { classifierName }
+  probabilities { classifierName classifierVersion }
   stamps { candid kinds url(kind: "science", format: "fits") avroUrl }
   downloads { lightcurveCsv lightcurveVotable lightcurvePng findingChart } } }"""
 
