@@ -37,6 +37,7 @@ from nightjar.surveys.registry import AlertParser
 from nightjar.surveys.ztf.schema import ALERT_SCHEMA_V4_02
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.app import GatewayConfig
+from services.gateway.schema import GatewayContext, schema
 from tests.conftest import ROOT, as_inputs
 from tests.gateway_env import API_KEY, API_USER, Deployment, deployment, gql, live_gateway
 
@@ -225,6 +226,24 @@ async def test_each_survey_is_classified_by_its_own_model(dep: Deployment) -> No
     assert "Mean_1" not in features["values"]  # ZTF's band suffixes never on LSST
     scored = {d["oid"] async for d in dep.store.db["anomaly"].find({}, {"oid": 1})}
     assert not scored & lsst_classified  # the ZTF anomaly model reads ZTF features only
+
+    # an LSST object's forecast: its class's model, in its commonest band
+    oid = max(lsst_classified, key=lambda o: max(per_band[o].values()))
+    fid = max(per_band[oid], key=lambda f: per_band[oid][f])
+    band = {6: "u", 1: "g", 2: "r", 3: "i", 4: "z", 5: "y"}[fid]
+    last = max([d["mjd"] async for d in dep.store.db[DETECTIONS].find(
+        {"oid": oid, "fid": fid}, {"mjd": 1})])
+    result = await schema.execute(
+        """query($oid: String!, $band: String!, $mjd: [Float!]!) { object(oid: $oid) {
+             forecast(band: $band, mjd: $mjd) { model branch reason points { valid } } } }""",
+        variable_values={"oid": oid, "band": band, "mjd": [last + 1.0]},
+        context_value=GatewayContext(dep.store))
+    assert not result.errors, result.errors
+    assert result.data is not None
+    forecast = result.data["object"]["forecast"]
+    assert forecast["branch"] in {"Transient", "Stochastic", "Periodic"}
+    assert forecast["model"] == {"Transient": "spm", "Stochastic": "drw",
+                                 "Periodic": "harmonic"}[forecast["branch"]]
 
 
 async def test_a_ztf_and_an_lsst_object_are_counterparts_with_a_combined_light_curve(
