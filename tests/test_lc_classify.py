@@ -21,7 +21,7 @@ from services.gateway.schema import GatewayContext, schema
 from stream.localrun import StreamEnv, Worker, read_topic, wait_for
 
 SHIPPED_HOME = Path("/nonexistent-nightjar-home")  # no user models: the shipped default
-SHIPPED_ANOMALY_VERSION = "1.1.0"  # the newest shipped anomaly model (ml/models/ztf_anomaly)
+SHIPPED_ANOMALY_VERSION = "1.2.0"  # the newest shipped anomaly model (ml/models/ztf_anomaly)
 
 
 def _eligible(rows: list[dict[str, Any]]) -> set[str]:
@@ -92,7 +92,7 @@ async def test_embedded_pipeline_classifies_real_alerts(
     by_oid: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_oid[row["oid"]].append(row)
-        assert row["classifier_version"] == "1.2.0"  # the shipped model (ml/models)
+        assert row["classifier_version"] == "1.3.0"  # the shipped model (ml/models)
     for oid_rows in by_oid.values():
         _check_rows(oid_rows)
     features = {d["_id"]: d async for d in store.db[FEATURES].find({})}
@@ -357,9 +357,10 @@ async def test_the_classify_agent_never_rewrites_newer_statistics(
                               load_anomaly_model(SHIPPED_HOME))
     assert result is not None
     write, classification = result
-    assert write.object_doc is None and set(write.object_set) == {"anomaly"}
+    assert write.object_doc is None and set(write.object_set) <= {"anomaly", "surprise"}
     await store.write([write])
     stored = await store.get_object(oid)
     assert stored is not None and stored["ndet"] == 9999
     assert classification.anomaly is not None
     assert stored["anomaly"]["score"] == classification.anomaly["score"]
+    assert stored.get("surprise") == classification.surprise

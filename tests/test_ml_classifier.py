@@ -154,3 +154,24 @@ def test_labels_are_mapped_to_the_taxonomy(shared_data: Path) -> None:
     labels = read_labels(table)
     assert set(labels) == set(CLASSES)  # Ceph -> CEP, EB -> E
     assert labels.value_counts().min() == 10
+
+
+def test_simulated_supernovae_sit_on_hosts_and_are_met_while_they_evolve(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter of simulated SNe lie on a host in the reference (corrected, with the
+    apparent magnitude of host + SN brighter than the difference magnitude), as 7 of
+    ALeRCE's 30 real SNe do; most are cut short after their sixth detection in a band."""
+    det, nd, labels = simulate(60, seed=21, classes=("SNIa",))
+    per_object = det.groupby("oid")
+    corrected = per_object["corrected"].first()
+    assert 0.1 <= corrected.mean() <= 0.45
+    hosted = det[det["corrected"] & (det["isdiffpos"] > 0)]
+    assert (hosted["magpsf_corr"] <= hosted["magpsf"] + 1e-9).all()
+    assert det[~det["corrected"]]["magpsf_corr"].isna().all()
+    counts = det.groupby(["oid", "fid"]).size().groupby("oid").max()
+    assert (counts >= 6).all()  # never cut below the classifier's threshold
+    import ml.lc_classifier.simulate as simulator
+
+    monkeypatch.setattr(simulator, "SN_TRUNCATE_FRACTION", 0.0)
+    whole, _, _ = simulate(60, seed=21, classes=("SNIa",))
+    assert len(det) < 0.85 * len(whole)  # as many SNe, seen younger: fewer detections

@@ -214,8 +214,8 @@ light curve was at hand: the 50 operations-rehearsal alerts' SIMBAD cross-match 
 ELAsTiCC's 89-alert sample has no truth table. Every figure below is on *fresh
 simulations* from the same generator, so it measures what the features can separate
 under the simulator's assumptions, not how the model does on the sky: the ZTF model, built
-the same way, scores 0.99 (top level) and 0.89 (15 classes) on its simulations but
-0.60-0.78 and 0.36-0.54 on real ZTF data (its card). Expect no better here. Use its
+the same way, scores 0.99 (top level) and 0.88 (15 classes) on its simulations but
+0.62-0.79 and 0.33-0.55 on real ZTF data (its card). Expect no better here. Use its
 probabilities as a first sort, not as a classification; replace it as soon as labelled
 Rubin light curves exist (`python -m ml.lc_classifier.lsst --help`).
 
