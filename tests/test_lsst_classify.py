@@ -85,3 +85,27 @@ def test_each_survey_gets_its_own_model_or_none() -> None:
     assert "Mean_u" in result.features["values"] and "Mean_1" not in result.features["values"]
     assert classify_for_survey("DECam", detections, [], True, ztf_model, lsst_model, None,
                                None) is None
+
+
+def test_the_evaluate_cli_serves_the_lsst_model(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NIGHTJAR_HOME": str(tmp_path / "home")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nightjar.cli", "ml", "evaluate",
+                               "--classifier", "lsst_lc_classifier", *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    done = cli("--simulated", "3", "--out", str(tmp_path / "eval"))
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "fresh LSST simulations" in said and "not real data" in said
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["full"]["n"] == 3 * len(CLASSES)
+    assert metrics["top"]["balanced_accuracy"] > 0.5
+    half = cli("--features", str(tmp_path / "none.csv"))
+    assert half.returncode == 2 and "together" in half.stdout + half.stderr

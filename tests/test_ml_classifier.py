@@ -161,7 +161,7 @@ def test_simulated_supernovae_sit_on_hosts_and_are_met_while_they_evolve(
     """A quarter of simulated SNe lie on a host in the reference (corrected, with the
     apparent magnitude of host + SN brighter than the difference magnitude), as 7 of
     ALeRCE's 30 real SNe do; most are cut short after their sixth detection in a band."""
-    det, nd, labels = simulate(60, seed=21, classes=("SNIa",))
+    det, _, _ = simulate(60, seed=21, classes=("SNIa",))
     per_object = det.groupby("oid")
     corrected = per_object["corrected"].first()
     assert 0.1 <= corrected.mean() <= 0.45

@@ -6,7 +6,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -275,12 +275,18 @@ def _evaluation_dir(settings: Settings, model_path: Path, name: str, version: st
 
 @ml_app.command("evaluate")
 def evaluate_command(
-    labels: Annotated[Path, typer.Option(
-        "--labels", help="labels: oid (or objectId), classALeRCE (lc_classifier); oid or "
-                         "candid, class (stamp_classifier)")],
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="labels: oid (or objectId), classALeRCE (lc_classifier, "
+                         "lsst_lc_classifier); oid or candid, class (stamp_classifier)")
+    ] = None,
     classifier: Annotated[str, typer.Option(
-        help="lc_classifier, stamp_classifier or ztf_anomaly (the hold-one-class-out "
-             "evaluation of `nightjar ml anomaly evaluate`)")] = "lc_classifier",
+        help="lc_classifier (ZTF), lsst_lc_classifier, stamp_classifier or ztf_anomaly "
+             "(the hold-one-class-out evaluation of `nightjar ml anomaly evaluate`)")
+    ] = "lc_classifier",
+    simulated: Annotated[int, typer.Option(
+        help="lsst_lc_classifier without --labels: evaluate on this many fresh LSST "
+             "simulations per class (no labelled real LSST light curves exist yet)")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of those simulations")] = 2,
     alerts: Annotated[list[Path] | None, typer.Option(
         "--alerts", help="alerts to classify (stamp_classifier)")] = None,
     features: FeaturesOpt = None,
@@ -293,7 +299,15 @@ def evaluate_command(
              "else NIGHTJAR_HOME/evaluations/<name>/<version>)")] = None,
 ) -> None:
     """Evaluate a registered model on a labelled set: metrics and confusion matrices."""
+    from ml.lc_classifier.taxonomy import LSST_CLASSIFIER
+
+    if classifier == LSST_CLASSIFIER:
+        _evaluate_lsst(labels, features, simulated, seed, version, out)
+        return
     if classifier == "stamp_classifier":
+        if labels is None:
+            console.print("[red]error:[/red] --labels is needed for the stamp classifier")
+            raise typer.Exit(2)
         if not alerts:
             console.print("[red]error:[/red] --alerts is needed for the stamp classifier")
             raise typer.Exit(2)
@@ -306,11 +320,14 @@ def evaluate_command(
         return
     if classifier != "lc_classifier":
         console.print(f"[red]error:[/red] unknown classifier {classifier!r} (lc_classifier, "
-                      f"stamp_classifier or {ANOMALY_MODEL})")
+                      f"{LSST_CLASSIFIER}, stamp_classifier or {ANOMALY_MODEL})")
+        raise typer.Exit(2)
+    if labels is None:
+        console.print("[red]error:[/red] --labels is needed for lc_classifier")
         raise typer.Exit(2)
     from ml.features.names import FEATURE_NAMES
     from ml.features.table import read_table
-    from ml.lc_classifier.evaluate import evaluate, write_report
+    from ml.lc_classifier.evaluate import evaluate
     from ml.lc_classifier.model import HierarchicalModel, ModelMismatchError
     from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
     from ml.lc_classifier.train import align, read_labels
@@ -332,6 +349,12 @@ def evaluate_command(
     metrics = evaluate(model, x, y)
     if out is None:
         out = _evaluation_dir(settings, registered.path, FULL_CLASSIFIER, registered.version)
+    _report_evaluation(metrics, out)
+
+
+def _report_evaluation(metrics: dict[str, Any], out: Path) -> None:
+    from ml.lc_classifier.evaluate import write_report
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     pngs = write_report(metrics, "evaluation", out)
@@ -341,6 +364,53 @@ def evaluate_command(
                       f"macro P/R/F1 {m['macro_precision']:.3f}/{m['macro_recall']:.3f}/"
                       f"{m['macro_f1']:.3f}")
     console.print(f"metrics and {len(pngs)} confusion matrices -> {out}")
+
+
+def _evaluate_lsst(labels: Path | None, features: Path | None, simulated: int, seed: int,
+                   version: str | None, out: Path | None) -> None:
+    """The LSST light-curve classifier on a labelled LSST feature table, or (without
+    one) on fresh simulations, said as such."""
+    from ml.features.table import TableError, read_table
+    from ml.lc_classifier.evaluate import evaluate
+    from ml.lc_classifier.lsst import features_lsst, simulate_lsst
+    from ml.lc_classifier.taxonomy import LSST_CLASSIFIER
+    from ml.lc_classifier.train import read_labels
+    from nightjar.runner.classify import load_lsst_model
+
+    settings = _settings()
+    try:
+        model = load_lsst_model(settings.home, version)
+    except LookupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if (features is None) != (labels is None):
+        console.print("[red]error:[/red] give --features and --labels together, or neither "
+                      "(fresh simulations)")
+        raise typer.Exit(2)
+    if features is not None and labels is not None:
+        try:
+            table = read_table(features).set_index("oid")
+            y = read_labels(read_table(labels))
+        except (TableError, OSError, KeyError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        common = table.index.intersection(y.index)
+        x, y = table.loc[common].reindex(columns=model.features), y.loc[common]
+        what = f"{len(x)} labelled objects of {features}"
+    else:
+        warnings.simplefilter("ignore")
+        with console.status(f"simulating {simulated} LSST objects per class"):
+            curves, sim = simulate_lsst(simulated, seed=seed)
+            x = features_lsst(curves, list(sim.oid))
+        y = sim.set_index("oid")["classALeRCE"]
+        what = f"{len(x)} fresh LSST simulations (seed {seed}; not real data)"
+    if len(x) == 0:
+        console.print("[red]error:[/red] no labelled object has features")
+        raise typer.Exit(2)
+    console.print(f"{LSST_CLASSIFIER} {model.version} on {what}")
+    metrics = evaluate(model, x.astype(float), y)
+    _report_evaluation(metrics, out or settings.home / "evaluations" / LSST_CLASSIFIER /
+                       model.version)
 
 
 @anomaly_app.command("evaluate")
