@@ -176,6 +176,8 @@ class Settings(BaseSettings):
         "pin a registered lc_classifier version (default: the newest)"))
     lsst_lc_classifier_version: str | None = Field(default=None, description=(
         "pin a registered lsst_lc_classifier version (default: the newest)"))
+    lsst_anomaly_version: str | None = Field(default=None, description=(
+        "pin a registered lsst_anomaly version (default: the newest)"))
     anomaly: bool = Field(default=True, description=(
         "score how unusual each classified object is (the registered anomaly model), "
         "with the light-curve classifier"))

@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                classifier: HierarchicalModel | None = None,
                anomaly_model: AnomalyModel | None = None,
                lsst_classifier: HierarchicalModel | None = None,
+               lsst_anomaly_model: AnomalyModel | None = None,
                agents: tuple[str, ...] = ("pipeline", "classify")) -> faust.App:
     """The Faust application of one worker.
 
@@ -97,6 +98,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     lsst_classifier : HierarchicalModel, optional
         The classify agent's LSST light-curve classifier (without it LSST objects stay
         unclassified).
+    lsst_anomaly_model : AnomalyModel, optional
+        The anomaly model of LSST objects.
     agents : tuple of str
         Which agents this worker runs: ``pipeline`` (ingest to publish), ``classify``
         (light-curve classification) and ``relay`` (the external survey stream, e.g.
@@ -164,6 +167,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         async with store_factory() as store:
             driver = ClassifyDriver(store, classifier, send, anomaly_model=anomaly_model,
                                     lsst_model=lsst_classifier,
+                                    lsst_anomaly_model=lsst_anomaly_model,
                                     classifications_topic=settings.topic_classifications,
                                     metrics=metrics)
             batches = cast(faust.Stream[bytes], stream).take_events(

@@ -33,14 +33,16 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
 def classify_all(model: HierarchicalModel, histories: dict[str, ObjectHistory],
                  anomaly_model: AnomalyModel | None = None,
-                 lsst_model: HierarchicalModel | None = None
+                 lsst_model: HierarchicalModel | None = None,
+                 lsst_anomaly_model: AnomalyModel | None = None
                  ) -> list[tuple[ObjectWrite, Classification]]:
     """Classify (and score) each stored object that passes the detection threshold
     (pure, CPU)."""
     out = []
     for history in histories.values():
         try:
-            result = classify_history(model, history, anomaly_model, lsst_model)
+            result = classify_history(model, history, anomaly_model, lsst_model,
+                                      lsst_anomaly_model)
         except Exception:  # one object must not stop the others; it is logged
             log.exception("classifying %s failed", history.oid)
             continue
@@ -62,11 +64,14 @@ class ClassifyDriver:
     def __init__(self, store: NightjarStore, model: HierarchicalModel, send: Send, *,
                  classifications_topic: str, metrics: WorkerMetrics,
                  anomaly_model: AnomalyModel | None = None,
-                 lsst_model: HierarchicalModel | None = None, max_retry_delay: float = 30.0):
+                 lsst_model: HierarchicalModel | None = None,
+                 lsst_anomaly_model: AnomalyModel | None = None,
+                 max_retry_delay: float = 30.0):
         self.store = store
         self.model = model
         self.anomaly_model = anomaly_model
         self.lsst_model = lsst_model
+        self.lsst_anomaly_model = lsst_anomaly_model
         self.send = send
         self.classifications_topic = classifications_topic
         self.metrics = metrics
@@ -83,7 +88,8 @@ class ClassifyDriver:
         histories = await self._retry(
             "classify-load", lambda: self.store.load_histories(unique, HISTORY_FIELDS))
         results = await asyncio.to_thread(classify_all, self.model, histories,
-                                          self.anomaly_model, self.lsst_model)
+                                          self.anomaly_model, self.lsst_model,
+                                          self.lsst_anomaly_model)
         if results:
             await self._retry("classify-store", lambda: self.store.write(
                 [write for write, _ in results]))

@@ -196,7 +196,7 @@ async def test_an_lsst_object_with_exact_ids_fluxes_and_no_ztf_model_applied(
 
 async def test_each_survey_is_classified_by_its_own_model(dep: Deployment) -> None:
     """LSST objects with 6 detections in one of their six bands carry the LSST model's
-    rows and six-band features (no ZTF anomaly score); ZTF objects the ZTF model's; the
+    rows, six-band features and the LSST anomaly score; ZTF objects the ZTF models'; the
     real Rubin and rehearsal objects are among the classified."""
     registry = ModelRegistry.default(dep.home)
     versions = {"LSST": registry.get(LSST_CLASSIFIER).version,
@@ -224,8 +224,14 @@ async def test_each_survey_is_classified_by_its_own_model(dep: Deployment) -> No
     features = await dep.store.features(sorted(lsst_classified)[0])
     assert features is not None and "Mean_u" in features["values"]
     assert "Mean_1" not in features["values"]  # ZTF's band suffixes never on LSST
-    scored = {d["oid"] async for d in dep.store.db["anomaly"].find({}, {"oid": 1})}
-    assert not scored & lsst_classified  # the ZTF anomaly model reads ZTF features only
+    # each survey's objects are scored by its own anomaly model
+    names = {d["oid"]: d["model_name"] async for d in dep.store.db["anomaly"].find(
+        {}, {"oid": 1, "model_name": 1})}
+    assert {o for o, n in names.items() if n == "lsst_anomaly"} == lsst_classified
+    assert all(surveys[o] == "ZTF" for o, n in names.items() if n == "ztf_anomaly")
+    lsst_doc = await dep.store.db[OBJECTS].find_one({"_id": sorted(lsst_classified)[0]})
+    assert 0.0 <= lsst_doc["anomaly"]["score"] <= 1.0
+    assert lsst_doc["anomaly"]["model_name"] == "lsst_anomaly"
 
     # an LSST object's forecast: its class's model, in its commonest band
     oid = max(lsst_classified, key=lambda o: max(per_band[o].values()))

@@ -4,3 +4,5 @@
 
 #: the registered ZTF anomaly model
 NAME = "ztf_anomaly"
+#: the registered LSST anomaly model (grown on simulations: ml/anomaly/lsst.py)
+LSST_ANOMALY = "lsst_anomaly"

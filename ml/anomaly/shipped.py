@@ -235,8 +235,9 @@ Real labels as the oracle ({card['active_learning']['queries']} queries; conifer
 [min-max] over seeds {card['active_learning']['seeds']}:
 
 {active_learning_table(card['active_learning'])}
-This is the evidence for the per-user models still to be built (issue 20: AADForest leaf
-weights or PineForest per user); it is not yet how the live score learns.
+This is the evidence behind the per-user models (`ml/anomaly/users.py`): AAD's idea,
+leaf weights over the shared forests refitted from each user's labels (coniferest's
+AADForest cannot weigh forests it did not grow itself).
 
 {_audit(card.get('dr5_audit'))}
 ## Limits
@@ -248,7 +249,8 @@ weights or PineForest per user); it is not yet how the live score learns.
 * The rows come from two ALeRCE extractors and Nightjar's; a feature the 2020 extractor
   lacks sits at each class's median, which makes those rows look typical in it.
 * The reference distribution is {card['n_reference']} objects: percentiles move in steps
-  of ~0.3 %. Scores of LSST objects need an LSST model (not built yet).
+  of ~0.3 %. LSST objects are scored by `lsst_anomaly` (grown on simulations:
+  `ml/anomaly/lsst.py`), never by this model.
 """
 
 
@@ -297,7 +299,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--version", default="1.1.0")
+    parser.add_argument("--version", default="1.2.0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=SHIPPED_ROOT)
     args = parser.parse_args()

@@ -757,25 +757,29 @@ def worker(
     if "relay" in roles and not settings.source_bootstrap_servers:
         err.print("[red]error:[/red] the relay agent needs NIGHTJAR_SOURCE_BOOTSTRAP_SERVERS")
         raise typer.Exit(2)
-    classifier = anomaly_model = lsst_classifier = None
+    classifier = anomaly_model = lsst_classifier = lsst_anomaly = None
     if settings.lc_classifier and "classify" in roles:
         from nightjar.runner.classify import (
             load_model,
             optional_anomaly_model,
+            optional_lsst_anomaly_model,
             optional_lsst_model,
         )
 
         classifier = load_model(settings.home, settings.lc_classifier_version)
         anomaly_model = optional_anomaly_model(settings)
         lsst_classifier = optional_lsst_model(settings)
+        lsst_anomaly = optional_lsst_anomaly_model(settings)
         err.print(f"light-curve classifier {classifier.version} (ZTF), "
                   f"{lsst_classifier.version if lsst_classifier else 'none'} (LSST); "
-                  f"anomaly model {anomaly_model.version if anomaly_model else 'off'}")
+                  f"anomaly model {anomaly_model.version if anomaly_model else 'off'} (ZTF), "
+                  f"{lsst_anomaly.version if lsst_anomaly else 'off'} (LSST)")
     faust_app = create_app(settings, store_factory=lambda: open_store(settings),
                            topology=configured_topology(settings, classify_inline=False),
                            archive=LocalArchive(settings.archive_path), metrics=metrics,
                            classifier=classifier, anomaly_model=anomaly_model,
-                           lsst_classifier=lsst_classifier, agents=roles)
+                           lsst_classifier=lsst_classifier, lsst_anomaly_model=lsst_anomaly,
+                           agents=roles)
     # asyncio.run() above left no current loop; Faust's worker runs on the current one
     asyncio.set_event_loop(asyncio.new_event_loop())
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()

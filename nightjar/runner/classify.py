@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.anomaly import LSST_ANOMALY
 from ml.anomaly import NAME as ANOMALY_MODEL
 from ml.anomaly.model import AnomalyModel
 from ml.features.extract import (
@@ -295,13 +296,15 @@ class LcClassifierHook:
     nor the reverse); objects of a survey without a model stay unclassified."""
 
     def __init__(self, model: HierarchicalModel, anomaly_model: AnomalyModel | None = None,
-                 lsst_model: HierarchicalModel | None = None):
+                 lsst_model: HierarchicalModel | None = None,
+                 lsst_anomaly_model: AnomalyModel | None = None):
         model.check_features(FEATURE_NAMES)
         if lsst_model is not None:
             lsst_model.check_features(LSST_FEATURE_NAMES)
         self.model = model
         self.anomaly_model = anomaly_model
         self.lsst_model = lsst_model
+        self.lsst_anomaly_model = lsst_anomaly_model
 
     def __call__(self, state: ObjectState) -> ObjectState:
         if not state.replaced:  # nothing new: the stored classification stands
@@ -309,7 +312,8 @@ class LcClassifierHook:
         result = classify_for_survey(
             state.survey, state.corrected, state.non_detections,
             bool(state.statistics.get("corrected", False)), self.model, self.lsst_model,
-            self.anomaly_model, stamp_bogus(state.probabilities, state.history))
+            self.anomaly_model, stamp_bogus(state.probabilities, state.history),
+            self.lsst_anomaly_model)
         if result is None:
             return state
         # after the rows of earlier hooks (the stamp classifier's), never instead of them
@@ -321,17 +325,19 @@ class LcClassifierHook:
 def classify_for_survey(survey: str, detections: Iterable[Mapping[str, Any]],
                         non_detections: Iterable[Mapping[str, Any]], corrected: bool,
                         model: HierarchicalModel, lsst_model: HierarchicalModel | None,
-                        anomaly_model: AnomalyModel | None, bogus: float | None
+                        anomaly_model: AnomalyModel | None, bogus: float | None,
+                        lsst_anomaly_model: AnomalyModel | None = None
                         ) -> Classification | None:
-    """:func:`classify_light_curve` by the model of the object's survey: ZTF objects by
-    ``model`` (and the ZTF anomaly model), LSST objects by ``lsst_model`` (no anomaly
-    model exists for LSST yet); None for a survey without a model."""
+    """:func:`classify_light_curve` by the models of the object's survey: ZTF objects by
+    ``model`` and ``anomaly_model`` (gated by the stamp classifier's ``bogus``), LSST
+    objects by ``lsst_model`` and ``lsst_anomaly_model`` (no LSST stamp classifier: no
+    gate); None for a survey without a classifier."""
     if survey not in (ZTF, LSST) or (survey == LSST and lsst_model is None):
         return None
     lc, scheme = _survey_light_curve(survey, detections, non_detections, corrected)
     if survey == LSST:
         assert lsst_model is not None
-        return classify_light_curve(lsst_model, lc, scheme=scheme)
+        return classify_light_curve(lsst_model, lc, lsst_anomaly_model, None, scheme)
     return classify_light_curve(model, lc, anomaly_model, bogus, scheme)
 
 
@@ -354,7 +360,8 @@ def request_classification(state: ObjectState) -> ObjectState:
 
 def classify_history(model: HierarchicalModel, history: ObjectHistory,
                      anomaly_model: AnomalyModel | None = None,
-                     lsst_model: HierarchicalModel | None = None
+                     lsst_model: HierarchicalModel | None = None,
+                     lsst_anomaly_model: AnomalyModel | None = None
                      ) -> tuple[ObjectWrite, Classification] | None:
     """The write that stores a stored object's classification, forecast surprise and
     anomaly score (Kafka classify agent)."""
@@ -363,7 +370,7 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory,
     result = classify_for_survey(
         str(history.object_doc.get("survey", ZTF)), history.detections.values(),
         history.non_detections.values(), bool(history.object_doc.get("corrected", False)),
-        model, lsst_model, anomaly_model, stamp_bogus((), history))
+        model, lsst_model, anomaly_model, stamp_bogus((), history), lsst_anomaly_model)
     if result is None:
         return None
     hpx = history.object_doc["hpx"]
@@ -423,6 +430,27 @@ def load_lsst_model(home: Path, version: str | None = None) -> HierarchicalModel
     model = HierarchicalModel.load(registered.path)
     model.check_features(LSST_FEATURE_NAMES)
     return model
+
+
+def load_lsst_anomaly_model(home: Path, version: str | None = None) -> AnomalyModel:
+    """The registered LSST anomaly model (newest, or the pinned version)."""
+    model = AnomalyModel.load(ModelRegistry.default(home).get(LSST_ANOMALY, version).path)
+    unknown = [f for f in model.features if f not in set(LSST_FEATURE_NAMES)]
+    if unknown:
+        raise ModelMismatchError(f"LSST anomaly model {model.version} reads features the "
+                                 f"LSST extractor does not produce, e.g. {unknown[:5]}")
+    return model
+
+
+def optional_lsst_anomaly_model(settings: Settings) -> AnomalyModel | None:
+    """The LSST anomaly model, or None (scores off, or none registered)."""
+    if not settings.anomaly:
+        return None
+    try:
+        return load_lsst_anomaly_model(settings.home, settings.lsst_anomaly_version)
+    except LookupError as exc:
+        log.warning("LSST anomaly score off: %s", exc)
+        return None
 
 
 def optional_lsst_model(settings: Settings) -> HierarchicalModel | None:

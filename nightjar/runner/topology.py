@@ -198,6 +198,7 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
         LcClassifierHook,
         load_model,
         optional_anomaly_model,
+        optional_lsst_anomaly_model,
         optional_lsst_model,
         request_classification,
     )
@@ -222,8 +223,9 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
             except LookupError as exc:  # no model: the pipeline runs, unclassified
                 log.warning("light-curve classifier off: %s", exc)
             else:
-                hooks["classify"] = [LcClassifierHook(model, optional_anomaly_model(settings),
-                                                      optional_lsst_model(settings))]
+                hooks["classify"] = [LcClassifierHook(
+                    model, optional_anomaly_model(settings), optional_lsst_model(settings),
+                    optional_lsst_anomaly_model(settings))]
         else:
             hooks["classify"] = [request_classification]
     return Topology(hooks=hooks)

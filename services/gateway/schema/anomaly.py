@@ -84,8 +84,12 @@ class AnomalyMutation:
                             label: AnomalyLabel) -> AnomalyLabelResult:
         user = _user(info, "labelAnomaly")
         store = info.context.store
-        if await info.context.loaders.objects.load(oid) is None:
+        found = await info.context.loaders.objects.load(oid)
+        if found is None:
             raise GatewayError(NOT_FOUND, f"no object {oid}")
+        if found.get("survey", "ZTF") != "ZTF":
+            raise GatewayError(BAD_USER_INPUT, f"{oid} is an {found['survey']} object: users "
+                                               "teach the ZTF anomaly model only, for now")
         feature_doc = await info.context.loaders.features.load(oid)
         scored = await info.context.loaders.anomaly.load(oid)
         if feature_doc is None or not scored:
@@ -116,7 +120,7 @@ class AnomalyQueries:
             raise GatewayError(BAD_USER_INPUT, f"first must be within 1-{MAX_RANKED}")
         store = info.context.store
         model = _model(info)
-        oids = await store.scored_oids()
+        oids = await store.scored_oids("ZTF")  # the users' models refine the ZTF one
         features = await store.features_of(oids)
         rows = await store.probabilities_of(oids)
         ranked = rank(model, features, rows, await store.user_anomaly_model(user))
