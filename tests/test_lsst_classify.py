@@ -17,6 +17,8 @@ from ml.lc_classifier.taxonomy import CLASSES
 from nightjar.runner.classify import (
     LcClassifierHook,
     classify_for_survey,
+    load_anomaly_model,
+    load_lsst_anomaly_model,
     load_lsst_model,
     load_model,
 )
@@ -85,6 +87,15 @@ def test_each_survey_gets_its_own_model_or_none() -> None:
     assert "Mean_u" in result.features["values"] and "Mean_1" not in result.features["values"]
     assert classify_for_survey("DECam", detections, [], True, ztf_model, lsst_model, None,
                                None) is None
+    # the LSST anomaly model scores LSST objects; the ZTF one is never asked
+    ztf_anomaly, lsst_anomaly = load_anomaly_model(SHIPPED_HOME), load_lsst_anomaly_model(
+        SHIPPED_HOME)
+    scored = classify_for_survey("LSST", detections, [], True, ztf_model, lsst_model,
+                                 ztf_anomaly, 0.9, lsst_anomaly)
+    assert scored is not None and scored.anomaly is not None
+    assert scored.anomaly["model_name"] == "lsst_anomaly"
+    assert 0.0 <= scored.anomaly["score"] <= 1.0 and scored.anomaly["bogus"] is None
+    assert scored.rows == result.rows  # the score changes nothing else
 
 
 def test_the_evaluate_cli_serves_the_lsst_model(tmp_path: Path) -> None:

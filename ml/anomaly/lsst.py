@@ -22,7 +22,7 @@ from typing import Any
 from ml.anomaly import LSST_ANOMALY
 from ml.anomaly.evaluate import evaluate_held_out
 from ml.anomaly.shipped import LIBRARIES, serving_time
-from ml.anomaly.train import N_TREES, train_model
+from ml.anomaly.train import train_model
 from ml.lc_classifier.lsst import features_lsst, simulate_lsst
 from ml.lc_classifier.model import HierarchicalModel
 from ml.lc_classifier.taxonomy import LSST_CLASSIFIER
@@ -31,6 +31,9 @@ from ml.registry import SHIPPED_ROOT, ModelRegistry, library_versions
 METHODS = ("nightjar", "global_forest", "entropy")
 #: seeds of the simulations (the classifier was built on 0 and 1)
 TRAIN_SEED, EVALUATION_SEED = 10, 11
+#: trees per forest: the ZTF model's 300 over 1,500 reference rows served at ~1.06 ms per
+#: object, over the 1 ms target (and 20 MB of nodes)
+N_TREES = 100
 
 
 def _table(summary: dict[str, Any], classes: dict[str, Any]) -> str:
@@ -80,6 +83,14 @@ what a good score ranks first (AUROC per class below; means over the non-transie
 classes with {ev['min_members']}+ members).
 
 {_table(ev['summary'], every)}
+
+Read it plainly: on these simulations the classifier's entropy ranks a held-out class
+better than the forests (AUROC 0.73 against 0.60 on average; better for 10 of the 11
+evaluated classes), and the forests beat a single global forest. On the simulator's own
+objects "unusual" mostly means "the classifier is unsure", which the entropy measures
+directly; the forests earn their keep on what the classifier is *sure* about and is
+wrong (the ZTF evaluation on real data, where the forests lead at precision@10). Nothing
+here says which is better on the sky.
 """
 
 
@@ -93,7 +104,7 @@ def build(version: str, per_class: int, evaluation_per_class: int, seed: int,
     registered = ModelRegistry([SHIPPED_ROOT]).get(LSST_CLASSIFIER)
     classifier = HierarchicalModel.load(registered.path)
     probabilities = classifier.predict(x).full
-    model = train_model(x, y, probabilities, seed=seed)
+    model = train_model(x, y, probabilities, seed=seed, n_trees=N_TREES)
     print(f"trained on {len(x)} simulated objects ({time.perf_counter() - start:.0f} s)")
     test_curves, test_labels = simulate_lsst(evaluation_per_class, seed=EVALUATION_SEED)
     x_test = features_lsst(test_curves, list(test_labels.oid))
