@@ -230,6 +230,14 @@ def classify_light_curve(model: HierarchicalModel, lc: LightCurve,
         anomaly=anomaly, surprise=surprise)
 
 
+def _survey_light_curve(survey: str, detections: Iterable[Mapping[str, Any]],
+                        non_detections: Iterable[Mapping[str, Any]], corrected: bool
+                        ) -> tuple[LightCurve, BandScheme]:
+    if survey == LSST:
+        return lsst_light_curve_of(detections, non_detections), LSST_BANDS
+    return light_curve_of(detections, non_detections, corrected), ZTF_BANDS
+
+
 def top_class(rows: Iterable[Mapping[str, Any]]) -> str | None:
     """The most probable top-level class of stored light-curve classifier rows, or None
     when the object has none."""
@@ -265,29 +273,21 @@ def object_forecast(detections: Iterable[Mapping[str, Any]],
         ``band`` is not a band of the survey.
     """
     survey = str(object_doc.get("survey", ZTF))
-    scheme = LSST_BANDS if survey == LSST else ZTF_BANDS
-    fids = {name: fid for fid, name in scheme.band_names.items()}
+    names = (LSST_BANDS if survey == LSST else ZTF_BANDS).band_names
+    fids = {name: fid for fid, name in names.items()}
     if band not in fids:
         raise ValueError(f"{band!r} is not a {survey} band (one of {', '.join(fids)})")
     branch = top_class(rows)
     if branch is None:
         return Forecast.invalid(at, "none", "not classified yet: the forecast model "
                                             "follows the light-curve class"), None
-    lc = lsst_light_curve_of(detections, non_detections) if survey == LSST else \
-        light_curve_of(detections, non_detections, bool(object_doc.get("corrected", False)))
+    lc, scheme = _survey_light_curve(survey, detections, non_detections,
+                                     bool(object_doc.get("corrected", False)))
     values = (features or {}).get("values") or {}
     period = values.get("Multiband_period")
     return light_curve_forecast(
         preprocess(lc, scheme), fids[band], at,
         branch=branch, period=math.nan if period is None else float(period)), branch
-
-
-def _survey_light_curve(survey: str, detections: Iterable[Mapping[str, Any]],
-                        non_detections: Iterable[Mapping[str, Any]], corrected: bool
-                        ) -> tuple[LightCurve, BandScheme]:
-    if survey == LSST:
-        return lsst_light_curve_of(detections, non_detections), LSST_BANDS
-    return light_curve_of(detections, non_detections, corrected), ZTF_BANDS
 
 
 class LcClassifierHook:
