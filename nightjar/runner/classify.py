@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,7 @@ from nightjar.settings import Settings
 from nightjar.surveys.interface import LSST, ZTF, sign_of_isdiffpos
 
 Doc = dict[str, Any]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 BOGUS = "bogus"
 
@@ -392,72 +393,77 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory,
     return write, result
 
 
+def _load_anomaly(home: Path, name: str, features: tuple[str, ...],
+                  version: str | None) -> AnomalyModel:
+    """A registered anomaly model that reads only ``features`` (its extractor's)."""
+    model = AnomalyModel.load(ModelRegistry.default(home).get(name, version).path)
+    unknown = [f for f in model.features if f not in set(features)]
+    if unknown:
+        raise ModelMismatchError(f"anomaly model {name} {model.version} reads features "
+                                 f"its extractor does not produce, e.g. {unknown[:5]}")
+    return model
+
+
+def _load_classifier(home: Path, name: str, features: tuple[str, ...],
+                     version: str | None) -> HierarchicalModel:
+    """A registered light-curve classifier whose features its extractor produces."""
+    model = HierarchicalModel.load(ModelRegistry.default(home).get(name, version).path)
+    model.check_features(features)
+    return model
+
+
+def _optional(load: Callable[[], T], what: str) -> T | None:
+    """``load()``, or None when nothing is registered (the pipeline runs without it and
+    the log says so)."""
+    try:
+        return load()
+    except LookupError as exc:
+        log.warning("%s off: %s", what, exc)
+        return None
+
+
 def load_anomaly_model(home: Path, version: str | None = None) -> AnomalyModel:
     """The registered ZTF anomaly model (newest, or the pinned version); it must read
     features this extractor produces."""
-    registered = ModelRegistry.default(home).get(ANOMALY_MODEL, version)
-    model = AnomalyModel.load(registered.path)
-    unknown = [f for f in model.features if f not in set(FEATURE_NAMES)]
-    if unknown:
-        raise ModelMismatchError(f"anomaly model {model.version} reads features this "
-                                 f"extractor does not produce, e.g. {unknown[:5]}")
-    return model
-
-
-def optional_anomaly_model(settings: Settings) -> AnomalyModel | None:
-    """The anomaly model the settings ask for, or None (off, or none registered: the
-    pipeline then classifies without scoring, and says so)."""
-    if not settings.anomaly:
-        return None
-    try:
-        return load_anomaly_model(settings.home, settings.anomaly_version)
-    except LookupError as exc:
-        log.warning("anomaly score off: %s", exc)
-        return None
-
-
-def load_model(home: Path, version: str | None = None) -> HierarchicalModel:
-    """The registered ZTF light-curve classifier (newest, or the pinned version)."""
-    registered = ModelRegistry.default(home).get(FULL_CLASSIFIER, version)
-    model = HierarchicalModel.load(registered.path)
-    model.check_features(FEATURE_NAMES)
-    return model
-
-
-def load_lsst_model(home: Path, version: str | None = None) -> HierarchicalModel:
-    """The registered LSST light-curve classifier (newest, or the pinned version)."""
-    registered = ModelRegistry.default(home).get(LSST_CLASSIFIER, version)
-    model = HierarchicalModel.load(registered.path)
-    model.check_features(LSST_FEATURE_NAMES)
-    return model
+    return _load_anomaly(home, ANOMALY_MODEL, FEATURE_NAMES, version)
 
 
 def load_lsst_anomaly_model(home: Path, version: str | None = None) -> AnomalyModel:
     """The registered LSST anomaly model (newest, or the pinned version)."""
-    model = AnomalyModel.load(ModelRegistry.default(home).get(LSST_ANOMALY, version).path)
-    unknown = [f for f in model.features if f not in set(LSST_FEATURE_NAMES)]
-    if unknown:
-        raise ModelMismatchError(f"LSST anomaly model {model.version} reads features the "
-                                 f"LSST extractor does not produce, e.g. {unknown[:5]}")
-    return model
+    return _load_anomaly(home, LSST_ANOMALY, LSST_FEATURE_NAMES, version)
+
+
+def load_model(home: Path, version: str | None = None) -> HierarchicalModel:
+    """The registered ZTF light-curve classifier (newest, or the pinned version)."""
+    return _load_classifier(home, FULL_CLASSIFIER, FEATURE_NAMES, version)
+
+
+def load_lsst_model(home: Path, version: str | None = None) -> HierarchicalModel:
+    """The registered LSST light-curve classifier (newest, or the pinned version)."""
+    return _load_classifier(home, LSST_CLASSIFIER, LSST_FEATURE_NAMES, version)
+
+
+def optional_anomaly_model(settings: Settings) -> AnomalyModel | None:
+    """The ZTF anomaly model the settings ask for, or None (off, or none registered: the
+    pipeline then classifies without scoring, and says so)."""
+    if not settings.anomaly:
+        return None
+    return _optional(lambda: load_anomaly_model(settings.home, settings.anomaly_version),
+                     "anomaly score")
 
 
 def optional_lsst_anomaly_model(settings: Settings) -> AnomalyModel | None:
     """The LSST anomaly model, or None (scores off, or none registered)."""
     if not settings.anomaly:
         return None
-    try:
-        return load_lsst_anomaly_model(settings.home, settings.lsst_anomaly_version)
-    except LookupError as exc:
-        log.warning("LSST anomaly score off: %s", exc)
-        return None
+    return _optional(lambda: load_lsst_anomaly_model(settings.home,
+                                                     settings.lsst_anomaly_version),
+                     "LSST anomaly score")
 
 
 def optional_lsst_model(settings: Settings) -> HierarchicalModel | None:
     """The LSST light-curve classifier the settings ask for, or None (none registered:
     LSST objects stay unclassified, and the log says so)."""
-    try:
-        return load_lsst_model(settings.home, settings.lsst_lc_classifier_version)
-    except LookupError as exc:
-        log.warning("LSST light-curve classifier off: %s", exc)
-        return None
+    return _optional(lambda: load_lsst_model(settings.home,
+                                             settings.lsst_lc_classifier_version),
+                     "LSST light-curve classifier")
