@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from ml.anomaly import LSST_ANOMALY
 from ml.anomaly.evaluate import evaluate_held_out
-from ml.anomaly.shipped import LIBRARIES, serving_time
+from ml.anomaly.shipped import LIBRARIES, save_shipped, serving_time
 from ml.anomaly.train import train_model
 from ml.lc_classifier.lsst import features_lsst, simulate_lsst
 from ml.lc_classifier.model import HierarchicalModel
@@ -124,12 +123,7 @@ def build(version: str, per_class: int, evaluation_per_class: int, seed: int,
         "serving_us_per_object": serving_time(model, x, probabilities),
         "evaluation": evaluation,
     })
-    out_dir = out_root / LSST_ANOMALY / version
-    model.save(out_dir)
-    saved = json.loads((out_dir / "model.json").read_text())
-    (out_dir / "MODEL_CARD.md").write_text(model_card(saved))
-    print(json.dumps(evaluation["summary"], indent=1))
-    print(f"model {version} written to {out_dir} in {time.perf_counter() - start:.0f} s")
+    save_shipped(model, out_root / LSST_ANOMALY / version, model_card, evaluation, start)
     return evaluation
 
 

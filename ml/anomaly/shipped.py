@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -286,13 +287,21 @@ def build(shared: Path, version: str, seed: int, out_root: Path,
         "serving_us_per_object": serving_time(model, x, probabilities),
         "evaluation": evaluation, "active_learning": active,
     })
-    out_dir = out_root / NAME / version
+    save_shipped(model, out_root / NAME / version, model_card, evaluation, start)
+    return evaluation
+
+
+def save_shipped(model: AnomalyModel, out_dir: Path,
+                 model_card: Callable[[dict[str, Any]], str], evaluation: dict[str, Any],
+                 started: float) -> None:
+    """Write a built anomaly model and MODEL_CARD.md (from the saved card), and print
+    the evaluation's summary."""
     model.save(out_dir)
     saved = json.loads((out_dir / "model.json").read_text())
     (out_dir / "MODEL_CARD.md").write_text(model_card(saved))
     print(json.dumps(evaluation["summary"], indent=1))
-    print(f"model {version} written to {out_dir} in {time.perf_counter() - start:.0f} s")
-    return evaluation
+    print(f"model {model.version} written to {out_dir} in "
+          f"{time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:

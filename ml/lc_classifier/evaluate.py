@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +36,18 @@ def write_report(metrics: dict[str, Any], name: str, directory: Path) -> list[Pa
         plot_confusion(metrics[level], f"{name}: {level} level", path)
         out.append(path)
     return out
+
+
+def save_shipped(model: HierarchicalModel, evaluations: dict[str, Any], out_dir: Path,
+                 model_card: Callable[[dict[str, Any]], str], started: float) -> None:
+    """Write a built model, a confusion report per evaluation set and MODEL_CARD.md (from
+    the saved card), and print the headline figures."""
+    model.save(out_dir)
+    for name, metrics in evaluations.items():
+        write_report(metrics, name, out_dir)
+    saved = json.loads((out_dir / "model.json").read_text())
+    (out_dir / "MODEL_CARD.md").write_text(model_card(saved))
+    print(json.dumps({k: {lvl: round(v[lvl]["balanced_accuracy"], 3) for lvl in ("top", "full")}
+                      for k, v in evaluations.items()}, indent=1))
+    print(f"model {model.version} written to {out_dir} in "
+          f"{time.perf_counter() - started:.0f} s")

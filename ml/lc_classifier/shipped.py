@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ml.features.table import features_table, read_table
-from ml.lc_classifier.evaluate import evaluate, write_report
+from ml.lc_classifier.evaluate import evaluate, save_shipped
 from ml.lc_classifier.model import HierarchicalModel
 from ml.lc_classifier.simulate import real_cadences, simulate
 from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
@@ -226,14 +225,7 @@ def build(shared: Path, version: str, per_class: int, seed: int, out_root: Path
         "seed": seed, "library_versions": library_versions(),
         "metrics": evaluations,
     }
-    model.save(out_dir)
-    for name, metrics in evaluations.items():
-        write_report(metrics, name, out_dir)
-    saved = json.loads((out_dir / "model.json").read_text())
-    (out_dir / "MODEL_CARD.md").write_text(model_card(saved))
-    print(json.dumps({k: {lvl: v[lvl]["balanced_accuracy"] for lvl in ("top", "full")}
-                      for k, v in evaluations.items()}, indent=1))
-    print(f"model {version} written to {out_dir} in {time.perf_counter() - start:.0f} s")
+    save_shipped(model, evaluations, out_dir, model_card, start)
     return evaluations
 
 
