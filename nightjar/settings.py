@@ -184,10 +184,13 @@ class Settings(BaseSettings):
     anomaly_version: str | None = Field(default=None, description=(
         "pin a registered ztf_anomaly version (default: the newest)"))
     stamp_classifier: bool = Field(default=True, description=(
-        "classify each new object's first alert from its cutouts (the stamp classifier), "
-        "inline in the pipeline"))
+        "classify each new object's first alert from its cutouts (the survey's stamp "
+        "classifier: stamp_classifier for ZTF, lsst_stamp_classifier for LSST), inline "
+        "in the pipeline"))
     stamp_classifier_version: str | None = Field(default=None, description=(
-        "pin a registered stamp_classifier version (default: the newest)"))
+        "pin a registered stamp_classifier (ZTF) version (default: the newest)"))
+    lsst_stamp_classifier_version: str | None = Field(default=None, description=(
+        "pin a registered lsst_stamp_classifier version (default: the newest)"))
     classify_batch_size: int = Field(default=200, ge=1, le=100_000, description=(
         "objects per batch of the classify agent"))
     alerts_partitions: int = Field(default=4, ge=1, description=(

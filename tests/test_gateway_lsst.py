@@ -26,6 +26,7 @@ from astropy.io import fits
 
 from ml.lc_classifier.taxonomy import LSST_CLASSIFIER
 from ml.registry import ModelRegistry
+from ml.stamp_classifier import LSST_NAME as LSST_STAMP_CLASSIFIER
 from nightjar.runner.ingest import RawInput
 from nightjar.store.schema import DETECTIONS, OBJECTS
 from nightjar.surveys.interface import AlertSource
@@ -178,9 +179,16 @@ async def test_an_lsst_object_with_exact_ids_fluxes_and_no_ztf_model_applied(
         assert det["magpsf"] == pytest.approx(31.4 - 2.5 * __import__("math").log10(
             abs(mine["psfFlux"])), abs=1e-6)
         assert det["midpointMjdTai"] == mine["midpointMjdTai"]
-    # an LSST object is classified by the LSST model only, never by the ZTF one
-    lsst_version = ModelRegistry.default(dep.home).get(LSST_CLASSIFIER).version
-    assert {p["classifierVersion"] for p in obj["probabilities"]} <= {lsst_version}
+    # an LSST object is classified by the LSST models only, never by the ZTF ones
+    registry = ModelRegistry.default(dep.home)
+    lsst_version = registry.get(LSST_CLASSIFIER).version
+    stamp_version = registry.get(LSST_STAMP_CLASSIFIER).version
+    lc_versions = {p["classifierVersion"] for p in obj["probabilities"]
+                   if p["classifierName"] != "stamp_classifier"}
+    stamp_versions = {p["classifierVersion"] for p in obj["probabilities"]
+                      if p["classifierName"] == "stamp_classifier"}
+    assert lc_versions <= {lsst_version} and stamp_versions == {stamp_version}
+    assert registry.get("stamp_classifier").card.get("survey", "ZTF") == "ZTF"
     assert obj["stamps"] and all(s["kinds"] == ["science", "template", "difference"]
                                  for s in obj["stamps"])
     classifiers = await gql(client, "{ classifiers { name survey model versions } }")
@@ -189,9 +197,11 @@ async def test_an_lsst_object_with_exact_ids_fluxes_and_no_ztf_model_applied(
     lsst_rows = [c for c in listed if c["survey"] == "LSST"]
     assert {c["name"] for c in lsst_rows} == {
         "lc_classifier", "lc_classifier_top", "lc_classifier_transient",
-        "lc_classifier_stochastic", "lc_classifier_periodic"}
+        "lc_classifier_stochastic", "lc_classifier_periodic", "stamp_classifier"}
     assert all(c["model"] == LSST_CLASSIFIER and c["versions"][0] == lsst_version
-               for c in lsst_rows)
+               for c in lsst_rows if c["name"] != "stamp_classifier")
+    assert [(c["model"], c["versions"][0]) for c in lsst_rows
+            if c["name"] == "stamp_classifier"] == [(LSST_STAMP_CLASSIFIER, stamp_version)]
 
 
 async def test_each_survey_is_classified_by_its_own_model(dep: Deployment) -> None:

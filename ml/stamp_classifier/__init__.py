@@ -8,5 +8,8 @@ dependency group), served with ONNX Runtime (:mod:`.runtime`), which is all the 
 pipeline needs.
 """
 
+#: the ZTF model's registry name, and the classifier name of every survey's probability
+#: rows (one API for both surveys; the object's survey says which model wrote them)
 NAME = "stamp_classifier"
+LSST_NAME = "lsst_stamp_classifier"  #: the Rubin model's registry name (:mod:`.lsst`)
 CLASSES: tuple[str, ...] = ("AGN", "SN", "VS", "asteroid", "bogus")

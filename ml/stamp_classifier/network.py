@@ -21,7 +21,7 @@ def rotations(x: torch.Tensor) -> torch.Tensor:
 
 
 class StampNet(nn.Module):
-    """(stamps (n, 3, crop, crop), metadata (n, m)) -> class logits (n, k).
+    """(stamps (n, channels, crop, crop), metadata (n, m)) -> class logits (n, k).
 
     Parameters
     ----------
@@ -36,13 +36,16 @@ class StampNet(nn.Module):
         Units of the dense layers.
     dropout : float
         Dropout before the last two dense layers (training only).
+    channels : int
+        Image planes (ZTF: science, template, difference; LSST adds the difference's
+        significance from its variance plane).
     """
 
     def __init__(self, n_metadata: int, n_classes: int = 5, crop: int = 21, width: int = 16,
-                 dense: int = 64, dropout: float = 0.3):
+                 dense: int = 64, dropout: float = 0.3, channels: int = 3):
         super().__init__()
         self.tower = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),

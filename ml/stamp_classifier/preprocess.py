@@ -173,13 +173,14 @@ class MetadataScaler:
         scaled = np.clip(scaled, -_CLIP, _CLIP)
         return np.where(np.isfinite(scaled), scaled, 0.0).astype(np.float32)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"features": list(METADATA_FEATURES), "median": list(self.median),
+    def to_json(self, features: Sequence[str] = METADATA_FEATURES) -> dict[str, Any]:
+        return {"features": list(features), "median": list(self.median),
                 "scale": list(self.scale)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MetadataScaler:
-        if list(data["features"]) != list(METADATA_FEATURES):
+    def from_json(cls, data: Mapping[str, Any],
+                  features: Sequence[str] = METADATA_FEATURES) -> MetadataScaler:
+        if list(data["features"]) != list(features):
             raise ValueError("the model's metadata features differ from this code's: "
-                             f"{data['features']} != {list(METADATA_FEATURES)}")
+                             f"{data['features']} != {list(features)}")
         return cls(tuple(data["median"]), tuple(data["scale"]))

@@ -18,7 +18,8 @@ import numpy as np
 
 from ml.probabilities import ranked_rows
 from ml.stamp_classifier import CLASSES, NAME
-from ml.stamp_classifier.preprocess import MetadataScaler, raw_metadata, stamp_tensor
+from ml.stamp_classifier.flavours import flavour_of
+from ml.stamp_classifier.preprocess import MetadataScaler
 
 ONNX_FILE = "model.onnx"
 CARD_FILE = "model.json"
@@ -46,11 +47,13 @@ class StampModel:
     card: dict[str, Any]
 
     def __post_init__(self) -> None:
-        self.name: str = self.card.get("name", NAME)
+        self.flavour = flavour_of(self.card)
+        self.name: str = self.card.get("name", self.flavour.name)
+        self.survey: str = self.flavour.survey
         self.version: str = self.card["version"]
         self.classes: tuple[str, ...] = tuple(self.card["classes"])
         self.crop: int = int(self.card["crop"])
-        self.scaler = MetadataScaler.from_json(self.card["metadata"])
+        self.scaler = MetadataScaler.from_json(self.card["metadata"], self.flavour.features)
 
     @classmethod
     def load(cls, path: Path, threads: int = 1) -> StampModel:
@@ -80,12 +83,14 @@ class StampModel:
 
     def inputs(self, cutouts: Sequence[np.ndarray], candidates: Sequence[Mapping[str, Any]]
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Network inputs from raw cutout triplets ((3, h, w) arrays: science, template,
-        difference) and ``candidate`` records."""
-        stamps = np.zeros((len(cutouts), 3, self.crop, self.crop), np.float32)
-        for i, (science, template, difference) in enumerate(cutouts):
-            stamps[i] = stamp_tensor(science, template, difference, crop=self.crop)
-        return stamps, self.scaler.transform(raw_metadata(candidates))
+        """Network inputs from raw cutout planes ((k, h, w) arrays: science, template,
+        difference, and for LSST the difference's variance) and metadata records (ZTF
+        ``candidate``; LSST ``diaSource`` with seeing and earlier detections)."""
+        channels = self.flavour.channels
+        stamps = np.zeros((len(cutouts), channels, self.crop, self.crop), np.float32)
+        for i, planes in enumerate(cutouts):
+            stamps[i] = self.flavour.tensor(planes, self.crop)
+        return stamps, self.scaler.transform(self.flavour.raw_metadata(candidates))
 
     def predict_inputs(self, stamps: np.ndarray, metadata: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) from prepared inputs (:meth:`inputs`)."""
@@ -103,8 +108,9 @@ class StampModel:
     def rows(self, probabilities: np.ndarray, candid: int | None = None
              ) -> list[dict[str, Any]]:
         """ALeRCE-shaped rows of one alert (classifier, version, class, probability,
-        ranking 1 = most probable), with the candid the classification used."""
-        rows = ranked_rows(self.name, self.version, self.classes, probabilities)
+        ranking 1 = most probable), with the candid the classification used.  Every
+        survey's model writes rows named ``stamp_classifier``: one API for both."""
+        rows = ranked_rows(NAME, self.version, self.classes, probabilities)
         if candid is not None:
             for row in rows:
                 row["candid"] = candid

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,19 +39,65 @@ ZERO_POINT = 26.0  #: photometric zero point of simulated images [mag]
 PIXEL_SCALE = 1.01  #: ZTF [arcsec / pixel]
 MOFFAT_BETA = 3.0
 BOGUS_KINDS = ("dipole", "cosmic_ray", "bad_column", "bright_star", "masked_edge")
+#: artefact kinds a render can make (the ZTF simulation draws from :data:`BOGUS_KINDS`)
+ALL_BOGUS_KINDS = (*BOGUS_KINDS, "streak", "noise_peak")
 
-_C = (STAMP_SIZE - 1) / 2.0
-_Y, _X = np.mgrid[:STAMP_SIZE, :STAMP_SIZE].astype(np.float64) - _C
+
+
+@dataclass(frozen=True)
+class Camera:
+    """What differs between surveys' cutouts (the defaults are ZTF's).
+
+    Sizes of things on the sky (hosts, galaxies, host offsets) are drawn in arcsec and
+    turned into pixels with ``pixel_scale``; trails, centroid jitter and subtraction
+    misalignments are drawn in pixels.
+    """
+
+    size: int = STAMP_SIZE  #: cutout side [pixels]
+    pixel_scale: float = PIXEL_SCALE  #: [arcsec / pixel]
+    field_stars: float = 3.0  #: mean number of field stars in a cutout
+    #: template noise as a fraction of the science noise (a co-add is deeper)
+    template_noise: tuple[float, float] = (0.2, 0.5)
+    #: the template's flux scale relative to the science image (ZTF: its own zero point)
+    template_scale: tuple[float, float] = (0.5, 3.0)
+    #: photon noise of the sources in the science image: the sky's electrons per pixel
+    #: (None: sky noise only, ZTF's simulation)
+    sky_electrons: float | None = None
+    #: imperfect PSF matching leaves a residual of the static sky in the difference:
+    #: its amplitude (times a unit normal draw) and whether it covers every static
+    #: source (True) or the field stars only (ZTF's simulation: the counterpart is clean)
+    mismatch: float = 0.02
+    mismatch_all_static: bool = False
+    bogus_kinds: tuple[str, ...] = BOGUS_KINDS
+
+    @property
+    def arcsec(self) -> float:
+        """Pixels per arcsec relative to ZTF's (1 for ZTF)."""
+        return PIXEL_SCALE / self.pixel_scale
+
+
+ZTF_CAMERA = Camera()
+
+
+@lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(y, x, centre) pixel offsets from the centre of a ``size`` x ``size`` image."""
+    centre = (size - 1) / 2.0
+    y, x = np.mgrid[:size, :size].astype(np.float64) - centre
+    y.setflags(write=False)
+    x.setflags(write=False)
+    return y, x, centre
 
 
 def moffat(x0: float, y0: float, fwhm: float, elongation: float = 0.0,
-           angle: float = 0.0) -> np.ndarray:
+           angle: float = 0.0, size: int = STAMP_SIZE) -> np.ndarray:
     """A Moffat PSF (beta 3) of unit total flux centred at (x0, y0) [pixels from centre].
 
     ``elongation`` [pixels] stretches it along ``angle`` [rad] (an asteroid's trail).
     """
     alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / MOFFAT_BETA) - 1.0))
-    dx, dy = _X - x0, _Y - y0
+    grid_y, grid_x, _ = _grid(size)
+    dx, dy = grid_x - x0, grid_y - y0
     if elongation > 0:
         along = dx * math.cos(angle) + dy * math.sin(angle)
         across = -dx * math.sin(angle) + dy * math.cos(angle)
@@ -62,9 +109,10 @@ def moffat(x0: float, y0: float, fwhm: float, elongation: float = 0.0,
 
 
 def galaxy(x0: float, y0: float, scale: float, axis_ratio: float, angle: float,
-           fwhm: float) -> np.ndarray:
+           fwhm: float, size: int = STAMP_SIZE) -> np.ndarray:
     """An exponential disc of unit total flux, softened by the seeing [pixels]."""
-    dx, dy = _X - x0, _Y - y0
+    grid_y, grid_x, _ = _grid(size)
+    dx, dy = grid_x - x0, grid_y - y0
     along = dx * math.cos(angle) + dy * math.sin(angle)
     across = -dx * math.sin(angle) + dy * math.cos(angle)
     radius = np.sqrt(along**2 + (across / axis_ratio) ** 2 + (fwhm / 2.355) ** 2)
@@ -74,29 +122,35 @@ def galaxy(x0: float, y0: float, scale: float, axis_ratio: float, angle: float,
 
 @dataclass(frozen=True)
 class Triplet:
-    """Science, template and difference images [counts], each STAMP_SIZE x STAMP_SIZE."""
+    """Science, template and difference images [counts], each of the camera's size, and
+    the difference's per-pixel variance [counts^2]."""
 
     science: np.ndarray
     template: np.ndarray
     difference: np.ndarray
+    variance: np.ndarray
 
     def stacked(self) -> np.ndarray:
         return np.stack([self.science, self.template, self.difference]).astype(np.float32)
 
 
-def _field(rng: np.random.Generator, fwhm: float, noise: float) -> np.ndarray:
+def _field(rng: np.random.Generator, fwhm: float, noise: float, camera: Camera
+           ) -> np.ndarray:
     """Field stars away from the centre (in both science and reference)."""
-    image = np.zeros((STAMP_SIZE, STAMP_SIZE))
-    for _ in range(int(rng.poisson(3.0))):
-        r, phi = rng.uniform(6.0, 40.0), rng.uniform(0.0, 2 * math.pi)
+    size = camera.size
+    image = np.zeros((size, size))
+    reach = size / STAMP_SIZE  # radii scale with the cutout (1 for ZTF)
+    for _ in range(int(rng.poisson(camera.field_stars))):
+        r, phi = rng.uniform(6.0, 40.0) * reach, rng.uniform(0.0, 2 * math.pi)
         counts = noise * 10 ** rng.uniform(1.0, 3.5)
-        image += counts * moffat(r * math.cos(phi), r * math.sin(phi), fwhm)
+        image += counts * moffat(r * math.cos(phi), r * math.sin(phi), fwhm, size=size)
     return image
 
 
 def render(kind: str, rng: np.random.Generator, *, diff_counts: float, ref_counts: float,
            fwhm: float, sky: float = 100.0, noise: float = 8.0,
-           host_offset: float | None = None) -> Triplet:
+           host_offset: float | None = None, camera: Camera = ZTF_CAMERA,
+           bogus_kind: str | None = None) -> Triplet:
     """The cutout triplet of one alert of class ``kind``.
 
     Parameters
@@ -116,11 +170,17 @@ def render(kind: str, rng: np.random.Generator, *, diff_counts: float, ref_count
         Science background level and its per-pixel noise [counts].
     host_offset : float, optional
         SN-host distance [pixels] (default: drawn from 0.5-5 arcsec).
+    camera : Camera
+        Cutout size, pixel scale and noise conventions (default ZTF's).
+    bogus_kind : str, optional
+        The artefact of a ``bogus`` alert (:data:`ALL_BOGUS_KINDS`; default: drawn from
+        the camera's ``bogus_kinds``).
     """
     if kind not in CLASSES:
         raise ValueError(f"unknown stamp class {kind!r}; classes are {CLASSES}")
+    size, arcsec = camera.size, camera.arcsec
     jx, jy = (float(v) for v in rng.normal(0.0, 0.3, 2))
-    field = _field(rng, fwhm, noise)
+    field = _field(rng, fwhm, noise, camera)
     ref_fwhm = fwhm * rng.uniform(0.8, 1.1)  # the reference co-add has its own seeing
     reference = field.copy()  # the same field stars in the reference
     change = np.zeros_like(field)
@@ -129,103 +189,139 @@ def render(kind: str, rng: np.random.Generator, *, diff_counts: float, ref_count
     masked = np.zeros(field.shape, dtype=bool)
     if kind == "SN":
         if ref_counts > 0:
-            d = host_offset if host_offset is not None else rng.uniform(0.5, 5.0) / PIXEL_SCALE
+            d = host_offset if host_offset is not None else \
+                rng.uniform(0.5, 5.0) / camera.pixel_scale
             phi = rng.uniform(0.0, 2 * math.pi)
-            host = galaxy(d * math.cos(phi), d * math.sin(phi), rng.uniform(1.0, 5.0),
-                          rng.uniform(0.3, 1.0), rng.uniform(0.0, math.pi), fwhm)
+            host = galaxy(d * math.cos(phi), d * math.sin(phi), rng.uniform(1.0, 5.0) * arcsec,
+                          rng.uniform(0.3, 1.0), rng.uniform(0.0, math.pi), fwhm, size)
             reference = reference + ref_counts * host
-        change = diff_counts * moffat(jx, jy, fwhm)
+        change = diff_counts * moffat(jx, jy, fwhm, size=size)
     elif kind == "AGN":
-        disc = galaxy(jx, jy, rng.uniform(1.0, 4.0), rng.uniform(0.4, 1.0),
-                      rng.uniform(0.0, math.pi), fwhm)
+        disc = galaxy(jx, jy, rng.uniform(1.0, 4.0) * arcsec, rng.uniform(0.4, 1.0),
+                      rng.uniform(0.0, math.pi), fwhm, size)
         nucleus = rng.uniform(0.1, 0.6)
         reference = reference + ref_counts * ((1 - nucleus) * disc +
-                                              nucleus * moffat(jx, jy, ref_fwhm))
-        change = diff_counts * moffat(jx, jy, fwhm)
+                                              nucleus * moffat(jx, jy, ref_fwhm, size=size))
+        change = diff_counts * moffat(jx, jy, fwhm, size=size)
     elif kind == "VS":
-        reference = reference + ref_counts * moffat(jx, jy, ref_fwhm)
-        change = max(diff_counts, -0.9 * ref_counts) * moffat(jx, jy, fwhm)
+        reference = reference + ref_counts * moffat(jx, jy, ref_fwhm, size=size)
+        change = max(diff_counts, -0.9 * ref_counts) * moffat(jx, jy, fwhm, size=size)
     elif kind == "asteroid":
         change = diff_counts * moffat(jx, jy, fwhm, elongation=rng.uniform(0.0, 4.0),
-                                      angle=rng.uniform(0.0, math.pi))
+                                      angle=rng.uniform(0.0, math.pi), size=size)
     else:
         residual, science_only, masked, reference = _bogus(
-            str(rng.choice(BOGUS_KINDS)), rng, diff_counts, fwhm, noise, reference)
-    template_noise = noise * rng.uniform(0.2, 0.5)
-    template_scale = rng.uniform(0.5, 3.0)  # templates come on their own flux scale
+            bogus_kind or str(rng.choice(camera.bogus_kinds)), rng, diff_counts, fwhm, noise,
+            reference)
+    template_noise = noise * rng.uniform(*camera.template_noise)
+    template_scale = rng.uniform(*camera.template_scale)  # ZTF: each on its own flux scale
     science = sky + reference + change + science_only + rng.normal(0.0, noise, field.shape)
+    diff_variance = np.full(field.shape, noise ** 2 + template_noise ** 2)
+    photon = np.zeros_like(field)
+    if camera.sky_electrons is not None:  # photon noise of the sources themselves
+        source_variance = np.maximum(reference + change + science_only, 0.0) * \
+            noise ** 2 / camera.sky_electrons
+        photon = rng.normal(0.0, 1.0, field.shape) * np.sqrt(source_variance)
+        science = science + photon
+        diff_variance = diff_variance + source_variance
     template = template_scale * (rng.uniform(0.5, 1.5) * sky + reference +
                                  rng.normal(0.0, template_noise, field.shape))
     diff_noise = math.hypot(noise, template_noise)
     difference = change + residual + science_only + rng.normal(0.0, diff_noise, field.shape)
-    # field stars leave faint residuals of imperfect PSF matching
-    difference += 0.02 * rng.normal() * (field - np.roll(field, 1, axis=int(rng.integers(2))))
+    difference = difference + photon  # the science image's photon noise is in it too
+    # static sources leave faint residuals of imperfect PSF matching
+    static = reference if camera.mismatch_all_static else field
+    difference += camera.mismatch * rng.normal() * (
+        static - np.roll(static, 1, axis=int(rng.integers(2))))
     if masked.any():
         science[masked] = np.nan
         difference[masked] = np.nan
         template[masked] = np.nan
     return Triplet(science.astype(np.float32), template.astype(np.float32),
-                   difference.astype(np.float32))
+                   difference.astype(np.float32), diff_variance.astype(np.float32))
 
 
 def _bogus(subtype: str, rng: np.random.Generator, counts: float, fwhm: float, noise: float,
            reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(difference residual, science-only signal, NaN mask, reference) of an artefact."""
     shape = reference.shape
+    n = shape[0]
+    grid_y, grid_x, centre = _grid(n)
     zeros = np.zeros(shape)
     masked = np.zeros(shape, dtype=bool)
     flux = abs(counts)
     if subtype == "dipole":  # a star subtracted with a misaligned reference
         star = flux * rng.uniform(2.0, 20.0)
-        angle, size = rng.uniform(0.0, 2 * math.pi), rng.uniform(0.6, 1.8)
-        reference = reference + star * moffat(0.0, 0.0, fwhm)
-        residual = star * (moffat(size * math.cos(angle), size * math.sin(angle), fwhm) -
-                           moffat(0.0, 0.0, fwhm))
+        angle, shift = rng.uniform(0.0, 2 * math.pi), rng.uniform(0.6, 1.8)
+        reference = reference + star * moffat(0.0, 0.0, fwhm, size=n)
+        residual = star * (moffat(shift * math.cos(angle), shift * math.sin(angle), fwhm,
+                                  size=n) - moffat(0.0, 0.0, fwhm, size=n))
         return residual, zeros, masked, reference
     if subtype == "cosmic_ray":  # a hit sharper than any PSF, in the science image only
         hit = np.zeros(shape)
-        x, y = int(_C + rng.integers(-1, 2)), int(_C + rng.integers(-1, 2))
+        x, y = int(centre + rng.integers(-1, 2)), int(centre + rng.integers(-1, 2))
         length = int(rng.integers(1, 6))
         dx, dy = (1, 0) if rng.random() < 0.5 else (0, 1)
         for k in range(length):
             hit[min(y + k * dy, shape[0] - 1), min(x + k * dx, shape[1] - 1)] = flux / length
         return zeros, hit, masked, reference
     if subtype == "bad_column":
-        column = int(_C + rng.integers(-2, 3))
+        column = int(centre + rng.integers(-2, 3))
         level = noise * rng.uniform(3.0, 30.0)
         residual = np.zeros(shape)
         if rng.random() < 0.5:
             residual[:, column] = level
         else:
-            residual[int(_C + rng.integers(-2, 3)), :] = level
-        residual += 0.3 * flux * moffat(0.0, 0.0, fwhm)
+            residual[int(centre + rng.integers(-2, 3)), :] = level
+        residual += 0.3 * flux * moffat(0.0, 0.0, fwhm, size=n)
         return residual, zeros, masked, reference
     if subtype == "bright_star":  # saturated core, ringing and spikes left in the difference
         star = flux * rng.uniform(30.0, 300.0)
         ox, oy = (float(v) for v in rng.normal(0.0, 2.0, 2))
-        reference = reference + star * moffat(ox, oy, fwhm)
-        radius = np.hypot(_X - ox, _Y - oy)
+        reference = reference + star * moffat(ox, oy, fwhm, size=n)
+        radius = np.hypot(grid_x - ox, grid_y - oy)
         ring = np.cos(radius * rng.uniform(0.8, 1.6)) * np.exp(-radius / (2 * fwhm))
-        spikes = np.exp(-np.minimum(np.abs(_X - ox), np.abs(_Y - oy)) / 0.7)
+        spikes = np.exp(-np.minimum(np.abs(grid_x - ox), np.abs(grid_y - oy)) / 0.7)
         spikes *= np.exp(-radius / 12.0)
         residual = flux * (ring / max(ring.max(), 1e-9) + 0.5 * spikes)
         masked = radius < rng.uniform(0.0, 2.5)  # saturated pixels masked by the pipeline
         return residual, zeros, masked, reference
+    if subtype == "streak":  # a satellite trail: a line through the science image
+        angle = rng.uniform(0.0, math.pi)
+        miss = rng.normal(0.0, 1.5)  # how far from the centre it passes [pixels]
+        across = -grid_x * math.sin(angle) + grid_y * math.cos(angle) - miss
+        width = fwhm * rng.uniform(0.8, 1.5) / 2.3548
+        line = np.exp(-0.5 * (across / width) ** 2)
+        line *= flux / max(line.sum() / n * 2.0, 1e-9)  # the flux within ~2 px of the centre
+        return zeros, line, masked, reference
+    if subtype == "noise_peak":  # a fluctuation of correlated noise over the threshold
+        blob = rng.normal(0.0, 1.0, shape)
+        smooth = max(fwhm / 2.3548 * 0.5, 0.5)  # correlated on half the PSF's scale [px]
+        kernel = np.exp(-0.5 * (grid_x ** 2 + grid_y ** 2) / smooth ** 2)
+        blob = np.real(np.fft.ifft2(np.fft.fft2(blob) * np.fft.fft2(np.fft.ifftshift(kernel))))
+        window = np.exp(-0.5 * (grid_x ** 2 + grid_y ** 2) / (fwhm / 2.3548) ** 2)
+        bump = np.maximum(blob * window + 1.5 * window * blob.std(), 0.0)
+        # the science image fluctuated: the peak is in it and in the difference
+        return zeros, flux * bump / max(bump.sum(), 1e-9), masked, reference
     # masked_edge: the stamp runs off the CCD, a faint residual where the data stop
-    edge = int(rng.integers(int(_C) - 8, int(_C) + 9))
+    edge = int(rng.integers(int(centre) - 8, int(centre) + 9))
     axis = int(rng.integers(2))
-    coord = _X if axis == 0 else _Y
-    masked = (coord + _C) > edge if rng.random() < 0.5 else (coord + _C) < edge
-    residual = flux * np.exp(-np.abs(coord + _C - edge) / 1.5) * moffat(0.0, 0.0, 3 * fwhm) * 20
+    coord = grid_x if axis == 0 else grid_y
+    masked = (coord + centre) > edge if rng.random() < 0.5 else (coord + centre) < edge
+    residual = flux * np.exp(-np.abs(coord + centre - edge) / 1.5) * \
+        moffat(0.0, 0.0, 3 * fwhm, size=n) * 20
     return residual, zeros, masked, reference
 
 
 # --------------------------------------------------------------------- metadata
 
 
-def sample_positions(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 2) positions (ra, dec) [deg] north of -30: asteroids near the ecliptic,
-    variable stars favour the Galactic plane, extragalactic classes avoid it."""
+def sample_positions(kind: str, n: int, rng: np.random.Generator,
+                     dec_range: tuple[float, float] = (-30.0, 90.0)) -> np.ndarray:
+    """(n, 2) positions (ra, dec) [deg] within ``dec_range`` [deg] (default ZTF's sky,
+    north of -30): asteroids near the ecliptic, variable stars favour the Galactic plane,
+    extragalactic classes avoid it."""
+    low, high = dec_range
     out = np.zeros((0, 2))
     while len(out) < n:
         m = 2 * (n - len(out)) + 8
@@ -241,10 +337,11 @@ def sample_positions(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
             coord = SkyCoord(l=rng.uniform(0, 360, m) * u.deg,
                              b=rng.choice([-1.0, 1.0], m) * b * u.deg, frame="galactic")
         else:
-            dec = np.degrees(np.arcsin(rng.uniform(math.sin(math.radians(-30)), 1.0, m)))
+            dec = np.degrees(np.arcsin(rng.uniform(math.sin(math.radians(low)),
+                                                   math.sin(math.radians(high)), m)))
             coord = SkyCoord(ra=rng.uniform(0, 360, m) * u.deg, dec=dec * u.deg)
         icrs = coord.icrs
-        keep = icrs.dec.deg > -30
+        keep = (icrs.dec.deg > low) & (icrs.dec.deg <= high)
         out = np.concatenate([out, np.column_stack([icrs.ra.deg[keep] % 360,
                                                     icrs.dec.deg[keep]])])
     return out[:n]

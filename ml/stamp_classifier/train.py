@@ -23,17 +23,12 @@ import torch
 from torch import nn
 
 from ml.registry import library_versions as registry_library_versions
-from ml.stamp_classifier import CLASSES, NAME
+from ml.stamp_classifier import CLASSES
 from ml.stamp_classifier.dataset import StampSet, stratified_split
 from ml.stamp_classifier.evaluate import evaluate
+from ml.stamp_classifier.flavours import ZTF_STAMPS, StampFlavour
 from ml.stamp_classifier.network import StampNet
-from ml.stamp_classifier.preprocess import (
-    CROP,
-    METADATA_FEATURES,
-    MetadataScaler,
-    raw_metadata,
-    stamp_tensor,
-)
+from ml.stamp_classifier.preprocess import CROP, MetadataScaler
 from ml.stamp_classifier.runtime import (
     CARD_FILE,
     INPUT_METADATA,
@@ -42,7 +37,6 @@ from ml.stamp_classifier.runtime import (
     OUTPUT,
     StampModel,
 )
-from ml.stamp_classifier.simulate import simulate_set
 
 TRAIN_THREADS = 2  #: fixed, so that a seed gives the same model on a machine
 
@@ -106,20 +100,20 @@ def _augment(stamps: torch.Tensor, metadata: torch.Tensor, real: torch.Tensor,
     return stamps, metadata + jitter * real[:, None]
 
 
-def fit(data: StampSet, config: TrainConfig, seed: int,
-        progress: Any = None) -> tuple[StampNet, MetadataScaler]:
+def fit(data: StampSet, config: TrainConfig, seed: int, progress: Any = None,
+        flavour: StampFlavour = ZTF_STAMPS) -> tuple[StampNet, MetadataScaler]:
     """Train a :class:`StampNet` on ``data``; returns it (in eval mode) and the scaler."""
     generator = _deterministic(seed)
-    stamps = torch.from_numpy(np.stack([stamp_tensor(img[0], img[1], img[2], crop=config.crop)
+    stamps = torch.from_numpy(np.stack([flavour.tensor(img, config.crop)
                                         for img in data.images]))
-    raw = raw_metadata(data.candidates)
+    raw = flavour.raw_metadata(data.candidates)
     scaler = MetadataScaler.fit(raw)
     metadata = torch.from_numpy(scaler.transform(raw))
     target = torch.tensor([CLASSES.index(c) for c in data.labels])
     weight = torch.from_numpy(_weights(data, config.real_share)).float()
     real = torch.tensor([s == "real" for s in data.sources]).float()
-    net = StampNet(len(METADATA_FEATURES), len(CLASSES), config.crop, config.width,
-                   config.dense, config.dropout)
+    net = StampNet(len(flavour.features), len(CLASSES), config.crop, config.width,
+                   config.dense, config.dropout, flavour.channels)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(data) / config.batch_size)
@@ -145,10 +139,10 @@ def fit(data: StampSet, config: TrainConfig, seed: int,
     return net, scaler
 
 
-def export_onnx(net: StampNet, crop: int) -> bytes:
+def export_onnx(net: StampNet, crop: int, flavour: StampFlavour = ZTF_STAMPS) -> bytes:
     """The network as ONNX bytes (opset 17), batch size dynamic, softmax output."""
-    stamps = torch.zeros(2, 3, crop, crop)
-    metadata = torch.zeros(2, len(METADATA_FEATURES))
+    stamps = torch.zeros(2, flavour.channels, crop, crop)
+    metadata = torch.zeros(2, len(flavour.features))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of torch.export, which needs
@@ -172,36 +166,38 @@ def torch_probabilities(net: StampNet, stamps: np.ndarray, metadata: np.ndarray
 def train_and_register(real: StampSet, out_dir: Path, version: str, *, seed: int = 0,
                        holdout: float = 0.4, simulated_per_class: int = 2000,
                        config: TrainConfig | None = None, training_data: str = "",
-                       progress: Any = None) -> tuple[StampModel, dict[str, Any]]:
+                       progress: Any = None, flavour: StampFlavour = ZTF_STAMPS
+                       ) -> tuple[StampModel, dict[str, Any]]:
     """Train on simulations plus the real labelled alerts minus a held-out part, export,
     write ``model.onnx`` and ``model.json`` into ``out_dir`` and evaluate the exported
     model on the held-out real alerts (and on fresh simulations, for reference).
 
     Returns the loaded model and its metrics ({"real_held_out": ..., "simulated": ...}).
     """
-    config = config or TrainConfig()
+    config = config or TrainConfig(crop=flavour.crop)
     started = time.time()
     train_idx, test_idx = stratified_split(real.labels, real.oids, holdout, seed) \
         if len(real) else (np.arange(0), np.arange(0))
     parts = [real.subset(train_idx)] if len(train_idx) else []
     if simulated_per_class > 0:
-        images, candidates, labels = simulate_set(simulated_per_class, seed)
+        images, candidates, labels = flavour.simulate(simulated_per_class, seed)
         parts.append(StampSet(images, candidates, labels, [f"sim{i}" for i in range(len(labels))],
                               [None] * len(labels), ["simulated"] * len(labels)))
     if not parts:
         raise ValueError("nothing to train on: no real labelled alerts and no simulations")
     data = StampSet.concat(parts)
-    net, scaler = fit(data, config, seed, progress)
-    onnx_bytes = export_onnx(net, config.crop)
+    net, scaler = fit(data, config, seed, progress, flavour)
+    onnx_bytes = export_onnx(net, config.crop, flavour)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / ONNX_FILE).write_bytes(onnx_bytes)
     held_out = real.subset(test_idx)
     card: dict[str, Any] = {
-        "name": NAME, "version": version, "format": "onnx", "opset": 17,
-        "created": time.strftime("%Y-%m-%d", time.gmtime()),
-        "classes": list(CLASSES), "crop": config.crop, "metadata": scaler.to_json(),
-        "inputs": {INPUT_STAMPS: ["n", 3, config.crop, config.crop],
-                   INPUT_METADATA: ["n", len(METADATA_FEATURES)]}, "output": OUTPUT,
+        "name": flavour.name, "survey": flavour.survey, "version": version,
+        "format": "onnx", "opset": 17, "created": time.strftime("%Y-%m-%d", time.gmtime()),
+        "classes": list(CLASSES), "crop": config.crop,
+        "metadata": scaler.to_json(flavour.features),
+        "inputs": {INPUT_STAMPS: ["n", flavour.channels, config.crop, config.crop],
+                   INPUT_METADATA: ["n", len(flavour.features)]}, "output": OUTPUT,
         "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "seed": seed, "config": config.as_dict(), "libraries": library_versions(),
         "training_data": training_data,
@@ -216,7 +212,7 @@ def train_and_register(real: StampSet, out_dir: Path, version: str, *, seed: int
     metrics: dict[str, Any] = {}
     if len(held_out):
         metrics["real_held_out"] = evaluate(model, held_out)
-    images, candidates, labels = simulate_set(max(simulated_per_class // 10, 20), seed + 1)
+    images, candidates, labels = flavour.simulate(max(simulated_per_class // 10, 20), seed + 1)
     metrics["simulated"] = evaluate(model, StampSet(
         images, candidates, labels, [f"sim{i}" for i in range(len(labels))],
         [None] * len(labels), ["simulated"] * len(labels)))

@@ -265,6 +265,51 @@ def _evaluate_stamps(alerts: list[Path], labels: Path, version: str | None,
     console.print(f"metrics and {png.name} -> {out}")
 
 
+def _evaluate_lsst_stamps(alerts: list[Path] | None, version: str | None,
+                          out: Path | None) -> None:
+    """The LSST stamp classifier on real Rubin alerts (Fink's parquet samples; default
+    the shared data's): labelled recall, agreement with Rubin's reliability, calls."""
+    from ml.stamp_classifier import LSST_NAME
+    from ml.stamp_classifier.runtime import ModelFileError
+    from nightjar.runner.stamp_classify import load_stamp_model
+    from nightjar.training.lsst_stamps import RUBIN_SAMPLES, read_rubin_alerts, real_evaluation
+
+    settings = _settings()
+    try:
+        model = load_stamp_model(settings.home, version, LSST_NAME)
+    except (LookupError, ModelFileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    paths = alerts or [settings.shared_data / p for p in RUBIN_SAMPLES]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no such file: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    try:
+        real = read_rubin_alerts(paths)
+    except (OSError, KeyError, ValueError) as exc:
+        console.print(f"[red]error:[/red] not Rubin alerts in Fink's parquet layout: {exc}")
+        raise typer.Exit(2) from exc
+    if not real:
+        console.print("[red]error:[/red] no alert with readable cutouts")
+        raise typer.Exit(2)
+    summary, rows = real_evaluation(model, real)
+    out = out or settings.home / "evaluations" / LSST_NAME / model.version
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rows.to_csv(out / "predictions.csv", index=False)
+    console.print(f"{LSST_NAME} {model.version} on {summary['n_alerts']} real Rubin alerts: "
+                  f"{summary['labelled_correct']} of {summary['n_labelled']} labelled "
+                  f"({summary['labelled_by_class']}) called right")
+    if "reliability" in summary:
+        rel = summary["reliability"]
+        console.print(f"P(bogus) vs Rubin's reliability on {rel['n']} alerts: Spearman "
+                      f"{rel['spearman_p_bogus']:+.2f}")
+    for name, calls in summary["calls_by_file"].items():
+        console.print(f"{name}: {calls}")
+    console.print(f"metrics.json and predictions.csv -> {out}")
+
+
 def _evaluation_dir(settings: Settings, model_path: Path, name: str, version: str) -> Path:
     """Next to a user model, else NIGHTJAR_HOME/evaluations/<name>/<version>."""
     if os.access(model_path, os.W_OK) and \
@@ -280,15 +325,18 @@ def evaluate_command(
                          "lsst_lc_classifier); oid or candid, class (stamp_classifier)")
     ] = None,
     classifier: Annotated[str, typer.Option(
-        help="lc_classifier (ZTF), lsst_lc_classifier, stamp_classifier or ztf_anomaly "
-             "(the hold-one-class-out evaluation of `nightjar ml anomaly evaluate`)")
+        help="lc_classifier (ZTF), lsst_lc_classifier, stamp_classifier (ZTF), "
+             "lsst_stamp_classifier (on real Rubin alerts) or ztf_anomaly (the "
+             "hold-one-class-out evaluation of `nightjar ml anomaly evaluate`)")
     ] = "lc_classifier",
     simulated: Annotated[int, typer.Option(
         help="lsst_lc_classifier without --labels: evaluate on this many fresh LSST "
              "simulations per class (no labelled real LSST light curves exist yet)")] = 20,
     seed: Annotated[int, typer.Option(help="seed of those simulations")] = 2,
     alerts: Annotated[list[Path] | None, typer.Option(
-        "--alerts", help="alerts to classify (stamp_classifier)")] = None,
+        "--alerts", help="alerts to classify (stamp_classifier; lsst_stamp_classifier: "
+                         "Fink-style Rubin parquet, default the shared data's samples)")
+    ] = None,
     features: FeaturesOpt = None,
     detections: DetectionsOpt = None,
     non_detections: NonDetectionsOpt = None,
@@ -303,6 +351,9 @@ def evaluate_command(
 
     if classifier == LSST_CLASSIFIER:
         _evaluate_lsst(labels, features, simulated, seed, version, out)
+        return
+    if classifier == "lsst_stamp_classifier":
+        _evaluate_lsst_stamps(alerts, version, out)
         return
     if classifier == "stamp_classifier":
         if labels is None:
@@ -320,7 +371,8 @@ def evaluate_command(
         return
     if classifier != "lc_classifier":
         console.print(f"[red]error:[/red] unknown classifier {classifier!r} (lc_classifier, "
-                      f"{LSST_CLASSIFIER}, stamp_classifier or {ANOMALY_MODEL})")
+                      f"{LSST_CLASSIFIER}, stamp_classifier, lsst_stamp_classifier or "
+                      f"{ANOMALY_MODEL})")
         raise typer.Exit(2)
     if labels is None:
         console.print("[red]error:[/red] --labels is needed for lc_classifier")
@@ -482,14 +534,17 @@ def anomaly_evaluate_command(
 @ml_app.command("models")
 def models_command() -> None:
     """List registered models (user-trained and shipped), newest first."""
+    from ml.anomaly import LSST_ANOMALY
     from ml.anomaly import NAME as ANOMALY_MODEL
-    from ml.lc_classifier.taxonomy import FULL_CLASSIFIER
+    from ml.lc_classifier.taxonomy import FULL_CLASSIFIER, LSST_CLASSIFIER
     from ml.registry import ModelRegistry
+    from ml.stamp_classifier import LSST_NAME as LSST_STAMP_CLASSIFIER
     from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 
     registry = ModelRegistry.default(_settings().home)
-    for model in [*registry.versions(FULL_CLASSIFIER), *registry.versions(STAMP_CLASSIFIER),
-                  *registry.versions(ANOMALY_MODEL)]:
+    names = (FULL_CLASSIFIER, STAMP_CLASSIFIER, ANOMALY_MODEL, LSST_CLASSIFIER,
+             LSST_STAMP_CLASSIFIER, LSST_ANOMALY)
+    for model in [m for name in names for m in registry.versions(name)]:
         card = model.card
         print(f"{model.name} {model.version}  {card.get('created', '')}  "
               f"n_train={card.get('n_train')}  {model.path}")

@@ -1,12 +1,13 @@
 """The stamp classification step: each object's first alert in, probability rows out.
 
-The stamp classifier (:mod:`ml.stamp_classifier`) sees the first alert Nightjar receives
-of an object that carries its three cutouts, once: an object with a stored stamp
-classification is never classified again, and the rows record the candid used.  The
-step is batched: one ONNX Runtime call classifies every new object of a pipeline batch.
-It runs inline in both drivers (embedded runner and Kafka worker): at a few
-milliseconds per alert it does not need its own agent.  The shipped model is a ZTF
-model (63 px at 1″/px, ZTF's metadata): it classifies ZTF objects only.
+The stamp classifiers (:mod:`ml.stamp_classifier`, one per survey: ``stamp_classifier``
+for ZTF, ``lsst_stamp_classifier`` for Rubin) see the first alert Nightjar receives of
+an object that carries its three cutouts, once: an object with a stored stamp
+classification is never classified again, and the rows record the candid used.  Each
+object goes to its own survey's model only (a ZTF model never sees a Rubin cutout).
+The step is batched: one ONNX Runtime call per survey classifies every new object of a
+pipeline batch.  It runs inline in both drivers (embedded runner and Kafka worker): at
+a few milliseconds per alert it does not need its own agent.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import numpy as np
 
 from ml.registry import ModelRegistry
 from ml.stamp_classifier import NAME
+from ml.stamp_classifier.lsst import CutoutError, metadata_record, rubin_cutouts
 from ml.stamp_classifier.preprocess import CUTOUT_KINDS, STAMP_SIZE, centre_crop
 from ml.stamp_classifier.runtime import StampModel
 from nightjar.core.lightcurve import ObjectHistory, ObjectState
 from nightjar.core.stamps import StampError, cutout_image, gunzip_fits
-from nightjar.surveys.interface import ZTF, ParsedAlert
+from nightjar.surveys.interface import LSST, ParsedAlert
 
 
 def cutout_triplet(cutouts: Mapping[str, bytes]) -> np.ndarray | None:
@@ -44,7 +46,8 @@ def cutout_triplet(cutouts: Mapping[str, bytes]) -> np.ndarray | None:
 
 
 def has_stamp_classification(history: ObjectHistory) -> bool:
-    """Whether the store already holds the object's stamp classification."""
+    """Whether the store already holds the object's stamp classification (rows of every
+    survey's model are named ``stamp_classifier``)."""
     prefix = f"{history.oid}:{NAME}:"
     return any(str(_id).startswith(prefix)
                for _id in history.attached_ids.get("probabilities", ()))
@@ -56,50 +59,78 @@ class StampInput:
 
     oid: str
     candid: int
-    images: np.ndarray  #: (3, 63, 63) raw cutouts
+    #: raw planes: ZTF (3, 63, 63) cutouts; LSST (4, 30, 30) cutouts and the
+    #: difference's variance
+    images: np.ndarray
+    #: the model's metadata record (ZTF ``candidate``; LSST ``diaSource`` with the seeing
+    #: and the number of earlier detections)
     candidate: dict[str, Any]
 
 
+def stamp_input(alert: ParsedAlert) -> StampInput | None:
+    """What the alert's survey's stamp classifier needs of it; None when a cutout is
+    missing or unreadable."""
+    if alert.survey == LSST:
+        try:
+            cut = rubin_cutouts(alert.cutouts)
+        except CutoutError:
+            return None
+        return StampInput(alert.oid, alert.candid, cut.images, metadata_record(
+            alert.candidate, cut.seeing, len(alert.prv_detections)))
+    images = cutout_triplet(alert.cutouts)
+    if images is None:
+        return None
+    return StampInput(alert.oid, alert.candid, images, alert.candidate)
+
+
 def first_classifiable(alerts: Sequence[ParsedAlert]) -> StampInput | None:
-    """The earliest alert (by ``jd``, then candid) of one object with usable cutouts."""
-    for alert in sorted(alerts, key=lambda a: (a.candidate.get("jd") or 0.0, a.candid)):
-        images = cutout_triplet(alert.cutouts)
-        if images is not None:
-            return StampInput(alert.oid, alert.candid, images, alert.candidate)
+    """The earliest alert (by ``mjd``, then candid) of one object with usable cutouts."""
+    for alert in sorted(alerts, key=lambda a: (a.mjd, a.candid)):
+        chosen = stamp_input(alert)
+        if chosen is not None:
+            return chosen
     return None
 
 
 class StampClassifierHook:
     """The *stamp* step's hook: classify the first alert of objects never classified.
 
-    Called with all objects of a batch at once (one ONNX Runtime run); returns them with
-    the stamp classifier's rows added to ``probabilities``.
+    Takes one model per survey (each model knows its survey); an object of a survey
+    without a model is left alone.  Called with all objects of a batch at once (one ONNX
+    Runtime run per survey); returns them with the rows added to ``probabilities``.
     """
 
-    def __init__(self, model: StampModel):
-        self.model = model
+    def __init__(self, *models: StampModel):
+        self.models: dict[str, StampModel] = {}
+        for model in models:
+            if model.survey in self.models:
+                raise ValueError(f"two stamp classifiers for {model.survey}: "
+                                 f"{self.models[model.survey].name} and {model.name}")
+            self.models[model.survey] = model
 
     def __call__(self, states: Sequence[ObjectState]) -> list[ObjectState]:
-        todo: list[tuple[int, StampInput]] = []
+        todo: dict[str, list[tuple[int, StampInput]]] = {}
         for i, state in enumerate(states):
-            if state.survey != ZTF or has_stamp_classification(state.history):
+            model = self.models.get(state.survey)
+            if model is None or has_stamp_classification(state.history):
                 continue
             chosen = first_classifiable(state.alerts)
             if chosen is not None:
-                todo.append((i, chosen))
+                todo.setdefault(state.survey, []).append((i, chosen))
         out = list(states)
-        if not todo:
-            return out
-        probabilities = self.model.predict([t.images for _, t in todo],
-                                           [t.candidate for _, t in todo])
-        for (i, chosen), probs in zip(todo, probabilities, strict=True):
-            state = out[i]
-            out[i] = replace(state, probabilities=[*state.probabilities,
-                                                   *self.model.rows(probs, chosen.candid)])
+        for survey, batch in todo.items():
+            model = self.models[survey]
+            probabilities = model.predict([t.images for _, t in batch],
+                                          [t.candidate for _, t in batch])
+            for (i, chosen), probs in zip(batch, probabilities, strict=True):
+                state = out[i]
+                out[i] = replace(state, probabilities=[*state.probabilities,
+                                                       *model.rows(probs, chosen.candid)])
         return out
 
 
-def load_stamp_model(home: Path, version: str | None = None) -> StampModel:
-    """The registered stamp classifier (newest, or the pinned version)."""
-    registered = ModelRegistry.default(home).get(NAME, version)
+def load_stamp_model(home: Path, version: str | None = None, name: str = NAME
+                     ) -> StampModel:
+    """The registered stamp classifier ``name`` (newest, or the pinned version)."""
+    registered = ModelRegistry.default(home).get(name, version)
     return StampModel.load(registered.path)

@@ -193,6 +193,8 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
     ``classify_inline=False`` (Kafka worker), only marks objects for the classify agent.
     The stamp step runs the registered stamp classifier inline in both.
     """
+    from ml.stamp_classifier import LSST_NAME as LSST_STAMP_CLASSIFIER
+    from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
     from nightjar.context.catalogs import CatalogStore
     from nightjar.runner.classify import (
         LcClassifierHook,
@@ -210,12 +212,15 @@ def configured_topology(settings: Settings, *, classify_inline: bool = True) -> 
     if store.infos:
         hooks["xmatch"] = [CrossmatchHook(store, settings.xmatch_catalogs)]
     if settings.stamp_classifier:
-        try:
-            stamp_model = load_stamp_model(settings.home, settings.stamp_classifier_version)
-        except LookupError as exc:
-            log.warning("stamp classifier off: %s", exc)
-        else:
-            hooks["stamp"] = [StampClassifierHook(stamp_model)]
+        stamp_models = []
+        for name, version in ((STAMP_CLASSIFIER, settings.stamp_classifier_version),
+                              (LSST_STAMP_CLASSIFIER, settings.lsst_stamp_classifier_version)):
+            try:
+                stamp_models.append(load_stamp_model(settings.home, version, name))
+            except LookupError as exc:  # that survey's objects go without
+                log.warning("%s off: %s", name, exc)
+        if stamp_models:
+            hooks["stamp"] = [StampClassifierHook(*stamp_models)]
     if settings.lc_classifier:
         if classify_inline:
             try:

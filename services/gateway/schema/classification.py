@@ -14,9 +14,10 @@ from ml.lc_classifier.taxonomy import (
     TOP_CLASSIFIER,
 )
 from ml.registry import ModelRegistry
+from ml.stamp_classifier import LSST_NAME as LSST_STAMP_CLASSIFIER
+from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 from services.gateway.schema.context import BigInt, GatewayInfo, Survey
 
-STAMP_CLASSIFIER = "stamp_classifier"
 
 @strawberry.type(description="one classifier's probability of one class for an object "
                              "(ALeRCE's probability row)")
@@ -173,12 +174,16 @@ def _classifiers(registry: ModelRegistry | None) -> list[Classifier]:
                            parent_classifier=TOP_CLASSIFIER, parent_class=top,
                            survey=lc_survey)
                 for top, name in BRANCH_CLASSIFIERS.items()]
-    out.append(Classifier(name=STAMP_CLASSIFIER, versions=versions(STAMP_CLASSIFIER),
-                          classes=classes(STAMP_CLASSIFIER,
-                                          ("AGN", "SN", "VS", "asteroid", "bogus")),
-                          description="stamp classifier: the first alert's cutouts and "
-                                      "metadata", parent_classifier=None, parent_class=None,
-                          survey=survey(STAMP_CLASSIFIER), model=STAMP_CLASSIFIER))
+    for model_name in (STAMP_CLASSIFIER, LSST_STAMP_CLASSIFIER):
+        stamp = versions(model_name)
+        if model_name != STAMP_CLASSIFIER and not stamp:
+            continue  # no LSST stamp model registered: LSST objects go without
+        out.append(Classifier(name=STAMP_CLASSIFIER, versions=stamp,
+                              classes=classes(model_name,
+                                              ("AGN", "SN", "VS", "asteroid", "bogus")),
+                              description="stamp classifier: the first alert's cutouts and "
+                                          "metadata", parent_classifier=None,
+                              parent_class=None, survey=survey(model_name), model=model_name))
     return out
 
 
