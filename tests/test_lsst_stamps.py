@@ -287,7 +287,7 @@ def test_the_evaluate_cli_checks_the_lsst_stamp_model_on_real_alerts(tmp_path: P
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n_alerts"] == 75 and metrics["n_labelled"] == 3
-    assert "Spearman" in done.stdout
+    assert "Spearman" in done.stdout + done.stderr  # the console writes to stderr
     bad = subprocess.run([sys.executable, "-m", "nightjar.cli", "ml", "evaluate",
                           "--classifier", "lsst_stamp_classifier", "--alerts",
                           str(tmp_path / "none.parquet")], env=env, capture_output=True,

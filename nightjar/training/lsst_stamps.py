@@ -172,7 +172,8 @@ def card_markdown(card: dict[str, Any], summary: dict[str, Any]) -> str:
         f"alerts of which {summary['n_labelled']} have a label.** No labelled set of real "
         "Rubin stamps is reachable here. The only strong real labels are solar-system "
         "alerts (Rubin's `ssObjectId`): "
-        f"{summary['labelled_by_class']}. The operations-rehearsal alerts' SIMBAD types "
+        + ", ".join(f"{c} {n}" for c, n in summary["labelled_by_class"].items()) +
+        ". The operations-rehearsal alerts' SIMBAD types "
         "(Fink's `cdsxmatch`) are all \"Unknown\", and none of the 75 positions matches "
         "GCVS or VSX. The figures on simulations say the network can separate the "
         "simulated classes; they say nothing about real Rubin alerts. Read the real "
@@ -222,7 +223,12 @@ def card_markdown(card: dict[str, Any], summary: dict[str, Any]) -> str:
     lines += ["- **Calls on the real alerts**, per sample file: " + "; ".join(
         f"{f}: " + ", ".join(f"{c} {n}" for c, n in calls.items())
         for f, calls in summary["calls_by_file"].items()) + ".", "",
-        "`real_alerts.png` shows every real alert's four planes with the call.", "",
+        "`real_alerts.png` shows every real alert's four planes with the call, and "
+        "`real_alerts_reading.md` is one reader's by-eye reading of them (not ground "
+        "truth). In short: stars go to VS, dipoles on stars to bogus, point sources "
+        "without a counterpart to asteroid or SN; featureless detections at threshold, "
+        "the commonest real alert, get P(SN) 0.6-0.99 with P(bogus) 0.05-0.4, which is "
+        "overconfident.", "",
         "## Reproduce", "",
         f"`python -m nightjar.training.lsst_stamps` (seed {card['seed']}, "
         f"{card['train_seconds']} s on the build machine; deterministic for a seed on "
@@ -272,7 +278,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[2] / "ml" / "models")
     parser.add_argument("--version", default=SHIPPED_VERSION)
     parser.add_argument("--simulated-per-class", type=int, default=SIMULATED_PER_CLASS)
+    parser.add_argument("--card-only", action="store_true",
+                        help="redo the real checks and MODEL_CARD.md of a built model")
     args = parser.parse_args(argv)
+    if args.card_only:
+        out_dir = args.out / LSST_NAME / args.version
+        alerts = read_rubin_alerts([args.data / p for p in RUBIN_SAMPLES])
+        write_real_checks(StampModel.load(out_dir), alerts, out_dir)
+        return 0
     out = build_shipped(args.data, args.out, args.version, args.simulated_per_class)
     print(f"-> {out}")
     return 0
