@@ -94,8 +94,14 @@ def test_each_survey_gets_its_own_model_or_none() -> None:
                                  ztf_anomaly, 0.9, lsst_anomaly)
     assert scored is not None and scored.anomaly is not None
     assert scored.anomaly["model_name"] == "lsst_anomaly"
-    assert 0.0 <= scored.anomaly["score"] <= 1.0 and scored.anomaly["bogus"] is None
+    assert 0.0 <= scored.anomaly["score"] <= 1.0 and scored.anomaly["bogus"] == 0.9
     assert scored.rows == result.rows  # the score changes nothing else
+    # the LSST stamp classifier's P(bogus) gates the LSST score as ZTF's gates ZTF's
+    ungated = classify_for_survey("LSST", detections, [], True, ztf_model, lsst_model,
+                                  ztf_anomaly, None, lsst_anomaly)
+    assert ungated is not None and ungated.anomaly is not None
+    assert scored.anomaly["raw"] == pytest.approx(0.1 * ungated.anomaly["raw"])
+    assert scored.anomaly["score"] <= ungated.anomaly["score"]
 
 
 def test_the_evaluate_cli_serves_the_lsst_model(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ Anomaly score for **LSST** objects: the ZTF score's recipe (`ml/anomaly`: isolat
 forests per class of ALeRCE's taxonomy in rank space, weighted by the light-curve
 classifier's probabilities; `score` is the percentile among {card['n_reference']}
 reference objects) over LSST's six-band features, with {card['classifier']}'s
-probabilities. No stamp classifier exists for LSST, so no P(bogus) gate. Created
+probabilities, gated by `lsst_stamp_classifier`'s P(bogus) where the object has one
+(the reference distribution was drawn without the gate). Created
 {card['created']}, seed {card['seed']}, {card['n_trees']} trees per forest, libraries
 {card['library_versions']}; serving ~{card['serving_us_per_object']:.0f} µs per object in
 batches.

@@ -330,15 +330,15 @@ def classify_for_survey(survey: str, detections: Iterable[Mapping[str, Any]],
                         lsst_anomaly_model: AnomalyModel | None = None
                         ) -> Classification | None:
     """:func:`classify_light_curve` by the models of the object's survey: ZTF objects by
-    ``model`` and ``anomaly_model`` (gated by the stamp classifier's ``bogus``), LSST
-    objects by ``lsst_model`` and ``lsst_anomaly_model`` (no LSST stamp classifier: no
-    gate); None for a survey without a classifier."""
+    ``model`` and ``anomaly_model``, LSST objects by ``lsst_model`` and
+    ``lsst_anomaly_model``; either score gated by the object's stamp classification's
+    ``bogus`` (its own survey's stamp model); None for a survey without a classifier."""
     if survey not in (ZTF, LSST) or (survey == LSST and lsst_model is None):
         return None
     lc, scheme = _survey_light_curve(survey, detections, non_detections, corrected)
     if survey == LSST:
         assert lsst_model is not None
-        return classify_light_curve(lsst_model, lc, lsst_anomaly_model, None, scheme)
+        return classify_light_curve(lsst_model, lc, lsst_anomaly_model, bogus, scheme)
     return classify_light_curve(model, lc, anomaly_model, bogus, scheme)
 
 
