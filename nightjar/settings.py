@@ -104,6 +104,10 @@ class Settings(BaseSettings):
         "where subscriptions' events come from: the store's live_events collection "
         "(embedded default, any pipeline process), the classifications topic (Kafka "
         "workers), or nowhere"))
+    anomaly_artefact_votes: int = Field(default=2, ge=1, description=(
+        "users (different API keys) who must label an object ARTEFACT before the shared "
+        "anomaly score treats it as bogus (P(bogus) = 1: score 0) for everyone; one "
+        "user's ARTEFACT always zeroes it in that user's own ranking"))
     gateway_subscription_queue: int = Field(default=1000, ge=1, description=(
         "events queued per subscription; beyond it the oldest are dropped and the "
         "subscriber told how many it missed"))

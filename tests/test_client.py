@@ -460,6 +460,7 @@ async def test_a_user_teaches_their_anomaly_ranking(dep: Deployment, url: str,
         done = await call(keyed.label_anomaly, wanted, "anomaly")
         assert (done["oid"], done["label"], done["user"], done["labels"]) == (
             wanted, "ANOMALY", API_USER, 1)
+        assert (done["artefact_votes"], done["flagged_artefact"]) == (0, False)
         after = await call(keyed.query_my_anomalies, 500, format="pandas")
         assert list(after.oid).index(wanted) < list(before.oid).index(wanted)
         (stored,) = await dep.store.anomaly_labels(API_USER)

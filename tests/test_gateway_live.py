@@ -25,12 +25,18 @@ from nightjar.core.live import Event, alert_event
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
 from nightjar.store.archive import LocalArchive
-from nightjar.surveys.ztf.simulate import write_alerts
+from nightjar.surveys.ztf.simulate import AlertSimulator, write_alerts
 from services.gateway.app import GatewayConfig
 from services.gateway.live import KafkaFeed, LiveHub, StoreFeed
 from stream.kafka import ensure_topics
 from stream.localrun import ROOT, StreamEnv, Worker
-from tests.gateway_env import Deployment, deployment, ingest_in_another_process, live_gateway
+from tests.gateway_env import (
+    API_USER,
+    Deployment,
+    deployment,
+    ingest_in_another_process,
+    live_gateway,
+)
 
 CLASSIFICATIONS = """subscription($filter: ClassificationFilterInput) {
   classifications(filter: $filter) { oid candid classifierName classifierVersion className
@@ -52,10 +58,13 @@ class Subscriber:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str) -> AsyncIterator[Subscriber]:
+    async def connect(cls, url: str, api_key: str | None = None
+                      ) -> AsyncIterator[Subscriber]:
         ws_url = url.replace("http://", "ws://") + "/graphql"
         protocol = Subprotocol("graphql-transport-ws")
-        async with websockets.connect(ws_url, subprotocols=[protocol]) as ws:
+        headers = {"X-API-Key": api_key} if api_key else None
+        async with websockets.connect(ws_url, subprotocols=[protocol],
+                                      additional_headers=headers) as ws:
             await ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
             sub = cls(ws)
@@ -168,6 +177,71 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
         # benchmark measures the latency)
         lags = [time.time() - m["storedAt"] for m in got["stamp"]]
         assert max(lags) < 120
+
+
+MY_ANOMALIES = """subscription($filter: AnomalyFilterInput) {
+  anomalies(filter: $filter) { oid score rawScore mjd user sharedScore survey } }"""
+
+
+async def test_a_users_anomalies_subscription_scores_with_their_model(
+        mongo_uri: str, tmp_path: Path) -> None:
+    """With ``mine: true`` every shared anomaly event comes rescored by the caller's
+    model: the object the caller called ARTEFACT at 0, the shared score beside it; a
+    caller without a key is refused."""
+    from tests.conftest import as_inputs
+    from tests.gateway_env import API_KEY, gql
+
+    packets = list(AlertSimulator(seed=21).packets(500))
+    alerts_dir = tmp_path / "alerts"
+    alerts_dir.mkdir()
+    for i, (_, _, raw) in enumerate(packets[300:]):
+        (alerts_dir / f"{i:06d}.avro").write_bytes(raw)
+    later = {oid for oid, _, _ in packets[300:]}
+    async with deployment(mongo_uri, tmp_path / "home") as dep:
+        await dep.ingest(as_inputs(packets[:300]))
+        scored = [d["_id"] async for d in dep.store.db["objects"].find(
+            {"anomaly.score": {"$gt": 0}})]
+        artefact = sorted(o for o in scored if o in later)[0]
+        async with live_gateway(dep, feed=StoreFeed(dep.store)) as (url, _):
+            async with httpx.AsyncClient(base_url=url) as http:
+                said = await gql(http, """mutation($oid: String!) { labelAnomaly(
+                    oid: $oid, label: ARTEFACT) { artefactVotes flaggedArtefact } }""",
+                                 headers={"X-API-Key": API_KEY}, oid=artefact)
+                assert said["data"]["labelAnomaly"] == {"artefactVotes": 1,
+                                                        "flaggedArtefact": False}
+            async with Subscriber.connect(url) as anonymous:
+                await anonymous.subscribe("refused", MY_ANOMALIES, filter={"mine": True})
+                refusal = json.loads(await anonymous.ws.recv())
+                assert refusal["type"] in ("error", "next")
+                assert "API key" in json.dumps(refusal)
+            async with Subscriber.connect(url) as shared_client, \
+                    Subscriber.connect(url, API_KEY) as mine_client:
+                await shared_client.subscribe("shared", MY_ANOMALIES)
+                await mine_client.subscribe("mine", MY_ANOMALIES, filter={"mine": True})
+                shared_client.start_reading()
+                mine_client.start_reading()
+                await subscribed(url, 2)
+                await ingest_in_another_process(dep, mongo_uri, alerts_dir, tmp_path, 50)
+                stored = {(d["oid"], d["mjd"]) async for d in dep.store.db["anomaly"].find(
+                    {"mjd": {"$gt": 0}})}
+
+                async def complete() -> bool:
+                    return len(mine_client.received["mine"]) >= len(
+                        shared_client.received["shared"]) > 0
+                await until(complete, 60, "the rescored events")
+                await asyncio.sleep(0.5)
+        shared = {(m["oid"], m["mjd"]): m for m in shared_client.received["shared"]}
+        mine = {(m["oid"], m["mjd"]): m for m in mine_client.received["mine"]}
+        assert set(mine) == set(shared) and set(shared) <= stored
+        assert all(m["user"] == API_USER and m["survey"] == "ZTF" for m in mine.values())
+        assert all(shared[k]["user"] is None for k in shared)
+        for key, m in mine.items():
+            assert m["sharedScore"] == shared[key]["score"]
+            assert 0.0 <= m["score"] <= 1.0
+        sunk = [m for (o, _), m in mine.items() if o == artefact]
+        assert sunk, "the labelled object was scored again"
+        assert all(m["score"] == 0.0 and m["rawScore"] == 0.0 for m in sunk)
+        assert all(shared[(artefact, m["mjd"])]["score"] > 0 for m in sunk)
 
 
 async def test_subscriptions_receive_a_kafka_workers_output(

@@ -364,3 +364,49 @@ async def test_the_classify_agent_never_rewrites_newer_statistics(
     assert classification.anomaly is not None
     assert stored["anomaly"]["score"] == classification.anomaly["score"]
     assert stored.get("surprise") == classification.surprise
+
+
+VERDICT = """mutation($oid: String!, $label: AnomalyLabel!) {
+    labelAnomaly(oid: $oid, label: $label) { labels artefactVotes flaggedArtefact } }"""
+
+
+async def test_enough_artefact_votes_make_the_shared_score_call_an_object_bogus(
+        store: NightjarStore, classifying_processor: BatchProcessor) -> None:
+    from nightjar.surveys.ztf.simulate import AlertSimulator
+    from tests.conftest import as_inputs
+
+    packets = list(AlertSimulator(seed=21).packets(500))
+    first, later = packets[:300], packets[300:]
+    await ingest(classifying_processor, as_inputs(first), 100)
+    more = {oid for oid, _, _ in later}
+    scored = {d["_id"]: d async for d in store.db[OBJECTS].find({"anomaly.score": {"$gt": 0}})}
+    oid = sorted(o for o in scored if o in more)[0]  # scored, and more alerts to come
+    shared = scored[oid]["anomaly"]
+
+    async def anomaly_of(o: str) -> dict[str, Any]:
+        doc = await store.db[OBJECTS].find_one({"_id": o})
+        assert doc is not None
+        return dict(doc["anomaly"])
+
+    one = (await _as(store, "alice", VERDICT, oid=oid, label="ARTEFACT"))["labelAnomaly"]
+    assert (one["artefactVotes"], one["flaggedArtefact"]) == (1, False)
+    assert await anomaly_of(oid) == shared  # one user's word sinks it for that user only
+    two = (await _as(store, "bob", VERDICT, oid=oid, label="ARTEFACT"))["labelAnomaly"]
+    assert (two["artefactVotes"], two["flaggedArtefact"]) == (2, True)
+    assert (await anomaly_of(oid))["score"] == 0.0  # now for everyone
+    carol = (await _as(store, "carol", RANKING))["myAnomalies"]  # no labels of her own
+    assert carol[-1]["oid"] == oid and carol[-1]["rawScore"] == 0.0
+    back = (await _as(store, "alice", VERDICT, oid=oid, label="NOT_ANOMALY"))["labelAnomaly"]
+    assert (back["artefactVotes"], back["flaggedArtefact"]) == (1, False)
+    restored = await anomaly_of(oid)
+    assert restored["score"] == pytest.approx(shared["score"], abs=1e-9)
+    assert restored["raw"] == pytest.approx(shared["raw"], abs=1e-12)
+    await _as(store, "alice", VERDICT, oid=oid, label="ARTEFACT")
+    # the pipeline keeps the verdict and gates every new score of the object by it
+    await ingest(classifying_processor, as_inputs(later), 100)
+    doc = await store.db[OBJECTS].find_one({"_id": oid})
+    assert doc is not None and doc["artefact"] == {"votes": 2, "flagged": True}
+    newest = max([d async for d in store.db[ANOMALY].find({"oid": oid})],
+                 key=lambda d: d["mjd"])
+    assert newest["mjd"] > shared["mjd"]  # scored again on its grown light curve
+    assert newest["bogus"] == 1.0 and newest["score"] == 0.0 == doc["anomaly"]["score"]

@@ -626,7 +626,8 @@ class Nightjar:
     def label_anomaly(self, oid: str, label: str) -> dict[str, Any]:
         """Teach your anomaly model: label a scored object ``ANOMALY``, ``NOT_ANOMALY``
         or ``ARTEFACT`` (needs the API key).  Your model is refitted from all your labels;
-        returns the stored label with your label count."""
+        returns the stored label with your label count, how many users call the object
+        an artefact and whether that made the shared score treat it as bogus."""
         try:
             choice = AnomalyLabel(label.upper())
         except ValueError as exc:

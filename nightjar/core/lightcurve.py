@@ -257,7 +257,21 @@ def object_document(state: ObjectState, hpx: int) -> Doc:
         else (state.history.object_doc or {}).get("surprise")
     if surprise is not None:  # likewise the latest surprise
         doc["surprise"] = surprise
+    verdict = (state.history.object_doc or {}).get(ARTEFACT_VERDICT)
+    if verdict is not None:  # users' artefact votes outlive every new alert
+        doc[ARTEFACT_VERDICT] = verdict
     return doc
+
+
+#: object field with the users' artefact votes: {"votes": n, "flagged": bool}; flagged
+#: objects count as bogus for the shared anomaly score (:func:`artefact_flagged`)
+ARTEFACT_VERDICT = "artefact"
+
+
+def artefact_flagged(object_doc: Mapping[str, Any] | None) -> bool:
+    """Whether enough users labelled the object ARTEFACT for the shared score to treat it
+    as bogus."""
+    return bool(((object_doc or {}).get(ARTEFACT_VERDICT) or {}).get("flagged"))
 
 
 def anomaly_summary(anomaly: Doc) -> Doc:

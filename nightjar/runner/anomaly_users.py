@@ -8,7 +8,7 @@ thin drivers.  The science is :mod:`ml.anomaly.users`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,16 +86,19 @@ class Ranked:
 
 def rank(model: AnomalyModel, feature_docs: Mapping[str, Mapping[str, Any]],
          rows_by_oid: Mapping[str, Sequence[Mapping[str, Any]]],
-         user_model: Mapping[str, Any] | None) -> list[Ranked]:
+         user_model: Mapping[str, Any] | None,
+         flagged: Collection[str] = ()) -> list[Ranked]:
     """Every scored object, most unusual first by the user's model (the shared model's
-    ranking without one); objects the user marked ARTEFACT score 0 for them."""
+    ranking without one); objects the user marked ARTEFACT score 0 for them, and so do
+    ``flagged`` ones (enough users said ARTEFACT: bogus for everyone) for all."""
     oids = [o for o in feature_docs if o in rows_by_oid]
     if not oids:
         return []
     snaps = [snapshot(model, feature_docs[o], rows_by_oid[o]) for o in oids]
     x = np.vstack([_vector(model, s[0]) for s in snaps])
     probabilities = np.array([s[1] for s in snaps])
-    bogus = np.array([np.nan if s[2] is None else s[2] for s in snaps])
+    bogus = np.array([1.0 if o in flagged else np.nan if s[2] is None else s[2]
+                      for o, s in zip(oids, snaps, strict=True)])
     weights = weights_of(user_model, model)
     mine = user_raw(model, x, probabilities, weights, bogus)
     shared = user_raw(model, x, probabilities, None, bogus)

@@ -60,6 +60,7 @@ from nightjar.core.lightcurve import (
     ObjectWrite,
     anomaly_doc,
     anomaly_summary,
+    artefact_flagged,
     classification_docs,
 )
 from nightjar.settings import Settings
@@ -160,8 +161,12 @@ class Classification:
 
 
 def stamp_bogus(rows: Iterable[Mapping[str, Any]], history: ObjectHistory) -> float | None:
-    """The stamp classifier's P(bogus) for an object: from this batch's rows, else the
-    stored ones; None when it was never stamp-classified."""
+    """The P(bogus) that gates an object's shared anomaly score: 1 when enough users
+    labelled it ARTEFACT (:func:`nightjar.core.lightcurve.artefact_flagged`), else its
+    stamp classification's, from this batch's rows or the stored ones; None when it was
+    never stamp-classified."""
+    if artefact_flagged(history.object_doc):
+        return 1.0
     for row in rows:
         if row["classifier_name"] == STAMP_CLASSIFIER and row["class_name"] == BOGUS:
             return float(row["probability"])

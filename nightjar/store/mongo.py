@@ -20,7 +20,7 @@ from bson import Binary
 from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
+from nightjar.core.lightcurve import ARTEFACT_VERDICT, ObjectHistory, ObjectWrite
 from nightjar.core.live import Event, events_from_write
 from nightjar.core.solar_system import SolarSystemWrite
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
@@ -427,6 +427,27 @@ class NightjarStore:
         """Store a user's anomaly label (replacing their earlier label of the object)."""
         await self.db[ANOMALY_LABELS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
         return doc
+
+    async def artefact_votes(self, oid: str) -> int:
+        """How many users label the object ARTEFACT (each user's latest label counts)."""
+        return int(await self.db[ANOMALY_LABELS].count_documents(
+            {"oid": oid, "label": "ARTEFACT"}))
+
+    async def artefact_flagged_oids(self, survey: str | None = None) -> set[str]:
+        """Objects enough users labelled ARTEFACT for the shared score to call bogus."""
+        query: Doc = {f"{ARTEFACT_VERDICT}.flagged": True}
+        if survey is not None:
+            query["survey"] = survey
+        return {doc["_id"] async for doc in self.db[OBJECTS].find(query, {"_id": 1})}
+
+    async def set_artefact_verdict(self, oid: str, verdict: Doc,
+                                   anomaly: Doc | None = None) -> None:
+        """Record the users' artefact votes on the object (``{"votes", "flagged"}``) and,
+        where the verdict changed the shared score, the re-gated score summary."""
+        fields: Doc = {ARTEFACT_VERDICT: verdict}
+        if anomaly is not None:
+            fields["anomaly"] = anomaly
+        await self.db[OBJECTS].update_one({"_id": oid}, {"$set": fields})
 
     async def anomaly_labels(self, user: str) -> list[Doc]:
         """One user's anomaly labels, oldest first."""

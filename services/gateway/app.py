@@ -63,6 +63,8 @@ class GatewayConfig:
     rate_api_key: float = 3000.0  #: requests per minute per API key
     cors_origins: tuple[str, ...] = ()
     subscription_queue: int = 1000  #: events queued per subscription before dropping
+    #: users whose ARTEFACT labels make the shared anomaly score treat an object as bogus
+    artefact_votes: int = 2
     #: installed GraphiQL packages (tools/graphiql/node_modules); None = from the CDN
     graphiql_assets: Path | None = None
 
@@ -80,6 +82,7 @@ class GatewayConfig:
             rate_api_key=settings.gateway_rate_api_key,
             cors_origins=tuple(settings.gateway_cors_origins),
             subscription_queue=settings.gateway_subscription_queue,
+            artefact_votes=settings.anomaly_artefact_votes,
             graphiql_assets=settings.gateway_graphiql_assets)
 
 
@@ -112,7 +115,8 @@ class _GraphQL(GraphQL[GatewayContext, None]):
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket | None) -> GatewayContext:
         return GatewayContext(self.store, self.channel, self.hub, self.registry,
-                              self.config.limits, user=request.state.user)
+                              self.config.limits, user=request.state.user,
+                              artefact_votes=self.config.artefact_votes)
 
     async def execute_single(self, request: Request, request_adapter: Any,
                              sub_response: Any, context: GatewayContext, root_value: Any,

@@ -322,6 +322,8 @@ class Client(AsyncBaseClient):
                 created
                 modelVersion
                 labels
+                artefactVotes
+                flaggedArtefact
               }
             }
             """)

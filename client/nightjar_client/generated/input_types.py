@@ -31,6 +31,8 @@ class AnomalyFilterInput(BaseModel):
     "lowest score (a percentile in [0, 1]), e.g. 0.99: the top 1 %"
     survey: Optional[Survey] = None
     cone: Optional["ConeInput"] = None
+    mine: bool = False
+    "score by YOUR anomaly model (needs an API key): the shared forests weighted by your labels, your ARTEFACTs at 0; scoreMin then applies to your score. Users' models refine the ZTF score, so only ZTF objects come"
 
 
 class ClassificationFilterInput(BaseModel):

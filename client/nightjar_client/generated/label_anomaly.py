@@ -18,6 +18,8 @@ class LabelAnomalyLabelAnomaly(BaseModel):
     created: str
     model_version: str = Field(alias="modelVersion")
     labels: int
+    artefact_votes: int = Field(alias="artefactVotes")
+    flagged_artefact: bool = Field(alias="flaggedArtefact")
 
 
 LabelAnomaly.model_rebuild()

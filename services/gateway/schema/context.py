@@ -99,6 +99,8 @@ class GatewayContext:
     limits: GatewayLimits = field(default_factory=GatewayLimits)
     #: the API key's owner, None for an anonymous caller
     user: str | None = None
+    #: users whose ARTEFACT labels make the shared anomaly score treat an object as bogus
+    artefact_votes: int = 2
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -8,8 +8,11 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from nightjar.core import live
+from nightjar.core.lightcurve import artefact_flagged
+from nightjar.runner.anomaly_users import rank
 from services.gateway.errors import BAD_USER_INPUT, UNAVAILABLE, GatewayError
 from services.gateway.live import LiveHub
+from services.gateway.schema.anomaly import anomaly_model, user_of
 from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, Survey, cone_of
 
 
@@ -41,6 +44,10 @@ class AnomalyFilterInput:
         "lowest score (a percentile in [0, 1]), e.g. 0.99: the top 1 %"))
     survey: Survey | None = None
     cone: ConeInput | None = None
+    mine: bool = strawberry.field(default=False, description=(
+        "score by YOUR anomaly model (needs an API key): the shared forests weighted by "
+        "your labels, your ARTEFACTs at 0; scoreMin then applies to your score. Users' "
+        "models refine the ZTF score, so only ZTF objects come"))
 
 
 _MISSED = ("events this subscription lost before this one because it read too slowly "
@@ -100,6 +107,11 @@ class LiveAnomaly:
     stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
     missed: int = strawberry.field(description=_MISSED)
     survey: Survey = Survey.ZTF
+    user: str | None = strawberry.field(default=None, description=(
+        "whose model scored it (a subscription with mine: true); null for the shared "
+        "model"))
+    shared_score: float | None = strawberry.field(default=None, description=(
+        "the shared model's score of the same object, beside the user's"))
 
 
 def _hub(info: GatewayInfo) -> LiveHub:
@@ -107,6 +119,40 @@ def _hub(info: GatewayInfo) -> LiveHub:
         raise GatewayError(UNAVAILABLE, "this gateway has no live feed configured")
     return info.context.hub
 
+
+
+async def _my_anomalies(info: GatewayInfo, f: AnomalyFilterInput
+                        ) -> AsyncGenerator[LiveAnomaly, None]:
+    """The anomalies subscription under the caller's model: each shared event of a ZTF
+    object rescored with the caller's current weights (their model is re-read for each
+    event, so a label given meanwhile counts at once)."""
+    user = user_of(info, "anomalies(filter: {mine: true})")
+    model = anomaly_model(info)
+    if f.survey is not None and f.survey != Survey.ZTF:
+        raise GatewayError(BAD_USER_INPUT, "mine: true scores ZTF objects only (users' "
+                                           "models refine the ZTF anomaly model)")
+    selected = live.AnomalyFilter(None, "ZTF", cone_of(f.cone))
+    store = info.context.store
+    async with _hub(info).subscribe(lambda e: [e] if selected.passes(e) else []) as sub:
+        while True:
+            event, missed = await sub.get()
+            oid = event["oid"]
+            features = await store.features_of([oid])
+            rows = await store.probabilities_of([oid])
+            found = (await store.objects_by_id([oid])).get(oid)
+            ranked = rank(model, features, rows, await store.user_anomaly_model(user),
+                          {oid} if artefact_flagged(found) else ())
+            if not ranked:  # not in the store (yet): nothing to rescore
+                continue
+            mine = ranked[0]
+            if f.score_min is not None and mine.score < f.score_min:
+                continue
+            yield LiveAnomaly(
+                oid=oid, score=mine.score, raw_score=mine.raw,
+                model_name=event["model_name"], model_version=event["model_version"],
+                mjd=event["mjd"], ra=event["ra"], dec=event["dec"],
+                stored_at=event["stored_ms"] / 1000.0, missed=missed, survey=Survey.ZTF,
+                user=user, shared_score=event["score"])
 
 
 @strawberry.type
@@ -139,6 +185,10 @@ class Subscription:
         f = filter or AnomalyFilterInput()
         if f.score_min is not None and not 0.0 <= f.score_min <= 1.0:
             raise GatewayError(BAD_USER_INPUT, "scoreMin must be within [0, 1]")
+        if f.mine:
+            async for scored in _my_anomalies(info, f):
+                yield scored
+            return
         selected = live.AnomalyFilter(f.score_min, f.survey.value if f.survey else None,
                                       cone_of(f.cone))
         async with _hub(info).subscribe(lambda e: [e] if selected.passes(e) else []) as sub:
