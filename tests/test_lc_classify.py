@@ -310,6 +310,30 @@ async def _as(store: NightjarStore, user: str | None, query: str,
     return result.data
 
 
+async def _my_order(store: NightjarStore, user: str, flt: dict[str, Any] | None = None,
+                    direction: str = "DESC") -> list[str]:
+    """Every oid of objects(orderBy: MY_ANOMALY) as ``user``, page by page (7 a page)."""
+    query = """query($after: String, $filter: ObjectFilterInput, $dir: OrderDirection) {
+        objects(orderBy: {field: MY_ANOMALY, direction: $dir}, filter: $filter, first: 7,
+                after: $after) {
+          edges { myAnomalyScore node { oid } } totalCount
+          pageInfo { hasNextPage endCursor } } }"""
+    listed: list[str] = []
+    scores: list[float] = []
+    after = None
+    while True:
+        page = (await _as(store, user, query, after=after, filter=flt, dir=direction))
+        connection = page["objects"]
+        listed += [e["node"]["oid"] for e in connection["edges"]]
+        scores += [e["myAnomalyScore"] for e in connection["edges"]]
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    assert connection["totalCount"] == len(listed) == len(set(listed))
+    assert scores == sorted(scores, reverse=direction == "DESC")  # percentiles follow
+    return listed
+
+
 async def _users_teach_the_score(store: NightjarStore, scores: list[dict[str, Any]]) -> None:
     """A user's labels move that user's ranking, and no one else's."""
     latest = {d["oid"]: d for d in sorted(scores, key=lambda d: d["mjd"])}
@@ -328,6 +352,18 @@ async def _users_teach_the_score(store: NightjarStore, scores: list[dict[str, An
     assert mine.index(wanted) < oids.index(wanted) // 2
     assert mine.index(dull) > 0 and mine[-1] == artefact
     assert [r["oid"] for r in (await _as(store, "bob", RANKING))["myAnomalies"]] == oids
+    # objects(orderBy: MY_ANOMALY) pages through the same ranking, with the filters
+    assert await _my_order(store, "alice") == mine
+    assert await _my_order(store, "bob") == oids
+    ndet = {d["_id"]: d["ndet"] async for d in store.db[OBJECTS].find({}, {"ndet": 1})}
+    cut = sorted(ndet[o] for o in oids)[len(oids) // 2]
+    assert await _my_order(store, "alice", {"ndet": {"min": cut}}) == [
+        o for o in mine if ndet[o] >= cut]
+    assert await _my_order(store, "alice", direction="ASC") == mine[::-1]
+    anonymous = await schema.execute(
+        "{ objects(orderBy: {field: MY_ANOMALY}) { edges { node { oid } } } }",
+        context_value=GatewayContext(store))
+    assert anonymous.errors and anonymous.errors[0].extensions["code"] == "UNAUTHENTICATED"
     labels = await store.anomaly_labels("alice")
     assert {d["oid"]: d["label"] for d in labels} == {wanted: "ANOMALY", dull: "NOT_ANOMALY",
                                                       artefact: "ARTEFACT"}

@@ -187,7 +187,8 @@ class Nightjar:
             ([min, max], None = open; a single value is a minimum), ``ra``, ``dec`` [deg]
             and ``radius`` [arcsec]; ``survey`` ("ztf" or "lsst"); ``order_by`` (oid, ndet,
             firstmjd, lastmjd, deltajd, meanra, meandec, sigmara, sigmadec, g_r_max,
-            g_r_max_corr, g_r_mean, g_r_mean_corr, probability), ``order_mode`` (ASC,
+            g_r_max_corr, g_r_mean, g_r_mean_corr, probability, anomaly, my_anomaly: your
+            anomaly model's order, needs the API key), ``order_mode`` (ASC,
             DESC); ``page_size`` (objects per request), ``max_results`` (stop after this
             many; a warning says when more match), ``page`` (1-based: that page only).
 

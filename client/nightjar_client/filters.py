@@ -29,6 +29,8 @@ ORDER_FIELDS: dict[str, ObjectOrderField] = {
     "g_r_max": ObjectOrderField.G_R_MAX, "g_r_max_corr": ObjectOrderField.G_R_MAX_CORR,
     "g_r_mean": ObjectOrderField.G_R_MEAN, "g_r_mean_corr": ObjectOrderField.G_R_MEAN_CORR,
     "probability": ObjectOrderField.PROBABILITY,
+    "anomaly": ObjectOrderField.ANOMALY,  # the shared anomaly score
+    "my_anomaly": ObjectOrderField.MY_ANOMALY,  # your anomaly model's (needs the API key)
 }
 OBJECT_FILTERS = ("oid", "classifier", "class_name", "classifier_version", "probability",
                   "ranking", "ndet", "firstmjd", "lastmjd", "ra", "dec", "radius", "survey")

@@ -33,6 +33,7 @@ class ObjectOrderField(str, Enum):
     G_R_MEAN_CORR = "G_R_MEAN_CORR"
     PROBABILITY = "PROBABILITY"
     ANOMALY = "ANOMALY"
+    MY_ANOMALY = "MY_ANOMALY"
 
 
 class OrderDirection(str, Enum):
