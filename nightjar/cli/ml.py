@@ -310,6 +310,45 @@ def _evaluate_lsst_stamps(alerts: list[Path] | None, version: str | None,
     console.print(f"metrics.json and predictions.csv -> {out}")
 
 
+def _evaluate_lsst_anomaly(simulated: int, seed: int, out: Path | None) -> None:
+    """The LSST anomaly recipe held one class out at a time on fresh LSST simulations
+    (no labelled real LSST light curve exists), said as such."""
+    from ml.anomaly import LSST_ANOMALY
+    from ml.anomaly.evaluate import METRICS, evaluate_held_out
+    from ml.anomaly.lsst import METHODS
+    from ml.lc_classifier.lsst import features_lsst, simulate_lsst
+    from nightjar.runner.classify import load_lsst_anomaly_model
+
+    if simulated < 10:
+        console.print("[red]error:[/red] --simulated must be at least 10 for lsst_anomaly "
+                      "(two folds, and each class's forest needs 4 training rows)")
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        model = load_lsst_anomaly_model(settings.home)
+    except LookupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    warnings.simplefilter("ignore")
+    with console.status(f"simulating {simulated} LSST objects per class"):
+        curves, sim = simulate_lsst(simulated, seed=seed)
+        x = features_lsst(curves, list(sim.oid))
+    y = sim.set_index("oid")["classALeRCE"]
+    result = evaluate_held_out(x, y, min_members=min(15, simulated), seed=seed,
+                               methods=METHODS)
+    console.print(f"{LSST_ANOMALY} {model.version}'s recipe on {len(y)} fresh LSST "
+                  f"simulations (seed {seed}; not real data), one class held out at a time; "
+                  "means:")
+    console.print("method".ljust(14) + "".join(m.rjust(17) for m in METRICS))
+    for method in METHODS:
+        console.print(method.ljust(14) + "".join(
+            f"{result['summary']['mean'][method][m]:17.3f}" for m in METRICS))
+    out = out or settings.home / "evaluations" / LSST_ANOMALY / model.version
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"metrics.json -> {out}")
+
+
 def _evaluation_dir(settings: Settings, model_path: Path, name: str, version: str) -> Path:
     """Next to a user model, else NIGHTJAR_HOME/evaluations/<name>/<version>."""
     if os.access(model_path, os.W_OK) and \
@@ -326,12 +365,14 @@ def evaluate_command(
     ] = None,
     classifier: Annotated[str, typer.Option(
         help="lc_classifier (ZTF), lsst_lc_classifier, stamp_classifier (ZTF), "
-             "lsst_stamp_classifier (on real Rubin alerts) or ztf_anomaly (the "
-             "hold-one-class-out evaluation of `nightjar ml anomaly evaluate`)")
+             "lsst_stamp_classifier (on real Rubin alerts), ztf_anomaly (the "
+             "hold-one-class-out evaluation of `nightjar ml anomaly evaluate`) or "
+             "lsst_anomaly (the same on fresh LSST simulations)")
     ] = "lc_classifier",
     simulated: Annotated[int, typer.Option(
-        help="lsst_lc_classifier without --labels: evaluate on this many fresh LSST "
-             "simulations per class (no labelled real LSST light curves exist yet)")] = 20,
+        help="lsst_lc_classifier without --labels, and lsst_anomaly: evaluate on this many "
+             "fresh LSST simulations per class (no labelled real LSST light curves exist "
+             "yet)")] = 20,
     seed: Annotated[int, typer.Option(help="seed of those simulations")] = 2,
     alerts: Annotated[list[Path] | None, typer.Option(
         "--alerts", help="alerts to classify (stamp_classifier; lsst_stamp_classifier: "
@@ -364,15 +405,19 @@ def evaluate_command(
             raise typer.Exit(2)
         _evaluate_stamps(alerts, labels, version, out)
         return
+    from ml.anomaly import LSST_ANOMALY
     from ml.anomaly import NAME as ANOMALY_MODEL
 
+    if classifier == LSST_ANOMALY:
+        _evaluate_lsst_anomaly(simulated, seed, out)
+        return
     if classifier == ANOMALY_MODEL:  # the anomaly score's own evaluation
         anomaly_evaluate_command(features=features, labels=labels, out=out)
         return
     if classifier != "lc_classifier":
         console.print(f"[red]error:[/red] unknown classifier {classifier!r} (lc_classifier, "
-                      f"{LSST_CLASSIFIER}, stamp_classifier, lsst_stamp_classifier or "
-                      f"{ANOMALY_MODEL})")
+                      f"{LSST_CLASSIFIER}, stamp_classifier, lsst_stamp_classifier, "
+                      f"{ANOMALY_MODEL} or {LSST_ANOMALY})")
         raise typer.Exit(2)
     if labels is None:
         console.print("[red]error:[/red] --labels is needed for lc_classifier")
