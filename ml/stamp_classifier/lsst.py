@@ -39,9 +39,14 @@ from astropy import units as u
 from astropy.coordinates import BarycentricMeanEcliptic, SkyCoord
 from astropy.io import fits
 
-from ml.stamp_classifier import CLASSES
 from ml.stamp_classifier.preprocess import as_float, centre_crop, normalise
-from ml.stamp_classifier.simulate import ALL_BOGUS_KINDS, Camera, render, sample_positions
+from ml.stamp_classifier.simulate import (
+    ALL_BOGUS_KINDS,
+    Camera,
+    render,
+    sample_positions,
+    simulate_set,
+)
 
 LSST_PIXEL_SCALE = 0.2  #: LSSTCam [arcsec / pixel]
 LSST_CROP = 30  #: side of the centre the network sees [pixels]; Rubin's smallest cutout
@@ -161,13 +166,14 @@ def rubin_cutouts(cutouts: Mapping[str, bytes], size: int = LSST_CROP) -> RubinC
         When a cutout is missing or unreadable.  A missing variance plane is allowed
         (the significance channel is then 0).
     """
-    planes = []
+    read = {}
     for kind in ("science", "template", "difference"):
         data = cutouts.get(kind)
         if not data:
             raise CutoutError(f"no {kind} cutout")
-        image, variance, psf = _hdus(data)
-        planes.append(centre_crop(image, size))
+        read[kind] = _hdus(data)
+    planes = [centre_crop(read[kind][0], size) for kind in ("science", "template", "difference")]
+    _, variance, psf = read["difference"]  # the network reads the difference's planes
     variance_plane = centre_crop(variance, size) if variance is not None else \
         np.full((size, size), np.nan, np.float32)
     seeing = psf_fwhm_arcsec(psf) if psf is not None else math.nan
@@ -355,18 +361,7 @@ def simulate_lsst_set(n_per_class: int, seed: int
                       ) -> tuple[np.ndarray, list[dict[str, Any]], np.ndarray]:
     """``n_per_class`` Rubin alerts of each class: planes (n, 4, 30, 30), metadata
     records, labels."""
-    rng = np.random.default_rng(seed)
-    positions = {kind: sample_positions(kind, n_per_class, rng, DEC_RANGE)
-                 for kind in CLASSES}
-    images, records, labels = [], [], []
-    for i in range(n_per_class):
-        for kind in CLASSES:
-            ra, dec = positions[kind][i]
-            planes, record = simulate_lsst_alert(kind, rng, (float(ra), float(dec)))
-            images.append(planes)
-            records.append(record)
-            labels.append(kind)
-    return np.stack(images), records, np.array(labels)
+    return simulate_set(n_per_class, seed, simulate_lsst_alert, DEC_RANGE)
 
 
 # ------------------------------------------------------------------- real alerts

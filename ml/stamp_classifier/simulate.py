@@ -24,6 +24,7 @@ consistent with the images (``magpsf`` from the difference flux and the noise).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -362,6 +363,11 @@ def _neighbours(rng: np.random.Generator, first: tuple[float, float] | None
     return out
 
 
+#: (class, generator, position (ra, dec) [deg]) -> (images, metadata record)
+AlertMaker = Callable[[str, np.random.Generator, tuple[float, float]],
+                      tuple[np.ndarray, dict[str, Any]]]
+
+
 def simulate_alert(kind: str, rng: np.random.Generator,
                    position: tuple[float, float] | None = None
                    ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -430,16 +436,21 @@ def simulate_alert(kind: str, rng: np.random.Generator,
     return triplet.stacked(), candidate
 
 
-def simulate_set(n_per_class: int, seed: int
+def simulate_set(n_per_class: int, seed: int, alert: AlertMaker | None = None,
+                 dec_range: tuple[float, float] = (-30.0, 90.0)
                  ) -> tuple[np.ndarray, list[dict[str, Any]], np.ndarray]:
-    """``n_per_class`` alerts of each class: images (n, 3, 63, 63), candidates, labels."""
+    """``n_per_class`` alerts of each class: images (ZTF: (n, 3, 63, 63)), metadata
+    records, labels; ``alert`` makes one (default ZTF's :func:`simulate_alert`) at a
+    position drawn within ``dec_range`` [deg]."""
+    make = alert or simulate_alert
     rng = np.random.default_rng(seed)
-    positions = {kind: sample_positions(kind, n_per_class, rng) for kind in CLASSES}
+    positions = {kind: sample_positions(kind, n_per_class, rng, dec_range)
+                 for kind in CLASSES}
     images, candidates, labels = [], [], []
     for i in range(n_per_class):
         for kind in CLASSES:
             ra, dec = positions[kind][i]
-            image, candidate = simulate_alert(kind, rng, (float(ra), float(dec)))
+            image, candidate = make(kind, rng, (float(ra), float(dec)))
             images.append(image)
             candidates.append(candidate)
             labels.append(kind)

@@ -433,12 +433,13 @@ class NightjarStore:
         return int(await self.db[ANOMALY_LABELS].count_documents(
             {"oid": oid, "label": "ARTEFACT"}))
 
-    async def artefact_flagged_oids(self, survey: str | None = None) -> set[str]:
-        """Objects enough users labelled ARTEFACT for the shared score to call bogus."""
-        query: Doc = {f"{ARTEFACT_VERDICT}.flagged": True}
-        if survey is not None:
-            query["survey"] = survey
-        return {doc["_id"] async for doc in self.db[OBJECTS].find(query, {"_id": 1})}
+    async def artefact_flagged_oids(self, oids: Sequence[str]) -> set[str]:
+        """Those of ``oids`` enough users labelled ARTEFACT for the shared score to call
+        bogus."""
+        found = await self._find_by_oids(OBJECTS, oids, key="_id",
+                                         extra={f"{ARTEFACT_VERDICT}.flagged": True},
+                                         projection={"_id": 1})
+        return {doc["_id"] for doc in found}
 
     async def set_artefact_verdict(self, oid: str, verdict: Doc,
                                    anomaly: Doc | None = None) -> None:

@@ -12,7 +12,6 @@ with the call, for reading by eye).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from ml.stamp_classifier.lsst import (
     rubin_label,
 )
 from ml.stamp_classifier.runtime import StampModel
+from nightjar.training.stamps import build_arguments, print_epoch
 
 SHIPPED_VERSION = "1.0.0"
 SHIPPED_SEED = 0
@@ -266,21 +266,15 @@ def build_shipped(data: Path, out_root: Path, version: str = SHIPPED_VERSION,
         simulated_per_class=simulated_per_class, flavour=LSST_STAMPS,
         training_data=f"{simulated_per_class} simulated Rubin alerts per class; no real "
                       "alert",
-        progress=lambda e, n, loss: print(f"epoch {e}/{n} loss {loss:.3f}", flush=True))
+        progress=print_epoch)
     write_report(metrics["simulated"], "simulated", out_dir)
     write_real_checks(model, alerts, out_dir)
     return out_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[2] / "ml" / "models")
-    parser.add_argument("--version", default=SHIPPED_VERSION)
-    parser.add_argument("--simulated-per-class", type=int, default=SIMULATED_PER_CLASS)
-    parser.add_argument("--card-only", action="store_true",
-                        help="redo the real checks and MODEL_CARD.md of a built model")
-    args = parser.parse_args(argv)
+    args = build_arguments(__doc__, SHIPPED_VERSION, SIMULATED_PER_CLASS, "redo the real "
+                           "checks and MODEL_CARD.md of a built model", argv)
     if args.card_only:
         out_dir = args.out / LSST_NAME / args.version
         alerts = read_rubin_alerts([args.data / p for p in RUBIN_SAMPLES])

@@ -281,22 +281,34 @@ def build_shipped(data: Path, out_root: Path, version: str = SHIPPED_VERSION,
         simulated_per_class=simulated_per_class,
         training_data=f"{simulated_per_class} simulated alerts per class + real ZTF alerts "
                       "of shared/data/ztf labelled by ml/stamp_classifier/labels.py",
-        progress=lambda e, n, loss: print(f"epoch {e}/{n} loss {loss:.3f}", flush=True))
+        progress=print_epoch)
     for name, m in metrics.items():
         write_report(m, name, out_dir)
     write_card(out_dir, labels)
     return out_dir
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def print_epoch(epoch: int, epochs: int, loss: float) -> None:
+    """Training progress of a shipped build, one line per epoch."""
+    print(f"epoch {epoch}/{epochs} loss {loss:.3f}", flush=True)
+
+
+def build_arguments(doc: str, version: str, simulated_per_class: int, card_only: str,
+                    argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line of a shipped stamp-model build (``--data``, ``--out``,
+    ``--version``, ``--simulated-per-class``, ``--card-only``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[2] / "ml" / "models")
-    parser.add_argument("--version", default=SHIPPED_VERSION)
-    parser.add_argument("--simulated-per-class", type=int, default=2000)
-    parser.add_argument("--card-only", action="store_true",
-                        help="rewrite MODEL_CARD.md and real_labels.csv of a built model")
-    args = parser.parse_args(argv)
+    parser.add_argument("--version", default=version)
+    parser.add_argument("--simulated-per-class", type=int, default=simulated_per_class)
+    parser.add_argument("--card-only", action="store_true", help=card_only)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_arguments(__doc__, SHIPPED_VERSION, 2000, "rewrite MODEL_CARD.md and "
+                           "real_labels.csv of a built model", argv)
     if args.card_only:
         from ml.stamp_classifier import NAME
 

@@ -15,7 +15,7 @@ from ml.anomaly import NAME as ANOMALY_MODEL
 from ml.anomaly.model import AnomalyModel
 from ml.registry import SHIPPED_ROOT, ModelRegistry
 from nightjar.core.lightcurve import ARTEFACT_VERDICT
-from nightjar.runner.anomaly_users import fit_user_model, label_doc, rank
+from nightjar.runner.anomaly_users import Ranked, fit_user_model, label_doc, rank
 from services.gateway.errors import (
     BAD_USER_INPUT,
     NOT_FOUND,
@@ -81,6 +81,18 @@ def user_of(info: GatewayInfo, what: str) -> str:
         raise GatewayError(UNAUTHENTICATED, f"{what} needs an API key (header X-API-Key or "
                                             "Authorization: Bearer)")
     return info.context.user
+
+
+async def ranked_by_user(info: GatewayInfo, model: AnomalyModel, user: str,
+                         oids: Sequence[str] | None = None) -> list[Ranked]:
+    """Scored ZTF objects (``oids``, default all) ranked by ``user``'s model: their
+    features and probabilities, the user's weights and the objects users flagged as
+    artefacts, read from the store, then :func:`rank`."""
+    store = info.context.store
+    if oids is None:
+        oids = await store.scored_oids("ZTF")  # the users' models refine the ZTF one
+    return rank(model, await store.features_of(oids), await store.probabilities_of(oids),
+                await store.user_anomaly_model(user), await store.artefact_flagged_oids(oids))
 
 
 async def _artefact_verdict(info: GatewayInfo, found: Mapping[str, Any],
@@ -161,12 +173,6 @@ class AnomalyQueries:
         user = user_of(info, "myAnomalies")
         if not 1 <= first <= MAX_RANKED:
             raise GatewayError(BAD_USER_INPUT, f"first must be within 1-{MAX_RANKED}")
-        store = info.context.store
-        model = anomaly_model(info)
-        oids = await store.scored_oids("ZTF")  # the users' models refine the ZTF one
-        features = await store.features_of(oids)
-        rows = await store.probabilities_of(oids)
-        ranked = rank(model, features, rows, await store.user_anomaly_model(user),
-                      await store.artefact_flagged_oids("ZTF"))
+        ranked = await ranked_by_user(info, anomaly_model(info), user)
         return [RankedAnomaly(oid=r.oid, score=r.score, raw_score=r.raw,
                               shared_raw_score=r.shared_raw) for r in ranked[:first]]

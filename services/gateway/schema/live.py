@@ -8,11 +8,9 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from nightjar.core import live
-from nightjar.core.lightcurve import artefact_flagged
-from nightjar.runner.anomaly_users import rank
 from services.gateway.errors import BAD_USER_INPUT, UNAVAILABLE, GatewayError
 from services.gateway.live import LiveHub
-from services.gateway.schema.anomaly import anomaly_model, user_of
+from services.gateway.schema.anomaly import anomaly_model, ranked_by_user, user_of
 from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, Survey, cone_of
 
 
@@ -132,16 +130,11 @@ async def _my_anomalies(info: GatewayInfo, f: AnomalyFilterInput
         raise GatewayError(BAD_USER_INPUT, "mine: true scores ZTF objects only (users' "
                                            "models refine the ZTF anomaly model)")
     selected = live.AnomalyFilter(None, "ZTF", cone_of(f.cone))
-    store = info.context.store
     async with _hub(info).subscribe(lambda e: [e] if selected.passes(e) else []) as sub:
         while True:
             event, missed = await sub.get()
             oid = event["oid"]
-            features = await store.features_of([oid])
-            rows = await store.probabilities_of([oid])
-            found = (await store.objects_by_id([oid])).get(oid)
-            ranked = rank(model, features, rows, await store.user_anomaly_model(user),
-                          {oid} if artefact_flagged(found) else ())
+            ranked = await ranked_by_user(info, model, user, [oid])
             if not ranked:  # not in the store (yet): nothing to rescore
                 continue
             mine = ranked[0]

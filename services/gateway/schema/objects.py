@@ -18,7 +18,6 @@ import strawberry
 from nightjar.context import MATCH_RADIUS_ARCSEC
 from nightjar.core.lightcurve_table import KIND_DESCRIPTIONS, MAG_UNIT, lightcurve_points
 from nightjar.minor_planets import designation_keys, display_designation
-from nightjar.runner.anomaly_users import rank
 from nightjar.runner.classify import object_forecast
 from nightjar.store.mongo import (
     ANOMALY_SCORE,
@@ -36,7 +35,7 @@ from services.gateway.downloads import (
     stamp_path,
 )
 from services.gateway.errors import BAD_USER_INPUT, GatewayError, limit_error
-from services.gateway.schema.anomaly import anomaly_model, user_of
+from services.gateway.schema.anomaly import anomaly_model, ranked_by_user, user_of
 from services.gateway.schema.catalogs import CrossMatch, TnsObject, tns_object
 from services.gateway.schema.classification import Anomaly, Feature, Probability, anomaly_of
 from services.gateway.schema.context import (
@@ -644,8 +643,7 @@ async def _by_my_anomaly(info: GatewayInfo, flt: ObjectFilter,
     if flt.oids is not None:
         wanted = set(flt.oids)
         oids = [o for o in oids if o in wanted]
-    ranked = rank(model, await store.features_of(oids), await store.probabilities_of(oids),
-                  await store.user_anomaly_model(user), await store.artefact_flagged_oids("ZTF"))
+    ranked = await ranked_by_user(info, model, user, oids)
     score = {r.oid: r.score for r in ranked}
     raw = {r.oid: r.raw for r in ranked}
     passing = await store.find_objects(replace(flt, oids=sorted(score)), ObjectOrder(),
