@@ -195,6 +195,22 @@ class Settings(BaseSettings):
         "pin a registered stamp_classifier (ZTF) version (default: the newest)"))
     lsst_stamp_classifier_version: str | None = Field(default=None, description=(
         "pin a registered lsst_stamp_classifier version (default: the newest)"))
+    filters: bool = Field(default=True, description=(
+        "evaluate users' filters on every stored batch (the filter step)"))
+    filter_max_per_user: int = Field(default=100, ge=1, description=(
+        "most filters one user may own"))
+    filter_matches_per_day: int = Field(default=10_000, ge=1, description=(
+        "most matches stored per user per day (UTC); a filter past it is muted"))
+    filter_bytes_per_day: int = Field(default=50_000_000, ge=1_000, description=(
+        "most bytes of match records per user per day (UTC)"))
+    filter_lifetime_days: int = Field(default=180, ge=1, description=(
+        "a filter expires this long after it was created or last renewed (any edit, a "
+        "resume) [days]"))
+    filter_budget_ms: float = Field(default=1.0, gt=0, description=(
+        "CPU budget of one filter evaluation [ms]; a filter overrunning it repeatedly is "
+        "muted"))
+    public_url: str = Field(default="http://127.0.0.1:8000", description=(
+        "the gateway's public address, for permalinks in filter matches"))
     classify_batch_size: int = Field(default=200, ge=1, le=100_000, description=(
         "objects per batch of the classify agent"))
     alerts_partitions: int = Field(default=4, ge=1, description=(

@@ -24,6 +24,7 @@ from faust.types import TP
 
 from ml.anomaly.model import AnomalyModel
 from ml.lc_classifier.model import HierarchicalModel
+from nightjar.runner.filters import configured_filters
 from nightjar.runner.ingest import BatchProcessor, alert_parser
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.settings import Settings
@@ -138,9 +139,10 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     async def pipeline(stream: faust.StreamT[bytes]) -> None:
         async with store_factory() as store:
             await store.init()
+            filters = configured_filters(settings, store).engine if settings.filters else None
             driver = StreamDriver(
                 BatchProcessor(store, archive, topology=topology,
-                               parser=alert_parser(settings)), send,
+                               parser=alert_parser(settings), filters=filters), send,
                 classifications_topic=settings.topic_classifications,
                 dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
                 # the topology's classify hook decides which objects are forwarded

@@ -140,6 +140,7 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
         TimeElapsedColumn,
     )
 
+    from nightjar.runner.filters import configured_filters
     from nightjar.runner.ingest import (
         BatchProcessor,
         alert_parser,
@@ -156,7 +157,9 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
         await store.init()
         processor = BatchProcessor(store, LocalArchive(settings.archive_path),
                                    parser=alert_parser(settings),
-                                   topology=configured_topology(settings))
+                                   topology=configured_topology(settings),
+                                   filters=configured_filters(settings, store).engine
+                                   if settings.filters else None)
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[stored]} stored, {task.fields[dead]} rejected"),
                       TimeElapsedColumn(), console=err, transient=False) as progress:

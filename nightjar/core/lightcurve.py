@@ -74,6 +74,8 @@ class ObjectWrite:
     features: Doc | None = None
     #: one anomaly score, added to the object's score history
     anomaly: Doc | None = None
+    #: the classification event of this write (:func:`classification_event`)
+    classification_event: Doc | None = None
     new_detections: int = 0
     #: the object's document after this write (also when unchanged): what is published
     current: Doc = field(default_factory=dict)
@@ -83,7 +85,7 @@ class ObjectWrite:
         return not (self.moved_from_hpx is not None or self.object_doc or self.detections
                     or self.detection_updates or self.non_detections or self.forced_photometry
                     or self.probabilities or self.features or self.anomaly
-                    or self.object_set)
+                    or self.object_set or self.classification_event)
 
 
 def _wins(new: Doc, old: Doc) -> bool:
@@ -300,6 +302,30 @@ def classification_docs(oid: str, hpx: int, probabilities: Sequence[Doc],
     return rows, feature_doc
 
 
+def classification_event(oid: str, survey: str, corrected: Sequence[Doc],
+                         probabilities: Sequence[Doc], anomaly: Doc | None,
+                         surprise: Doc | None) -> Doc | None:
+    """One (re)classification of an object, as filters of the classification stage read it:
+    per classifier its version and ``{class: probability}``, the anomaly score and the
+    forecast surprise, and the latest detection they saw (``mjd`` [MJD], ``candid``)."""
+    if not probabilities or not corrected:
+        return None
+    latest = max(corrected, key=lambda d: (d["mjd"], str(d["_id"])))
+    classifiers: Doc = {}
+    for row in probabilities:
+        entry = classifiers.setdefault(row["classifier_name"], {
+            "version": row.get("classifier_version"), "probabilities": {}})
+        entry["probabilities"][row["class_name"]] = float(row["probability"])
+    event: Doc = {"_id": f"{oid}:{latest['mjd']:.6f}", "oid": oid, "survey": survey,
+                  "mjd": latest["mjd"], "candid": latest["_id"], "classifiers": classifiers}
+    if anomaly is not None:
+        event["anomaly"] = {"score": anomaly.get("score"),
+                            "model": f"{anomaly.get('model_name')} {anomaly.get('model_version')}"}
+    if surprise is not None:
+        event["surprise"] = {"value": surprise.get("value"), "band": surprise.get("band")}
+    return event
+
+
 def plan_write(state: ObjectState) -> ObjectWrite:
     """The writes that bring the store from ``state.history`` to ``state`` (nothing if equal)."""
     history = state.history
@@ -333,6 +359,9 @@ def plan_write(state: ObjectState) -> ObjectWrite:
         state.oid, hpx, state.probabilities, state.features)
     if state.anomaly is not None:
         write.anomaly = anomaly_doc(state.oid, hpx, state.anomaly)
+    write.classification_event = classification_event(
+        state.oid, state.survey, state.corrected, state.probabilities, state.anomaly,
+        state.surprise)
     write.current = object_document(state, hpx)
     if write.current != history.object_doc:
         write.object_doc = write.current

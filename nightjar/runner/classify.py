@@ -62,6 +62,7 @@ from nightjar.core.lightcurve import (
     anomaly_summary,
     artefact_flagged,
     classification_docs,
+    classification_event,
 )
 from nightjar.settings import Settings
 from nightjar.surveys.interface import LSST, ZTF, sign_of_isdiffpos
@@ -384,6 +385,9 @@ def classify_history(model: HierarchicalModel, history: ObjectHistory,
     write.probabilities, write.features = classification_docs(history.oid, hpx, result.rows,
                                                               result.features)
     write.current = history.object_doc
+    write.classification_event = classification_event(
+        history.oid, str(history.object_doc.get("survey", ZTF)),
+        list(history.detections.values()), result.rows, result.anomaly, result.surprise)
     # $set, not a replacement: the pipeline agent may have stored newer statistics
     # since this history was read
     object_set: Doc = {}

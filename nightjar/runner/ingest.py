@@ -29,6 +29,7 @@ from nightjar.core.lightcurve import (
     plan_write,
 )
 from nightjar.core.solar_system import plan_solar_system
+from nightjar.runner.filters import FilterEngine
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.settings import Settings
 from nightjar.store.archive import AlertArchive
@@ -163,6 +164,10 @@ class BatchResult:
     to_classify: list[str] = field(default_factory=list)
     #: alerts of solar-system sources that belong to no object (stored apart)
     solar_system: list[ParsedAlert] = field(default_factory=list)
+    #: each stored object's state after the per-object steps (the filter stage reads it)
+    states: dict[str, ObjectState] = field(default_factory=dict)
+    #: new matches of users' filters (the filter stage, after the store)
+    filter_matches: list[dict[str, Any]] = field(default_factory=list)
     new_detections: int = 0
     objects_written: int = 0
     steps: dict[str, StepStats] = field(default_factory=lambda: defaultdict(StepStats))
@@ -235,14 +240,18 @@ class BatchProcessor:
         Shared parser (every survey) with its writer-schema caches.
     topology : Topology, optional
         The steps and their hooks (default: :data:`nightjar.runner.topology.DEFAULT_TOPOLOGY`).
+    filters : FilterEngine, optional
+        Users' filters, evaluated on each batch once it is stored (the *filter* step).
     """
 
     def __init__(self, store: NightjarStore, archive: AlertArchive,
-                 parser: AlertParser | None = None, topology: Topology = DEFAULT_TOPOLOGY):
+                 parser: AlertParser | None = None, topology: Topology = DEFAULT_TOPOLOGY,
+                 filters: FilterEngine | None = None):
         self.store = store
         self.archive = archive
         self.parser = parser or AlertParser()
         self.topology = topology
+        self.filters = filters
         self._object_steps = topology.object_steps()
         #: seconds spent per step since creation
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
@@ -367,6 +376,7 @@ class BatchProcessor:
                     continue
                 result.alerts += state.alerts
                 result.objects[oid] = write.current
+                result.states[oid] = state
                 if state.probabilities:
                     result.probabilities[oid] = state.probabilities
                 if state.classify_requested:
@@ -385,6 +395,14 @@ class BatchProcessor:
             stats.n_out = len(result.alerts)
         result.new_detections = summary.new_detections
         result.objects_written = summary.objects
+        if self.filters is not None:
+            with self._timed(result, "filter") as stats:
+                stats.n_in = stats.n_out = len(result.alerts)
+                try:  # the alerts are stored: a filter fault must not fail the batch
+                    result.filter_matches = await self.filters.on_batch(result)
+                except Exception:
+                    log.exception("filter stage failed on a stored batch; its matches are "
+                                  "missing (a backfill over the batch's time recovers them)")
         return result
 
 

@@ -29,6 +29,7 @@ from nightjar.store.schema import (
     ANOMALY_LABELS,
     ANOMALY_USERS,
     ATTACHED_COLLECTIONS,
+    CLASSIFICATION_EVENTS,
     COLLECTIONS,
     COUNTERPARTS,
     COUNTERS,
@@ -316,6 +317,7 @@ class NightjarStore:
         ops: dict[str, list[Any]] = {name: [] for name in (
             OBJECTS, *LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS)}
         moves: dict[str, list[Any]] = {name: [] for name in ops}
+        events_ops: list[Any] = []
         for w in writes:
             if w.moved_from_hpx is not None:
                 summary.moved_objects += 1
@@ -338,6 +340,9 @@ class NightjarStore:
             if w.anomaly is not None:
                 ops[ANOMALY].append(ReplaceOne(_key(w.oid, w.hpx, w.anomaly["_id"]), w.anomaly,
                                                upsert=True))
+            if w.classification_event is not None:
+                events_ops.append(ReplaceOne({"_id": w.classification_event["_id"]},
+                                             w.classification_event, upsert=True))
             if w.object_doc is not None:
                 ops[OBJECTS].append(ReplaceOne(_key(w.oid, w.hpx, w.oid), w.object_doc,
                                                upsert=True))
@@ -362,11 +367,14 @@ class NightjarStore:
             ops[SOLAR_SYSTEM_OBJECTS] = [ReplaceOne({"_id": d["_id"]}, d, upsert=True)
                                          for d in solar_system.objects]
             summary.solar_system_detections = len(solar_system.detections)
+        if events_ops:
+            ops[CLASSIFICATION_EVENTS] = events_ops
         linked = [ReplaceOne(_key(d["oid"], d["hpx"], d["_id"]), d, upsert=True) for d in links]
         summary.counterparts = len(links)
         for batch in (moves, ops, {COUNTERPARTS: linked}):
-            for coll in (*LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS, OBJECTS,
-                         SOLAR_SYSTEM_DETECTIONS, SOLAR_SYSTEM_OBJECTS):
+            for coll in (*LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS,
+                         CLASSIFICATION_EVENTS, OBJECTS, SOLAR_SYSTEM_DETECTIONS,
+                         SOLAR_SYSTEM_OBJECTS):
                 requests = batch.get(coll) or []
                 # in chunks, so a slow server (nx-27017 writes ~2,000 documents/s; a visit of
                 # new LSST objects brings ~10^5) answers within seconds, between heartbeats
@@ -385,6 +393,11 @@ class NightjarStore:
             if events:
                 await self._publish_live(events)
         return summary
+
+    async def publish_events(self, events: list[Event]) -> None:
+        """Announce events on the live feed (data they name must be stored already)."""
+        if events:
+            await self._publish_live(events)
 
     async def _publish_live(self, events: list[Event]) -> None:
         """Append one batch's events to the live feed under the next sequence numbers

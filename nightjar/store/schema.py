@@ -28,6 +28,13 @@ DEAD_LETTERS = "dead_letters"
 LABELS = "labels"
 LIVE_EVENTS = "live_events"
 COUNTERS = "counters"
+CLASSIFICATION_EVENTS = "classification_events"
+FILTERS = "filters"
+FILTER_MATCHES = "filter_matches"
+WATCHLISTS = "watchlists"
+WATCHLIST_ROWS = "watchlist_rows"
+WATCHLIST_MATCHES = "watchlist_matches"
+WATCHMAPS = "watchmaps"
 COUNTERPARTS = "counterparts"
 SOLAR_SYSTEM_OBJECTS = "solar_system_objects"
 SOLAR_SYSTEM_DETECTIONS = "solar_system_detections"
@@ -134,6 +141,40 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
                        "stored batch, _id = sequence number, pruned after a retention time"),
     CollectionSpec(COUNTERS, (), shard_key=None, zones=False,
                    doc="sequence counters (live_events); _id = counter name"),
+    CollectionSpec(CLASSIFICATION_EVENTS, (IndexSpec((("oid", 1), ("mjd", 1))),),
+                   shard_key=(("oid", "hashed"),), zones=False,
+                   doc="each (re)classification of an object: the classifiers that ran, their "
+                       "versions and probabilities, the anomaly score and forecast surprise, "
+                       "and the latest detection (mjd, candid) they saw; what filters of the "
+                       "classification stage read, live and in backfills; _id = oid:mjd"),
+    CollectionSpec(FILTERS, (IndexSpec((("owner", 1), ("name", 1)), unique=True),
+                             IndexSpec((("state", 1),))),
+                   shard_key=(("_id", "hashed"),), zones=False,
+                   doc="users' filters: owner, name, the CEL expression and its versions, "
+                       "stage, notify mode, state (active, paused, muted) with the reason, "
+                       "sharing, delivery, quotas, expiry and counters; _id = filter id"),
+    CollectionSpec(FILTER_MATCHES, (IndexSpec((("filter_id", 1), ("seq", 1))),
+                                    IndexSpec((("filter_id", 1), ("oid", 1)))),
+                   shard_key=(("filter_id", "hashed"),), zones=False,
+                   doc="one document per filter version and alert it matched: object, alert, "
+                       "survey, what the filter read, live or backfill, when; _id = "
+                       "filter_id:version:alert id"),
+    CollectionSpec(WATCHLISTS, (IndexSpec((("owner", 1), ("name", 1)), unique=True),),
+                   shard_key=(("_id", "hashed"),), zones=False,
+                   doc="users' watchlists: owner, name, sharing, default radius, row count, "
+                       "loading state and progress, retroactive matching; _id = list id"),
+    CollectionSpec(WATCHLIST_ROWS, (IndexSpec((("list_id", 1), ("first", 1))),),
+                   shard_key=(("list_id", "hashed"),), zones=False,
+                   doc="a watchlist's rows in chunks of 10,000: ids, names, ra, dec [deg] and "
+                       "radius [arcsec] as little-endian arrays; _id = list_id:first row id"),
+    CollectionSpec(WATCHLIST_MATCHES, (IndexSpec((("list_id", 1), ("oid", 1))),),
+                   shard_key=(("list_id", "hashed"),), zones=False,
+                   doc="detections within a watchlist row's radius: row, object, alert, "
+                       "separation, live or retroactive; _id = list_id:row id:alert id"),
+    CollectionSpec(WATCHMAPS, (IndexSpec((("owner", 1), ("name", 1)), unique=True),),
+                   shard_key=(("_id", "hashed"),), zones=False,
+                   doc="users' watchmaps (MOCs, sky maps): order-29 ranges with credible "
+                       "levels, event name and time, time window; _id = map id"),
 )
 
 

@@ -1,0 +1,228 @@
+"""``nightjar filter``: users' filters from the command line.
+
+Without ``--api-key`` the CLI acts as the local operator (who may act on every filter);
+with one, as the user the gateway maps that key to (``NIGHTJAR_GATEWAY_API_KEYS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from nightjar.runner.filters import FilterService
+    from nightjar.settings import Settings
+
+filter_app = typer.Typer(help="Users' filters: create, test, backfill, read matches",
+                         no_args_is_help=True)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    "--api-key", envvar="NIGHTJAR_API_KEY",
+    help="act as the user of this gateway API key (default: the local operator)")]
+ExpressionOpt = Annotated[str, typer.Option("--expression", "-e", help="the filter, in CEL")]
+NotifyOpt = Annotated[str, typer.Option(
+    help="every (each alert or classification), first (per object) or class_change")]
+
+
+def _settings() -> Settings:
+    from nightjar.cli import _settings as settings
+
+    return settings()
+
+
+def actor_of(settings: Settings, api_key: str | None) -> str:
+    """The user an API key maps to, or the local operator without one."""
+    from nightjar.runner.filters import OPERATOR
+
+    if api_key is None:
+        return OPERATOR
+    for owner, key in settings.gateway_api_keys.items():
+        if key.get_secret_value() == api_key:
+            return owner
+    err.print("[red]error:[/red] unknown API key")
+    raise typer.Exit(2)
+
+
+def _run(settings: Settings, work: Callable[[FilterService], Awaitable[T]]) -> T:
+    """Run ``work`` with the deployment's filter service; refusals exit 1 with the
+    message (a refused expression with the checker's position and a caret)."""
+    from nightjar.core.filters.language import FilterError
+    from nightjar.runner.filters import FilterAccessError, configured_filters
+    from nightjar.runner.watch import configured_watch
+    from nightjar.store import open_store
+    from nightjar.store.filters import FilterNameTaken
+
+    async def go() -> T:
+        async with open_store(settings) as store:
+            await store.init()
+            watch = await configured_watch(settings, store)
+            return await work(configured_filters(settings, store, watch).service)
+
+    try:
+        return asyncio.run(go())
+    except FilterError as exc:
+        err.print(f"[red]refused:[/red] {exc.render()}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+    except (FilterAccessError, FilterNameTaken, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _summary(doc: dict[str, Any]) -> dict[str, Any]:
+    stats = doc.get("stats") or {}
+    return {"id": doc["_id"], "name": doc["name"], "owner": doc["owner"],
+            "version": doc["version"], "state": doc["state"],
+            "state_reason": doc.get("state_reason"), "stage": doc["stage"],
+            "notify": doc.get("notify", "every"), "public": bool(doc.get("public")),
+            "expression": doc["expression"], "matches": int(stats.get("stored", 0)),
+            "expires": doc["expires"].isoformat() if doc.get("expires") else None}
+
+
+@filter_app.command("create")
+def create(name: Annotated[str, typer.Argument(help="a name unique among your filters")],
+           expression: ExpressionOpt, notify: NotifyOpt = "every",
+           public: Annotated[bool, typer.Option(help="share it in the public gallery")] = False,
+           description: Annotated[str, typer.Option(help="what it looks for")] = "",
+           api_key: ApiKeyOpt = None) -> None:
+    """Save a filter (checked first: a refused expression exits 1 with the reason)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    doc = _run(settings, lambda svc: svc.create(actor, name, expression, notify=notify,
+                                                public=public, description=description))
+    print(json.dumps(_summary(doc), indent=2))
+
+
+@filter_app.command("update")
+def update(name: str, expression: Annotated[str | None, typer.Option(
+        "--expression", "-e", help="a new expression (a new version)")] = None,
+           notify: Annotated[str | None, typer.Option(help="every, first or class_change")] = None,
+           public: Annotated[bool | None, typer.Option(help="share it or not")] = None,
+           api_key: ApiKeyOpt = None) -> None:
+    """Edit a filter (a new expression is a new version; any edit renews it)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    doc = _run(settings, lambda svc: svc.update(actor, name, expression=expression,
+                                                notify=notify, public=public))
+    print(json.dumps(_summary(doc), indent=2))
+
+
+@filter_app.command("dry-run")
+def dry_run(expression: ExpressionOpt,
+            since: Annotated[float | None, typer.Option(help="from MJD")] = None,
+            until: Annotated[float | None, typer.Option(help="to MJD")] = None,
+            max_objects: Annotated[int, typer.Option(help="candidate objects to read")] = 2000,
+            api_key: ApiKeyOpt = None) -> None:
+    """How many stored alerts and objects an expression matches, before saving it."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    report = _run(settings, lambda svc: svc.dry_run(actor, expression, since=since,
+                                                    until=until, max_objects=max_objects))
+    out = report.as_dict()
+    out["examples"] = [{"oid": s["oid"], "alert_id": s["alert_id"], "mjd": s["mjd"]}
+                       for s in report.samples[:10]]
+    print(json.dumps(out, indent=2))
+
+
+@filter_app.command("backfill")
+def backfill(name: str, since: Annotated[float | None, typer.Option(help="from MJD")] = None,
+             until: Annotated[float | None, typer.Option(help="to MJD")] = None,
+             restart: Annotated[bool, typer.Option(
+                 help="start over instead of resuming an interrupted run")] = False,
+             api_key: ApiKeyOpt = None) -> None:
+    """Run a saved filter over the archive (resumes an interrupted run of the same range)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+
+    def progress(report: Any) -> None:
+        err.print(f"backfill: {report.objects} objects, {report.evaluations} evaluations, "
+                  f"{report.stored} new matches, {report.seconds:.1f} s", highlight=False)
+
+    report = _run(settings, lambda svc: svc.backfill(actor, name, since=since, until=until,
+                                                     resume=not restart, progress=progress))
+    print(json.dumps(report.as_dict(), indent=2))
+
+
+MATCH_COLUMNS = ("seq", "filter_name", "version", "oid", "survey", "alert_id", "mjd", "ra",
+                 "dec", "source", "permalink", "created")
+
+
+@filter_app.command("matches")
+def matches(name: str,
+            fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+            after: Annotated[int, typer.Option(help="only matches after this seq")] = 0,
+            first: Annotated[int, typer.Option(help="at most this many")] = 1000,
+            api_key: ApiKeyOpt = None) -> None:
+    """A filter's matches, oldest first (``seq`` pages them: --after the last seen)."""
+    if fmt not in ("json", "csv"):
+        err.print("[red]error:[/red] --format is json or csv")
+        raise typer.Exit(2)
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    _, found = _run(settings, lambda svc: svc.matches(actor, name, after=after, first=first))
+    if fmt == "json":
+        print(json.dumps([{k: _plain(m.get(k)) for k in (*MATCH_COLUMNS, "read")}
+                          for m in found], indent=2))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(MATCH_COLUMNS)
+    for m in found:
+        writer.writerow([_plain(m.get(k)) for k in MATCH_COLUMNS])
+    sys.stdout.write(buffer.getvalue())
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@filter_app.command("list")
+def list_filters(fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+                 api_key: ApiKeyOpt = None) -> None:
+    """Your filters and the public ones (every filter for the operator)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    docs = _run(settings, lambda svc: svc.visible(actor))
+    if fmt == "json":
+        print(json.dumps([_summary(d) for d in docs], indent=2))
+        return
+    table = Table("name", "owner", "v", "state", "stage", "matches", "expression")
+    for d in docs:
+        s = _summary(d)
+        table.add_row(s["name"], s["owner"], str(s["version"]), s["state"], s["stage"],
+                      str(s["matches"]), s["expression"])
+    Console().print(table)
+
+
+def _state_command(state: str) -> Callable[..., None]:
+    def command(name: str, api_key: ApiKeyOpt = None) -> None:
+        settings = _settings()
+        actor = actor_of(settings, api_key)
+        doc = _run(settings, lambda svc: svc.set_state(actor, name, state))
+        print(json.dumps(_summary(doc), indent=2))
+    return command
+
+
+filter_app.command("pause", help="Stop evaluating a filter (its matches are kept).")(
+    _state_command("paused"))
+filter_app.command("resume", help="Evaluate a paused or muted filter again (renews it).")(
+    _state_command("active"))
+
+
+@filter_app.command("delete")
+def delete(name: str, api_key: ApiKeyOpt = None) -> None:
+    """Delete a filter and its matches."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    _run(settings, lambda svc: svc.delete(actor, name))
+    err.print(f"deleted {name}")
