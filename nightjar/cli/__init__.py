@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from nightjar.cli.filters import filter_app, watchlist_app, watchmap_app
 from nightjar.cli.ml import ml_app
 
 if TYPE_CHECKING:  # the commands import what they use, so `nightjar --help` starts fast
@@ -40,6 +41,9 @@ app.add_typer(catalogs_app, name="catalogs")
 tns_app = typer.Typer(help="The Transient Name Server snapshot", no_args_is_help=True)
 app.add_typer(tns_app, name="tns")
 app.add_typer(ml_app, name="ml")
+app.add_typer(filter_app, name="filter")
+app.add_typer(watchlist_app, name="watchlist")
+app.add_typer(watchmap_app, name="watchmap")
 #: What ``nightjar serve SERVICE`` accepts (``all``: GraphQL plus every gRPC service).
 SERVICES = ("all", "graphql", "catalog", "stamps", "tns", "finding_chart")
 err = Console(stderr=True)

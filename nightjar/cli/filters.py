@@ -71,8 +71,8 @@ def _run(settings: Settings, work: Callable[[FilterService], Awaitable[T]]) -> T
 
     try:
         return asyncio.run(go())
-    except FilterError as exc:
-        err.print(f"[red]refused:[/red] {exc.render()}", highlight=False, markup=True)
+    except FilterError as exc:  # unwrapped: the caret must stay under its column
+        sys.stderr.write(f"refused: {exc.render()}\n")
         raise typer.Exit(1) from None
     except (FilterAccessError, FilterNameTaken, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -226,3 +226,168 @@ def delete(name: str, api_key: ApiKeyOpt = None) -> None:
     actor = actor_of(settings, api_key)
     _run(settings, lambda svc: svc.delete(actor, name))
     err.print(f"deleted {name}")
+
+
+# -- watchlists and watchmaps -------------------------------------------------------------
+watchlist_app = typer.Typer(help="Watchlists: positions with radii, matched on every alert",
+                            no_args_is_help=True)
+watchmap_app = typer.Typer(help="Watchmaps: MOCs and sky maps (credible regions) in filters",
+                           no_args_is_help=True)
+
+
+def _run_watch(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from nightjar.core.watch import WatchlistError
+    from nightjar.runner.watch import WatchAccessError, WatchService, configured_watch
+    from nightjar.store import open_store
+    from nightjar.store.watch import WatchNameTaken, WatchStore
+
+    async def go() -> T:
+        async with open_store(settings) as store:
+            await store.init()
+            indexes = await configured_watch(settings, store)
+            return await work(WatchService(WatchStore(store), indexes))
+
+    try:
+        return asyncio.run(go())
+    except (WatchlistError, WatchAccessError, WatchNameTaken, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _read_file(path: str) -> bytes:
+    from pathlib import Path
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot read {path}: {exc.strerror}")
+        raise typer.Exit(2) from None
+
+
+def _list_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"id": doc["_id"], "name": doc["name"], "owner": doc["owner"],
+            "rows": doc.get("rows", 0), "state": doc.get("state"),
+            "public": bool(doc.get("public")),
+            "default_radius_arcsec": doc.get("default_radius_arcsec"),
+            "retroactive": doc.get("retroactive")}
+
+
+@watchlist_app.command("create")
+def watchlist_create(
+        name: str, file: Annotated[str, typer.Argument(help="CSV or VOTable: name, ra, dec "
+                                                            "[deg], optional radius [arcsec]")],
+        radius: Annotated[float, typer.Option(help="radius of rows without one [arcsec]")] = 2.0,
+        public: Annotated[bool, typer.Option(help="share it")] = False,
+        retroactive: Annotated[bool, typer.Option(
+            help="match it over the stored alerts once loaded")] = True,
+        api_key: ApiKeyOpt = None) -> None:
+    """Upload a watchlist (a radius over 1 deg is refused with its row number)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    data = _read_file(file)
+
+    def progress(p: Any) -> None:
+        err.print(f"{p.stage}: {p.done}/{p.total}" + (f", {p.matches} matches"
+                                                      if p.stage == "archive" else ""),
+                  highlight=False)
+
+    doc = _run_watch(settings, lambda svc: svc.create_list(
+        actor, name, data, radius_arcsec=radius, public=public, retroactive=retroactive,
+        progress=progress))
+    print(json.dumps(_list_summary(doc), indent=2))
+
+
+@watchlist_app.command("add")
+def watchlist_add(name: str, file: str, api_key: ApiKeyOpt = None) -> None:
+    """Add rows to a watchlist (matched over the archive like a new list)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    data = _read_file(file)
+    doc = _run_watch(settings, lambda svc: svc.add_rows(actor, name, data))
+    print(json.dumps(_list_summary(doc), indent=2))
+
+
+@watchlist_app.command("remove")
+def watchlist_remove(name: str, rows: Annotated[list[str], typer.Argument(
+        help="row names to remove")], api_key: ApiKeyOpt = None) -> None:
+    """Remove rows from a watchlist by name."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    removed = _run_watch(settings, lambda svc: svc.remove_rows(actor, name, names=rows))
+    print(json.dumps({"removed": removed}))
+
+
+WATCH_COLUMNS = ("list_name", "row_id", "row_name", "oid", "survey", "alert_id", "mjd", "ra",
+                 "dec", "separation_arcsec", "source", "created")
+
+
+@watchlist_app.command("matches")
+def watchlist_matches(
+        name: str, fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+        first: Annotated[int, typer.Option(help="at most this many")] = 10_000,
+        api_key: ApiKeyOpt = None) -> None:
+    """Detections within a row's radius, live and retroactive."""
+    if fmt not in ("json", "csv"):
+        err.print("[red]error:[/red] --format is json or csv")
+        raise typer.Exit(2)
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    _, found = _run_watch(settings, lambda svc: svc.matches(actor, name, first=first))
+    if fmt == "json":
+        print(json.dumps([{k: _plain(m.get(k)) for k in WATCH_COLUMNS} for m in found],
+                         indent=2))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(WATCH_COLUMNS)
+    for m in found:
+        writer.writerow([_plain(m.get(k)) for k in WATCH_COLUMNS])
+    sys.stdout.write(buffer.getvalue())
+
+
+@watchlist_app.command("list")
+def watchlist_list(api_key: ApiKeyOpt = None) -> None:
+    """Your watchlists and the public ones."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    docs = _run_watch(settings, lambda svc: svc.lists(actor))
+    print(json.dumps([_list_summary(d) for d in docs], indent=2))
+
+
+@watchlist_app.command("delete")
+def watchlist_delete(name: str, api_key: ApiKeyOpt = None) -> None:
+    """Delete a watchlist, its rows and matches."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    _run_watch(settings, lambda svc: svc.delete_list(actor, name))
+    err.print(f"deleted {name}")
+
+
+@watchmap_app.command("create")
+def watchmap_create(
+        name: str, file: Annotated[str, typer.Argument(
+            help="a MOC (FITS) or a multi-order HEALPix sky map (LIGO/Virgo/KAGRA)")],
+        since: Annotated[float | None, typer.Option(help="window start [MJD]")] = None,
+        until: Annotated[float | None, typer.Option(help="window end [MJD]")] = None,
+        window_days: Annotated[float | None, typer.Option(
+            help="window length from the event [days] (sky maps: 30 by default)")] = None,
+        public: Annotated[bool, typer.Option(help="share it")] = False,
+        api_key: ApiKeyOpt = None) -> None:
+    """Upload a watchmap; filters use it as in_watchmap("NAME", 0.9)."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    data = _read_file(file)
+    doc = _run_watch(settings, lambda svc: svc.create_map(
+        actor, name, data, since=since, until=until, window_days=window_days, public=public))
+    print(json.dumps({k: _plain(v) for k, v in doc.items() if k != "created"}, indent=2,
+                     default=str))
+
+
+@watchmap_app.command("list")
+def watchmap_list(api_key: ApiKeyOpt = None) -> None:
+    """Your watchmaps and the public ones."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    docs = _run_watch(settings, lambda svc: svc.maps(actor))
+    print(json.dumps([{k: _plain(v) for k, v in d.items()} for d in docs], indent=2,
+                     default=str))

@@ -377,12 +377,14 @@ class FilterEngine:
         return out
 
     async def _set_state(self, doc: Doc, state: str, reason: str) -> None:
+        """Mute or expire a filter, with a notice to its owner (the last 20 are kept)."""
         notice = {"time": dt.datetime.now(dt.UTC), "state": state, "reason": reason}
         log.warning("filter %s (%s/%s) %s: %s", doc["_id"], doc["owner"], doc["name"],
                     state, reason)
-        await self.filters.db["filters"].update_one(
-            {"_id": doc["_id"]}, {"$set": {"state": state, "state_reason": reason},
-                                  "$push": {"notices": notice}})
+        notices = [*(doc.get("notices") or [])[-19:], notice]
+        doc.update(state=state, state_reason=reason, notices=notices)
+        await self.filters.set_fields(doc["_id"], {"state": state, "state_reason": reason,
+                                                   "notices": notices})
 
     async def on_batch(self, result: BatchResult) -> list[Doc]:
         """Match the batch's alerts against the watchlists, then evaluate the active

@@ -78,8 +78,7 @@ class FilterStore:
         await self.db[FILTERS].replace_one({"_id": doc["_id"]}, doc)
 
     async def set_fields(self, filter_id: str, fields: Doc) -> Doc | None:
-        return await self.db[FILTERS].find_one_and_update(
-            {"_id": filter_id}, {"$set": fields}, return_document=ReturnDocument.AFTER)
+        return await set_fields(self.db[FILTERS], filter_id, fields)
 
     async def add_counters(self, counters: dict[str, Doc]) -> None:
         """Add to each filter's counters (``{filter_id: {"stats.matches": 2, ...}}``)."""
@@ -164,6 +163,31 @@ class FilterStore:
         for docs in out.values():
             docs.sort(key=lambda d: (d["mjd"], d["_id"]))
         return out
+
+
+async def set_fields(collection: Any, _id: str, fields: Doc, inc: Doc | None = None
+                     ) -> Doc | None:
+    """``$set`` (and ``$inc``) on one document; returns it after the change.
+
+    nx-27017 stores a top-level ``datetime`` given to ``$set`` as a string (nested ones and
+    whole documents keep their type), so fields holding a datetime are written by
+    replacing the document (these are configuration documents with one writer at a time).
+    """
+    if not any(isinstance(v, dt.datetime) for v in fields.values()):
+        update: Doc = {"$set": fields}
+        if inc:
+            update["$inc"] = inc
+        found: Doc | None = await collection.find_one_and_update(
+            {"_id": _id}, update, return_document=ReturnDocument.AFTER)
+        return found
+    doc: Doc | None = await collection.find_one({"_id": _id})
+    if doc is None:
+        return None
+    doc.update(fields)
+    for key, value in (inc or {}).items():
+        doc[key] = doc.get(key, 0) + value
+    await collection.replace_one({"_id": _id}, doc)
+    return doc
 
 
 def match_event(match: Doc) -> Event:

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 from bson import Binary
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from nightjar.core.watch import SkyRegion, WatchRows
+from nightjar.store.filters import set_fields
 from nightjar.store.mongo import NightjarStore
 from nightjar.store.schema import (
     COUNTERS,
@@ -77,11 +78,7 @@ class WatchStore:
             None)
 
     async def set_list(self, list_id: str, fields: Doc, inc: Doc | None = None) -> Doc | None:
-        update: Doc = {"$set": fields}
-        if inc:
-            update["$inc"] = inc
-        return await self.db[WATCHLISTS].find_one_and_update(
-            {"_id": list_id}, update, return_document=ReturnDocument.AFTER)
+        return await set_fields(self.db[WATCHLISTS], list_id, fields, inc)
 
     async def delete_list(self, list_id: str) -> None:
         await self.db[WATCHLIST_ROWS].delete_many({"list_id": list_id})

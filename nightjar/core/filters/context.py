@@ -180,6 +180,8 @@ def build_context(inputs: FilterInputs) -> cel.Context:
         if inputs.tns.get("type"):
             tns["type"] = str(inputs.tns["type"])
         variables["tns"] = tns
+    for optional in ("anomaly", "surprise", "tns"):  # absent: has(anomaly.score) is false
+        variables.setdefault(optional, {})
     context = cel.Context(variables)
     classes = inputs.classifications
     matches = variables["xmatch"]
@@ -230,6 +232,10 @@ def evaluate(program: cel.Program, context: cel.Context) -> Outcome:
     try:
         value = program.execute(context)
     except (KeyError, TypeError) as exc:
+        return Outcome(UNDEFINED, time.perf_counter() - start, str(exc)[:200])
+    except RuntimeError as exc:
+        if "Undefined variable" not in str(exc):  # names are checked: only absent values
+            return Outcome(ERROR, time.perf_counter() - start, f"RuntimeError: {exc}"[:200])
         return Outcome(UNDEFINED, time.perf_counter() - start, str(exc)[:200])
     except Exception as exc:  # the evaluator's own errors: the filter's fault
         return Outcome(ERROR, time.perf_counter() - start,
