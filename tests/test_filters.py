@@ -225,7 +225,8 @@ class Deployment:
 
 @contextlib.asynccontextmanager
 async def deployment(mongo_uri: str, home: Path,
-                     limits: FilterLimits = FilterLimits()) -> AsyncIterator[Deployment]:
+                     limits: FilterLimits | None = None) -> AsyncIterator[Deployment]:
+    limits = limits or FilterLimits()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
     name = f"nightjar_flt_{uuid.uuid4().hex[:10]}"
     store = NightjarStore(client[name])
