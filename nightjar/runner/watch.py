@@ -305,6 +305,11 @@ class WatchService:
         await self.watch.bump_version()
         await self.indexes.refresh(force=True)
 
+    async def rows_of(self, actor: str, ref: str) -> tuple[np.ndarray, WatchRows]:
+        """(row ids, rows) of a watchlist the actor may read."""
+        doc = await self._get(actor, ref, edit=False)
+        return await self.watch.rows(doc["_id"])
+
     async def matches(self, actor: str, ref: str, *, first: int = 1000,
                       after: str | None = None) -> tuple[Doc, list[Doc]]:
         doc = await self._get(actor, ref, edit=False)
