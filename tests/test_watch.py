@@ -109,8 +109,8 @@ def test_matching_equals_astropy_across_ra_zero_and_at_the_poles() -> None:
     offsets = rng.uniform(0, 2, 400) * radius[pick] / 3600.0
     angles = rng.uniform(0, 360, 400)
     near = catalogue[pick].directional_offset_by(angles * u.deg, offsets * u.deg)
-    probes = list(zip(near.ra.deg, near.dec.deg, strict=True)) + [
-        (0.0, 0.0), (359.9999, 0.0), (0.0, 90.0), (123.0, -90.0), (180.0, 89.9)]
+    probes = [*zip(near.ra.deg, near.dec.deg, strict=True),
+              (0.0, 0.0), (359.9999, 0.0), (0.0, 90.0), (123.0, -90.0), (180.0, 89.9)]
     found_any = 0
     for p_ra, p_dec in probes:
         sep = SkyCoord(p_ra * u.deg, p_dec * u.deg).separation(catalogue).arcsec
