@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 import threading
@@ -32,7 +33,7 @@ from nightjar_client.filters import (
     object_query,
 )
 from nightjar_client.filters import surveys as survey_list
-from nightjar_client.generated.enums import AnomalyLabel
+from nightjar_client.generated.enums import AnomalyLabel, FilterNotify, FilterState
 from nightjar_client.generated.exceptions import (
     GraphQLClientError,
     GraphQLClientGraphQLMultiError,
@@ -43,10 +44,17 @@ from nightjar_client.generated.fragments import (
     NonDetectionFields,
     ObjectFields,
 )
+from nightjar_client.generated.input_types import (
+    FilterInput,
+    FilterUpdateInput,
+    WatchlistInput,
+    WatchmapInput,
+)
 from nightjar_client.generated.live_alerts import LiveAlertsAlerts
 from nightjar_client.generated.live_classifications import (
     LiveClassificationsClassifications,
 )
+from nightjar_client.generated.live_filter_matches import LiveFilterMatchesFilterMatches
 from nightjar_client.generated.object_mag_stats import ObjectMagStatsObjectMagstats
 from nightjar_client.generated.object_probabilities import (
     ObjectProbabilitiesObjectProbabilities,
@@ -646,6 +654,113 @@ class Nightjar:
         return to_format([_row(r) for r in ranked], fmt,
                          ["oid", "score", "raw_score", "shared_raw_score"], index, sort)
 
+    # ---- filters, watchlists, watchmaps -------------------------------------------------
+
+    def create_filter(self, name: str, expression: str, notify: str = "every",
+                      public: bool = False, description: str = "") -> dict[str, Any]:
+        """Save a filter (needs the API key): a CEL expression over the alert context,
+        e.g. ``'survey == "LSST" && prob("lc_classifier", "SNIa") > 0.6'``.  ``notify``:
+        ``every`` alert, the ``first`` per object, or on a ``class_change``.  A refused
+        expression raises :class:`APIError` (code ``BAD_USER_INPUT``) whose message
+        gives the line and column."""
+        made = self._run(self._client.create_filter(FilterInput(
+            name=name, expression=expression, notify=FilterNotify(notify.lower()),
+            public=public, description=description)))
+        return _row(made.create_filter)
+
+    def update_filter(self, filter_id: str, expression: str | None = None,
+                      notify: str | None = None, public: bool | None = None,
+                      state: str | None = None) -> dict[str, Any]:
+        """Edit one of your filters (a new expression is a new version); ``state``
+        ``"paused"`` pauses it, ``"active"`` resumes it."""
+        changes = FilterUpdateInput(
+            expression=expression, notify=FilterNotify(notify.lower()) if notify else None,
+            public=public, state=FilterState(state.lower()) if state else None)
+        return _row(self._run(self._client.update_filter(filter_id, changes)).update_filter)
+
+    def delete_filter(self, filter_id: str) -> bool:
+        """Delete one of your filters and its matches."""
+        return bool(self._run(self._client.delete_filter(filter_id)).delete_filter)
+
+    def list_filters(self) -> list[dict[str, Any]]:
+        """Your filters and the public gallery."""
+        return [_row(f) for f in self._run(self._client.filters()).filters]
+
+    def dry_run_filter(self, expression: str, since: float | None = None,
+                       until: float | None = None, max_objects: int = 2000
+                       ) -> dict[str, Any]:
+        """Check an expression and count what it would match over the stored alerts:
+        ``valid`` and ``error`` (message, line, column), ``matched_alerts``,
+        ``matched_objects``, ``examples``..."""
+        found = self._run(self._client.dry_run_filter(expression, max_objects, since=since,
+                                                      until=until))
+        return _row(found.dry_run_filter)
+
+    def filter_matches(self, filter_id: str, after: int = 0, format: str = "json",
+                       max_results: int | None = None) -> Any:
+        """A filter's matches, oldest first, from after sequence ``after`` (what matched
+        while you were away): ``seq``, ``oid``, ``survey``, ``alert_id``, ``mjd``,
+        ``ra``, ``dec``, ``version``, ``source``, ``permalink``, ``read`` (what the
+        filter read, as JSON values)."""
+        fmt = check_format(format)
+        limit = max_results or self.max_results
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = str(after) if after else None
+        while len(rows) < limit:
+            page = self._run(self._client.filter_matches(
+                filter_id, min(self.page_size, limit - len(rows)), after=cursor)).filter_matches
+            rows += [_match_row(m) for m in page.items]
+            if not page.has_next_page:
+                break
+            cursor = page.end_cursor
+        return rows if fmt == "json" else to_format(
+            [{k: v for k, v in r.items() if k != "read"} for r in rows], fmt, MATCH_COLUMNS)
+
+    def subscribe_filter(self, filter_id: str, *, max_reconnects: int | None = None
+                         ) -> AsyncIterator[LiveFilterMatchesFilterMatches]:
+        """New matches of one filter as they are stored (async iterator; your API key is
+        sent, so your private filters work).  After a reconnect, :meth:`filter_matches`
+        with ``after`` = the last ``seq`` seen fills the gap."""
+        return self._live(lambda client: client.live_filter_matches(filter_id),
+                          lambda message: message.filter_matches, max_reconnects)
+
+    def create_watchlist(self, name: str, source: str | os.PathLike[str] | bytes,
+                         radius: float = 2.0, public: bool = False,
+                         retroactive: bool = True) -> dict[str, Any]:
+        """Upload a watchlist: a CSV or VOTable file (path) or its content, with name,
+        ra, dec [deg] and an optional radius [arcsec] per row (default ``radius``; at most
+        3600).  It is validated at once (a bad row raises with its number), then loaded
+        and matched over the archive in the background: :meth:`watchlists` shows the
+        progress."""
+        if isinstance(source, bytes):
+            content = source.decode()
+        else:
+            text = str(source)
+            content = (Path(text).read_text() if "\n" not in text and Path(text).exists()
+                       else text)
+        made = self._run(self._client.create_watchlist(WatchlistInput(
+            name=name, content=content, radius=radius, public=public,
+            retroactive=retroactive)))
+        return _row(made.create_watchlist)
+
+    def watchlists(self) -> list[dict[str, Any]]:
+        """Your watchlists and the public ones, with loading progress and match counts."""
+        return [_row(w) for w in self._run(self._client.watchlists()).watchlists]
+
+    def create_watchmap(self, name: str, path: str | os.PathLike[str],
+                        since: float | None = None, until: float | None = None,
+                        window_days: float | None = None, public: bool = False
+                        ) -> dict[str, Any]:
+        """Upload a watchmap: a MOC or a multi-order HEALPix sky map (FITS); filters use
+        it as ``in_watchmap("NAME", 0.9)``."""
+        import base64
+
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        made = self._run(self._client.create_watchmap(WatchmapInput(
+            name=name, content_base_64=data, since=since, until=until, window_days=window_days,
+            public=public)))
+        return _row(made.create_watchmap)
+
     # ---- live ---------------------------------------------------------------------------
 
     def subscribe_classifications(
@@ -680,7 +795,7 @@ class Nightjar:
                     pick: Callable[[M], T], max_reconnects: int | None) -> AsyncIterator[T]:
         """``pick`` of each message of ``subscribe``, reconnecting with backoff."""
         # its own transport: this runs in the caller's event loop, not the client's
-        client = GatewayClient(self.url, None, self.policy)
+        client = GatewayClient(self.url, self._api_key or None, self.policy)
         failures = 0
         try:
             while True:
@@ -707,6 +822,16 @@ class Nightjar:
                 await asyncio.sleep(delay)
         finally:
             await client.aclose()
+
+
+MATCH_COLUMNS = ["seq", "filter_name", "version", "oid", "survey", "alert_id", "mjd", "ra",
+                 "dec", "stage", "source", "permalink", "created"]
+
+
+def _match_row(match: Any) -> dict[str, Any]:
+    row = _row(match)
+    row["read"] = {r["path"]: json.loads(r["value"]) for r in row.pop("read", [])}
+    return row
 
 
 SOURCE_COLUMNS = ["catalog", "source_id", "ra", "dec", "distance_arcsec"]

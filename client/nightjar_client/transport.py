@@ -130,9 +130,9 @@ class GatewayClient(Client):
         super().__init__(
             # the generated HttpClient protocol is narrower than httpx's own signature
             url=f"{self.base_url}/graphql", headers=headers, http_client=cast(Any, self._http),
-            # subscriptions are anonymous: browsers cannot send headers on WebSockets,
-            # so the gateway takes none there
-            ws_url=websocket_url(f"{self.base_url}/graphql"))
+            # the key on the WebSocket too: private filters' matches and `mine` need it
+            # (a browser cannot send it there, and subscribes to public data)
+            ws_url=websocket_url(f"{self.base_url}/graphql"), ws_headers=headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -294,9 +294,17 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                                                  if settings.grpc_target_ca else None))
                 gql_host = host or settings.graphql_host
                 gql_port = port if port is not None else settings.graphql_port
+                from nightjar.runner.filters import configured_filters
+                from nightjar.runner.watch import WatchService, configured_watch
+                from nightjar.store.watch import WatchStore
+
+                indexes = await configured_watch(settings, store)
                 gateway = create_app(store, channel, config=GatewayConfig.from_settings(settings),
                                      feed=_live_feed(settings, store),
-                                     registry=ModelRegistry.default(settings.home))
+                                     registry=ModelRegistry.default(settings.home),
+                                     filters=configured_filters(settings, store,
+                                                                indexes).service,
+                                     watch=WatchService(WatchStore(store), indexes))
                 config = uvicorn.Config(gateway, host=gql_host,
                                         port=gql_port, log_level="info",
                                         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace))

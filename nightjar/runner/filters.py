@@ -641,6 +641,11 @@ class FilterService:
     def check(self, owner: str, expression: str) -> CheckedFilter:
         return check(expression, self.env(owner))
 
+    async def _fresh(self) -> None:
+        """Re-read the watchlists and watchmaps (another process may have added one)."""
+        if self.watch is not None:
+            await self.watch.refresh()
+
     # -- ownership -------------------------------------------------------------------
     @staticmethod
     def _may_read(doc: Doc, actor: str) -> bool:
@@ -681,6 +686,7 @@ class FilterService:
                              "or '.'")
         if notify not in NOTIFY_MODES:
             raise ValueError(f"notify is one of {', '.join(NOTIFY_MODES)}, not {notify!r}")
+        await self._fresh()
         owned = [d for d in await self.filters.owned(actor) if d["owner"] == actor]
         if actor != OPERATOR and len(owned) >= self.limits.max_filters_per_user:
             raise ValueError(f"you have {len(owned)} filters, the most allowed; delete one "
@@ -704,6 +710,7 @@ class FilterService:
                      now: dt.datetime | None = None) -> Doc:
         """Edit a filter: a new expression is a new version; any edit renews it."""
         doc = await self.get(actor, ref, edit=True)
+        await self._fresh()
         now = now or dt.datetime.now(dt.UTC)
         if expression is not None and expression != doc["expression"]:
             checked = self.check(doc["owner"], expression)
@@ -764,6 +771,7 @@ class FilterService:
                       until: float | None = None, max_objects: int = 2000) -> BackfillReport:
         """How many alerts and objects an expression would match over stored data (the
         first ``max_objects`` candidate objects; ``done`` is false when there were more)."""
+        await self._fresh()
         checked = self.check(actor, expression)
         flt = ActiveFilter({"_id": "dry-run", "name": "dry-run", "owner": actor,
                             "version": 0, "notify": "every"}, checked,

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -213,6 +214,7 @@ class WatchService:
     def __init__(self, watch: WatchStore, indexes: WatchIndexes):
         self.watch = watch
         self.indexes = indexes
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _get(self, actor: str, ref: str, *, edit: bool) -> Doc:
         doc = await self.watch.get_list(ref) or await self.watch.list_by_name(actor, ref)
@@ -235,10 +237,15 @@ class WatchService:
 
     async def create_list(self, actor: str, name: str, data: bytes, *,
                           radius_arcsec: float = DEFAULT_RADIUS_ARCSEC, public: bool = False,
-                          retroactive: bool = True,
+                          retroactive: bool = True, background: bool = False,
                           progress: Callable[[Progress], None] | None = None) -> Doc:
         """Read, validate and store a watchlist, then (by default) match it over the
-        archive; a row with a radius over 1 deg refuses the whole file, with its row."""
+        archive; a row with a radius over 1 deg refuses the whole file, with its row.
+
+        With ``background``, the rows are validated, the list is created (state
+        ``loading``) and returned at once; storing the rows and the retroactive match go
+        on in a task, with progress on the list's document.
+        """
         if not name or len(name) > 100 or "/" in name:
             raise ValueError("a watchlist name has 1 to 100 characters and no '/'")
         rows = read_watchlist(data, default_radius=radius_arcsec)
@@ -249,7 +256,21 @@ class WatchService:
                     "progress": {"done": 0, "total": len(rows)}, "created": now,
                     "updated": now}
         await self.watch.create_list(doc)
+        if background:
+            task = asyncio.create_task(self._load_logged(doc, rows, retroactive),
+                                       name=f"watchlist-{doc['_id']}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return doc
         return await self._load(doc, rows, retroactive=retroactive, progress=progress)
+
+    async def _load_logged(self, doc: Doc, rows: WatchRows, retroactive: bool) -> None:
+        try:
+            await self._load(doc, rows, retroactive=retroactive, progress=None)
+        except Exception as exc:  # recorded on the list for its owner, not lost in a task
+            log.exception("watchlist %s failed to load", doc["_id"])
+            await self.watch.set_list(doc["_id"], {"state": "failed",
+                                                   "error": f"{type(exc).__name__}: {exc}"})
 
     async def add_rows(self, actor: str, ref: str, data: bytes, *, retroactive: bool = True,
                        progress: Callable[[Progress], None] | None = None) -> Doc:

@@ -195,5 +195,6 @@ def match_event(match: Doc) -> Event:
     return {"kind": FILTER_MATCH, "filter_id": match["filter_id"], "owner": match["owner"],
             "version": match["version"], "seq": match["seq"], "oid": match["oid"],
             "survey": match["survey"], "alert_id": match["alert_id"], "mjd": match["mjd"],
+            "ra": match["ra"], "dec": match["dec"], "permalink": match.get("permalink"),
             "stage": match["stage"], "read": match.get("read", {}),
             "source": match.get("source", "live")}

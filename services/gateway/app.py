@@ -33,6 +33,8 @@ from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from ml.registry import ModelRegistry
+from nightjar.runner.filters import FilterService
+from nightjar.runner.watch import WatchService
 from nightjar.settings import Settings
 from nightjar.store.mongo import NightjarStore
 from services.gateway.downloads import download_routes
@@ -102,6 +104,8 @@ class _GraphQL(GraphQL[GatewayContext, None]):
                          max_subscriptions_per_connection=20)
         self.store, self.channel, self.hub, self.registry = store, channel, hub, registry
         self.config = config
+        self.filters: FilterService | None = None
+        self.watch: WatchService | None = None
         self._page, missing = local_page(super().graphql_ide_html, config.graphiql_assets)
         if missing:
             log.warning("GraphiQL loads %d file(s) from the CDN (not installed under %s; "
@@ -116,7 +120,8 @@ class _GraphQL(GraphQL[GatewayContext, None]):
                           response: Response | WebSocket | None) -> GatewayContext:
         return GatewayContext(self.store, self.channel, self.hub, self.registry,
                               self.config.limits, user=request.state.user,
-                              artefact_votes=self.config.artefact_votes)
+                              artefact_votes=self.config.artefact_votes,
+                              filters=self.filters, watch=self.watch)
 
     async def execute_single(self, request: Request, request_adapter: Any,
                              sub_response: Any, context: GatewayContext, root_value: Any,
@@ -204,7 +209,8 @@ async def _empty() -> Message:
 
 def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = None, *,
                config: GatewayConfig | None = None, feed: LiveFeed | None = None,
-               registry: ModelRegistry | None = None) -> Starlette:
+               registry: ModelRegistry | None = None, filters: FilterService | None = None,
+               watch: WatchService | None = None) -> Starlette:
     """GraphQL at /graphql, downloads under /download, /metrics and /healthz.
 
     Parameters
@@ -219,6 +225,8 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
         Where subscriptions' events come from; None = subscriptions answer UNAVAILABLE.
     registry : ModelRegistry, optional
         Registered classifier models (``classifiers``).
+    filters, watch : optional
+        Users' filters, watchlists and watchmaps (their mutations and queries).
     """
     config = config or GatewayConfig()
     metrics = GatewayMetrics()
@@ -227,6 +235,7 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
         hub = LiveHub(feed, config.subscription_queue, on_drop=metrics.dropped.inc,
                       on_events=metrics.live_events.inc, on_count=metrics.subscriptions.set)
     graphql: Any = _GraphQL(store, grpc_channel, hub, registry, config, metrics)
+    graphql.filters, graphql.watch = filters, watch
 
     async def health(request: Request) -> JSONResponse:
         try:

@@ -23,7 +23,25 @@ from .cone_search import (
     ConeSearchObjectsEdgesNode,
     ConeSearchObjectsPageInfo,
 )
-from .enums import AnomalyLabel, MagnitudeKind, ObjectOrderField, OrderDirection, Survey
+from .create_filter import CreateFilter, CreateFilterCreateFilter
+from .create_watchlist import CreateWatchlist, CreateWatchlistCreateWatchlist
+from .create_watchmap import CreateWatchmap, CreateWatchmapCreateWatchmap
+from .delete_filter import DeleteFilter
+from .dry_run_filter import (
+    DryRunFilter,
+    DryRunFilterDryRunFilter,
+    DryRunFilterDryRunFilterError,
+    DryRunFilterDryRunFilterExamples,
+)
+from .enums import (
+    AnomalyLabel,
+    FilterNotify,
+    FilterState,
+    MagnitudeKind,
+    ObjectOrderField,
+    OrderDirection,
+    Survey,
+)
 from .exceptions import (
     GraphQLClientError,
     GraphQLClientGraphQLError,
@@ -31,8 +49,21 @@ from .exceptions import (
     GraphQLClientHttpError,
     GraphQLClientInvalidResponseError,
 )
+from .filter_by_id import FilterById, FilterByIdFilter
+from .filter_matches import (
+    FilterMatches,
+    FilterMatchesFilterMatches,
+    FilterMatchesFilterMatchesItems,
+)
+from .filters import Filters, FiltersFilters
 from .fragments import (
     DetectionFields,
+    FilterFields,
+    FilterFieldsNotices,
+    FilterFieldsStats,
+    FilterFieldsVersions,
+    FilterMatchFields,
+    FilterMatchFieldsRead,
     ForcedPhotometryFields,
     NonDetectionFields,
     ObjectFields,
@@ -42,10 +73,14 @@ from .input_types import (
     AnomalyFilterInput,
     ClassificationFilterInput,
     ConeInput,
+    FilterInput,
+    FilterUpdateInput,
     FloatRange,
     IntRange,
     ObjectFilterInput,
     ObjectOrderInput,
+    WatchlistInput,
+    WatchmapInput,
 )
 from .label_anomaly import LabelAnomaly, LabelAnomalyLabelAnomaly
 from .live_alerts import LiveAlerts, LiveAlertsAlerts
@@ -53,6 +88,7 @@ from .live_classifications import (
     LiveClassifications,
     LiveClassificationsClassifications,
 )
+from .live_filter_matches import LiveFilterMatches, LiveFilterMatchesFilterMatches
 from .my_anomalies import MyAnomalies, MyAnomaliesMyAnomalies
 from .object_anomaly import (
     ObjectAnomaly,
@@ -158,6 +194,9 @@ from .solar_system_object import (
     SolarSystemObjectSolarSystemObjectDetections,
 )
 from .tns_search import TnsSearch, TnsSearchTns
+from .update_filter import UpdateFilter, UpdateFilterUpdateFilter
+from .watchlists import Watchlists, WatchlistsWatchlists
+from .watchmaps import Watchmaps, WatchmapsWatchmaps
 
 __all__ = [
     "AddLabel",
@@ -190,7 +229,35 @@ __all__ = [
     "ConeSearchObjectsEdges",
     "ConeSearchObjectsEdgesNode",
     "ConeSearchObjectsPageInfo",
+    "CreateFilter",
+    "CreateFilterCreateFilter",
+    "CreateWatchlist",
+    "CreateWatchlistCreateWatchlist",
+    "CreateWatchmap",
+    "CreateWatchmapCreateWatchmap",
+    "DeleteFilter",
     "DetectionFields",
+    "DryRunFilter",
+    "DryRunFilterDryRunFilter",
+    "DryRunFilterDryRunFilterError",
+    "DryRunFilterDryRunFilterExamples",
+    "FilterById",
+    "FilterByIdFilter",
+    "FilterFields",
+    "FilterFieldsNotices",
+    "FilterFieldsStats",
+    "FilterFieldsVersions",
+    "FilterInput",
+    "FilterMatchFields",
+    "FilterMatchFieldsRead",
+    "FilterMatches",
+    "FilterMatchesFilterMatches",
+    "FilterMatchesFilterMatchesItems",
+    "FilterNotify",
+    "FilterState",
+    "FilterUpdateInput",
+    "Filters",
+    "FiltersFilters",
     "FloatRange",
     "ForcedPhotometryFields",
     "GraphQLClientError",
@@ -205,6 +272,8 @@ __all__ = [
     "LiveAlertsAlerts",
     "LiveClassifications",
     "LiveClassificationsClassifications",
+    "LiveFilterMatches",
+    "LiveFilterMatchesFilterMatches",
     "MagnitudeKind",
     "MyAnomalies",
     "MyAnomaliesMyAnomalies",
@@ -291,5 +360,13 @@ __all__ = [
     "Survey",
     "TnsSearch",
     "TnsSearchTns",
+    "UpdateFilter",
+    "UpdateFilterUpdateFilter",
     "Upload",
+    "WatchlistInput",
+    "Watchlists",
+    "WatchlistsWatchlists",
+    "WatchmapInput",
+    "Watchmaps",
+    "WatchmapsWatchmaps",
 ]

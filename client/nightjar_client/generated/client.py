@@ -13,16 +13,29 @@ from .catalogs import Catalogs
 from .class_candidates import ClassCandidates
 from .classifiers import Classifiers
 from .cone_search import ConeSearch
+from .create_filter import CreateFilter
+from .create_watchlist import CreateWatchlist
+from .create_watchmap import CreateWatchmap
+from .delete_filter import DeleteFilter
+from .dry_run_filter import DryRunFilter
 from .enums import AnomalyLabel, MagnitudeKind, Survey
+from .filter_by_id import FilterById
+from .filter_matches import FilterMatches
+from .filters import Filters
 from .input_types import (
     AlertFilterInput,
     ClassificationFilterInput,
+    FilterInput,
+    FilterUpdateInput,
     ObjectFilterInput,
     ObjectOrderInput,
+    WatchlistInput,
+    WatchmapInput,
 )
 from .label_anomaly import LabelAnomaly
 from .live_alerts import LiveAlerts
 from .live_classifications import LiveClassifications
+from .live_filter_matches import LiveFilterMatches
 from .my_anomalies import MyAnomalies
 from .object_anomaly import ObjectAnomaly
 from .object_counterparts import ObjectCounterparts
@@ -45,6 +58,9 @@ from .objects_page import ObjectsPage
 from .recent_objects import RecentObjects
 from .solar_system_object import SolarSystemObject
 from .tns_search import TnsSearch
+from .update_filter import UpdateFilter
+from .watchlists import Watchlists
+from .watchmaps import Watchmaps
 
 
 def gql(q: str) -> str:
@@ -277,6 +293,483 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return ConeSearch.model_validate(data)
+
+    async def create_filter(self, input: FilterInput, **kwargs: Any) -> CreateFilter:
+        query = gql("""
+            mutation CreateFilter($input: FilterInput!) {
+              createFilter(input: $input) {
+                ...FilterFields
+              }
+            }
+
+            fragment FilterFields on Filter {
+              id
+              name
+              owner
+              version
+              expression
+              description
+              stage
+              notify
+              state
+              stateReason
+              public
+              created
+              updated
+              expires
+              stats {
+                evaluations
+                matches
+                undefined
+                errors
+                overruns
+                seconds
+              }
+              notices {
+                time
+                state
+                reason
+              }
+              versions {
+                version
+                expression
+                created
+              }
+            }
+            """)
+        variables: dict[str, object] = {"input": input}
+        response = await self.execute(
+            query=query, operation_name="CreateFilter", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CreateFilter.model_validate(data)
+
+    async def update_filter(
+        self, id: str, input: FilterUpdateInput, **kwargs: Any
+    ) -> UpdateFilter:
+        query = gql("""
+            mutation UpdateFilter($id: ID!, $input: FilterUpdateInput!) {
+              updateFilter(id: $id, input: $input) {
+                ...FilterFields
+              }
+            }
+
+            fragment FilterFields on Filter {
+              id
+              name
+              owner
+              version
+              expression
+              description
+              stage
+              notify
+              state
+              stateReason
+              public
+              created
+              updated
+              expires
+              stats {
+                evaluations
+                matches
+                undefined
+                errors
+                overruns
+                seconds
+              }
+              notices {
+                time
+                state
+                reason
+              }
+              versions {
+                version
+                expression
+                created
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "input": input}
+        response = await self.execute(
+            query=query, operation_name="UpdateFilter", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return UpdateFilter.model_validate(data)
+
+    async def delete_filter(self, id: str, **kwargs: Any) -> DeleteFilter:
+        query = gql("""
+            mutation DeleteFilter($id: ID!) {
+              deleteFilter(id: $id)
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = await self.execute(
+            query=query, operation_name="DeleteFilter", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return DeleteFilter.model_validate(data)
+
+    async def filters(self, **kwargs: Any) -> Filters:
+        query = gql("""
+            query Filters {
+              filters {
+                ...FilterFields
+              }
+            }
+
+            fragment FilterFields on Filter {
+              id
+              name
+              owner
+              version
+              expression
+              description
+              stage
+              notify
+              state
+              stateReason
+              public
+              created
+              updated
+              expires
+              stats {
+                evaluations
+                matches
+                undefined
+                errors
+                overruns
+                seconds
+              }
+              notices {
+                time
+                state
+                reason
+              }
+              versions {
+                version
+                expression
+                created
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = await self.execute(
+            query=query, operation_name="Filters", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return Filters.model_validate(data)
+
+    async def filter_by_id(self, id: str, **kwargs: Any) -> FilterById:
+        query = gql("""
+            query FilterById($id: ID!) {
+              filter(id: $id) {
+                ...FilterFields
+              }
+            }
+
+            fragment FilterFields on Filter {
+              id
+              name
+              owner
+              version
+              expression
+              description
+              stage
+              notify
+              state
+              stateReason
+              public
+              created
+              updated
+              expires
+              stats {
+                evaluations
+                matches
+                undefined
+                errors
+                overruns
+                seconds
+              }
+              notices {
+                time
+                state
+                reason
+              }
+              versions {
+                version
+                expression
+                created
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = await self.execute(
+            query=query, operation_name="FilterById", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return FilterById.model_validate(data)
+
+    async def dry_run_filter(
+        self,
+        expression: str,
+        max_objects: int,
+        since: Union[Optional[float], UnsetType] = UNSET,
+        until: Union[Optional[float], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> DryRunFilter:
+        query = gql("""
+            query DryRunFilter($expression: String!, $since: Float, $until: Float, $maxObjects: Int! = 2000) {
+              dryRunFilter(
+                expression: $expression
+                since: $since
+                until: $until
+                maxObjects: $maxObjects
+              ) {
+                valid
+                error {
+                  message
+                  line
+                  column
+                }
+                stage
+                objectsRead
+                evaluations
+                matchedAlerts
+                matchedObjects
+                undefined
+                errors
+                complete
+                seconds
+                examples {
+                  ...FilterMatchFields
+                }
+              }
+            }
+
+            fragment FilterMatchFields on FilterMatch {
+              seq
+              filterId
+              filterName
+              version
+              oid
+              survey
+              alertId
+              mjd
+              ra
+              dec
+              stage
+              source
+              permalink
+              created
+              read {
+                path
+                value
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "expression": expression,
+            "since": since,
+            "until": until,
+            "maxObjects": max_objects,
+        }
+        response = await self.execute(
+            query=query, operation_name="DryRunFilter", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return DryRunFilter.model_validate(data)
+
+    async def filter_matches(
+        self,
+        filter_: str,
+        first: int,
+        after: Union[Optional[str], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> FilterMatches:
+        query = gql("""
+            query FilterMatches($filter: ID!, $first: Int!, $after: String) {
+              filterMatches(filter: $filter, first: $first, after: $after) {
+                items {
+                  ...FilterMatchFields
+                }
+                endCursor
+                hasNextPage
+              }
+            }
+
+            fragment FilterMatchFields on FilterMatch {
+              seq
+              filterId
+              filterName
+              version
+              oid
+              survey
+              alertId
+              mjd
+              ra
+              dec
+              stage
+              source
+              permalink
+              created
+              read {
+                path
+                value
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "filter": filter_,
+            "first": first,
+            "after": after,
+        }
+        response = await self.execute(
+            query=query, operation_name="FilterMatches", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return FilterMatches.model_validate(data)
+
+    async def live_filter_matches(
+        self, filter_: str, **kwargs: Any
+    ) -> AsyncIterator[LiveFilterMatches]:
+        query = gql("""
+            subscription LiveFilterMatches($filter: ID!) {
+              filterMatches(filter: $filter) {
+                ...FilterMatchFields
+              }
+            }
+
+            fragment FilterMatchFields on FilterMatch {
+              seq
+              filterId
+              filterName
+              version
+              oid
+              survey
+              alertId
+              mjd
+              ra
+              dec
+              stage
+              source
+              permalink
+              created
+              read {
+                path
+                value
+              }
+            }
+            """)
+        variables: dict[str, object] = {"filter": filter_}
+        async for data in self.execute_ws(
+            query=query,
+            operation_name="LiveFilterMatches",
+            variables=variables,
+            **kwargs,
+        ):
+            yield LiveFilterMatches.model_validate(data)
+
+    async def create_watchlist(
+        self, input: WatchlistInput, **kwargs: Any
+    ) -> CreateWatchlist:
+        query = gql("""
+            mutation CreateWatchlist($input: WatchlistInput!) {
+              createWatchlist(input: $input) {
+                id
+                name
+                owner
+                rows
+                state
+                public
+                defaultRadius
+                rowsLoaded
+                rowsTotal
+                retroactiveDone
+                matches
+              }
+            }
+            """)
+        variables: dict[str, object] = {"input": input}
+        response = await self.execute(
+            query=query, operation_name="CreateWatchlist", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CreateWatchlist.model_validate(data)
+
+    async def watchlists(self, **kwargs: Any) -> Watchlists:
+        query = gql("""
+            query Watchlists {
+              watchlists {
+                id
+                name
+                owner
+                rows
+                state
+                public
+                defaultRadius
+                rowsLoaded
+                rowsTotal
+                retroactiveDone
+                matches
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = await self.execute(
+            query=query, operation_name="Watchlists", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return Watchlists.model_validate(data)
+
+    async def create_watchmap(
+        self, input: WatchmapInput, **kwargs: Any
+    ) -> CreateWatchmap:
+        query = gql("""
+            mutation CreateWatchmap($input: WatchmapInput!) {
+              createWatchmap(input: $input) {
+                id
+                name
+                owner
+                kind
+                public
+                event
+                eventMjd
+                since
+                until
+                area90
+              }
+            }
+            """)
+        variables: dict[str, object] = {"input": input}
+        response = await self.execute(
+            query=query, operation_name="CreateWatchmap", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CreateWatchmap.model_validate(data)
+
+    async def watchmaps(self, **kwargs: Any) -> Watchmaps:
+        query = gql("""
+            query Watchmaps {
+              watchmaps {
+                id
+                name
+                owner
+                kind
+                public
+                event
+                eventMjd
+                since
+                until
+                area90
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = await self.execute(
+            query=query, operation_name="Watchmaps", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return Watchmaps.model_validate(data)
 
     async def add_label(
         self,

@@ -10,6 +10,19 @@ class AnomalyLabel(str, Enum):
     ARTEFACT = "ARTEFACT"
 
 
+class FilterNotify(str, Enum):
+    EVERY = "EVERY"
+    FIRST = "FIRST"
+    CLASS_CHANGE = "CLASS_CHANGE"
+
+
+class FilterState(str, Enum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    MUTED = "MUTED"
+    EXPIRED = "EXPIRED"
+
+
 class MagnitudeKind(str, Enum):
     DIFFERENCE = "DIFFERENCE"
     CORRECTED = "CORRECTED"

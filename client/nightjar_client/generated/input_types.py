@@ -6,7 +6,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base_model import BaseModel
-from .enums import ObjectOrderField, OrderDirection, Survey
+from .enums import FilterNotify, FilterState, ObjectOrderField, OrderDirection, Survey
 
 
 class AlertFilterInput(BaseModel):
@@ -55,6 +55,27 @@ class ConeInput(BaseModel):
     radius: float
 
 
+class FilterInput(BaseModel):
+    """A new filter"""
+
+    name: str
+    expression: str
+    notify: FilterNotify = FilterNotify.EVERY
+    public: bool = False
+    description: str = ""
+
+
+class FilterUpdateInput(BaseModel):
+    """Changes to a filter (null: unchanged); a new expression is a new version, and any change renews it"""
+
+    expression: Optional[str] = None
+    notify: Optional[FilterNotify] = None
+    public: Optional[bool] = None
+    description: Optional[str] = None
+    state: Optional[FilterState] = None
+    "ACTIVE resumes a paused, muted or expired filter; PAUSED pauses it"
+
+
 class FloatRange(BaseModel):
     """An inclusive range; a null bound is open"""
 
@@ -96,6 +117,31 @@ class ObjectOrderInput(BaseModel):
 
     field: Optional[ObjectOrderField] = None
     direction: Optional[OrderDirection] = None
+
+
+class WatchlistInput(BaseModel):
+    """A new watchlist: CSV or VOTable text"""
+
+    name: str
+    content: str
+    "CSV (name, ra, dec [deg], radius [arcsec]) or VOTable"
+    radius: float = 2
+    "rows without one [arcsec]"
+    public: bool = False
+    retroactive: bool = True
+    "match the list over the stored alerts once loaded"
+
+
+class WatchmapInput(BaseModel):
+    """A new watchmap: a MOC or a multi-order sky map (FITS)"""
+
+    name: str
+    content_base_64: str = Field(alias="contentBase64")
+    "the FITS file, base64"
+    since: Optional[float] = None
+    until: Optional[float] = None
+    window_days: Optional[float] = Field(alias="windowDays", default=None)
+    public: bool = False
 
 
 AlertFilterInput.model_rebuild()

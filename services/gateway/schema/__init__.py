@@ -15,6 +15,7 @@ from services.gateway.schema.anomaly import AnomalyMutation, AnomalyQueries
 from services.gateway.schema.catalogs import CatalogQueries
 from services.gateway.schema.classification import ClassificationQueries
 from services.gateway.schema.context import GatewayContext
+from services.gateway.schema.filters import FilterMutation, FilterQueries
 from services.gateway.schema.labels import LabelMutation
 from services.gateway.schema.live import Subscription
 from services.gateway.schema.objects import ObjectQueries
@@ -26,12 +27,13 @@ __all__ = ["MAX_PAGE", "GatewayContext", "Mutation", "Query", "Subscription", "m
 
 
 @strawberry.type
-class Query(ObjectQueries, ClassificationQueries, CatalogQueries, AnomalyQueries):
+class Query(ObjectQueries, ClassificationQueries, CatalogQueries, AnomalyQueries,
+            FilterQueries):
     """Every query of the gateway (each domain's fields)."""
 
 
 @strawberry.type
-class Mutation(LabelMutation, AnomalyMutation):
+class Mutation(LabelMutation, AnomalyMutation, FilterMutation):
     """Every mutation of the gateway."""
 
 

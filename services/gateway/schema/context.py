@@ -26,6 +26,8 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from ml.registry import ModelRegistry
+from nightjar.runner.filters import FilterService
+from nightjar.runner.watch import WatchService
 from nightjar.sky import Cone
 from nightjar.store.mongo import NightjarStore
 from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
@@ -101,6 +103,9 @@ class GatewayContext:
     user: str | None = None
     #: users whose ARTEFACT labels make the shared anomaly score treat an object as bogus
     artefact_votes: int = 2
+    #: users' filters, watchlists and watchmaps (None: this gateway serves none)
+    filters: FilterService | None = None
+    watch: WatchService | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from services.gateway.errors import BAD_USER_INPUT, UNAVAILABLE, GatewayError
 from services.gateway.live import LiveHub
 from services.gateway.schema.anomaly import anomaly_model, ranked_by_user, user_of
 from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, Survey, cone_of
+from services.gateway.schema.filters import FilterMatch, filter_match_stream
 
 
 @strawberry.input(description="Which classifications a subscription receives; null = any")
@@ -193,6 +194,13 @@ class Subscription:
                     mjd=event["mjd"], ra=event["ra"], dec=event["dec"],
                     stored_at=event["stored_ms"] / 1000.0, missed=missed,
                     survey=Survey(event.get("survey", "ZTF")))
+
+    @strawberry.subscription(description="every new match of one filter (yours or a public "
+                                         "one), as it is stored")
+    async def filter_matches(self, info: GatewayInfo, filter: strawberry.ID
+                             ) -> AsyncGenerator[FilterMatch, None]:
+        async for match in filter_match_stream(info, str(filter)):
+            yield match
 
     @strawberry.subscription(description="every newly stored alert detection passing FILTER")
     async def alerts(self, info: GatewayInfo, filter: AlertFilterInput | None = None
