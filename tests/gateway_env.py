@@ -64,9 +64,10 @@ async def deployment(mongo_uri: str, home: Path) -> AsyncIterator[Deployment]:
 
 
 @contextlib.asynccontextmanager
-async def live_gateway(dep: Deployment, config: GatewayConfig | None = None,
-                       feed: LiveFeed | None = None,
-                       port: int | None = None) -> AsyncIterator[tuple[str, Any]]:
+async def live_gateway(dep: Any, config: GatewayConfig | None = None,
+                       feed: LiveFeed | None = None, port: int | None = None,
+                       filters: Any = None, watch: Any = None
+                       ) -> AsyncIterator[tuple[str, Any]]:
     """The gateway with the four gRPC services, served on a free port: (url, app)."""
     (dep.home / "tns").mkdir(parents=True, exist_ok=True)
     async with httpx.AsyncClient() as http:
@@ -80,7 +81,8 @@ async def live_gateway(dep: Deployment, config: GatewayConfig | None = None,
                 app = create_app(dep.store, channel,
                                  config=config or GatewayConfig(
                                      api_keys={API_KEY: API_USER}, rate_anonymous=1e6),
-                                 feed=feed, registry=ModelRegistry.default(dep.home))
+                                 feed=feed, registry=ModelRegistry.default(dep.home),
+                                 filters=filters, watch=watch)
                 try:
                     async with serve_asgi(app, port=port) as url:
                         yield url, app

@@ -218,6 +218,8 @@ class Deployment:
     engine: FilterEngine
     watch: WatchService
     processor: BatchProcessor
+    home: Path
+    archive: LocalArchive
 
     async def ingest(self, inputs: list[RawInput], batch_size: int = 100) -> None:
         await ingest(self.processor, inputs, batch_size=batch_size)
@@ -242,12 +244,13 @@ async def deployment(mongo_uri: str, home: Path,
     filters = FilterStore(store)
     engine = FilterEngine(filters, env, limits, watch=indexes, refresh_s=0.0)
     service = FilterService(filters, env, limits, watch=indexes)
-    processor = BatchProcessor(store, LocalArchive(home / "archive"),
+    archive = LocalArchive(home / "archive")
+    processor = BatchProcessor(store, archive,
                                topology=configured_topology(Settings(home=home)),
                                filters=engine)
     try:
         yield Deployment(store, service, engine, WatchService(WatchStore(store), indexes),
-                         processor)
+                         processor, home, archive)
     finally:
         await client.drop_database(name)
         await client.close()

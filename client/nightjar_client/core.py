@@ -664,7 +664,7 @@ class Nightjar:
         expression raises :class:`APIError` (code ``BAD_USER_INPUT``) whose message
         gives the line and column."""
         made = self._run(self._client.create_filter(FilterInput(
-            name=name, expression=expression, notify=FilterNotify(notify.lower()),
+            name=name, expression=expression, notify=FilterNotify(notify.upper()),
             public=public, description=description)))
         return _row(made.create_filter)
 
@@ -674,8 +674,8 @@ class Nightjar:
         """Edit one of your filters (a new expression is a new version); ``state``
         ``"paused"`` pauses it, ``"active"`` resumes it."""
         changes = FilterUpdateInput(
-            expression=expression, notify=FilterNotify(notify.lower()) if notify else None,
-            public=public, state=FilterState(state.lower()) if state else None)
+            expression=expression, notify=FilterNotify(notify.upper()) if notify else None,
+            public=public, state=FilterState(state.upper()) if state else None)
         return _row(self._run(self._client.update_filter(filter_id, changes)).update_filter)
 
     def delete_filter(self, filter_id: str) -> bool:
