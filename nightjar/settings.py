@@ -209,6 +209,21 @@ class Settings(BaseSettings):
     filter_budget_ms: float = Field(default=1.0, gt=0, description=(
         "CPU budget of one filter evaluation [ms]; a filter overrunning it repeatedly is "
         "muted"))
+    webhook_allow: list[str] = Field(default_factory=list, description=(
+        "hosts or networks (CIDR) filter webhooks may reach although not public, e.g. "
+        "127.0.0.1/32 for a local receiver; everything else private, loopback or "
+        "link-local is refused"))
+    webhook_attempts: int = Field(default=5, ge=1, le=20, description=(
+        "tries per webhook delivery, with exponential backoff from 0.5 s"))
+    filter_topic_prefix: str = Field(default="nightjar-filter-", description=(
+        "Kafka topic of each filter's matches: this prefix and the filter id"))
+    smtp_host: str | None = Field(default=None, description=(
+        "SMTP server for filters' e-mail digests (none: no e-mail)"))
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="nightjar@localhost", description="digests' sender")
+    smtp_user: str | None = Field(default=None)
+    smtp_password: SecretStr | None = Field(default=None)
+    smtp_starttls: bool = Field(default=False)
     public_url: str = Field(default="http://127.0.0.1:8000", description=(
         "the gateway's public address, for permalinks in filter matches"))
     classify_batch_size: int = Field(default=200, ge=1, le=100_000, description=(

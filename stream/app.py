@@ -13,9 +13,10 @@ exactly-once effect in the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
@@ -24,12 +25,15 @@ from faust.types import TP
 
 from ml.anomaly.model import AnomalyModel
 from ml.lc_classifier.model import HierarchicalModel
-from nightjar.runner.filters import configured_filters
+from nightjar.runner.delivery import Send, configured_deliverer
+from nightjar.runner.filters import FilterEngine, configured_filters
 from nightjar.runner.ingest import BatchProcessor, alert_parser
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
+from nightjar.runner.watch import configured_watch
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
 from nightjar.store.archive import AlertArchive
+from nightjar.store.filters import FilterStore
 from stream.classify import ClassifyDriver
 from stream.driver import InputMessage, StreamDriver
 from stream.kafka import MAX_MESSAGE_BYTES, faust_broker, faust_credentials
@@ -67,6 +71,19 @@ async def _finish_even_if_stopped(batch: Awaitable[Any], grace: float) -> None:
                       "its offsets (it is processed again on restart)")
             os._exit(75)  # EX_TEMPFAIL
         raise
+
+
+@contextlib.asynccontextmanager
+async def _filter_engine(settings: Settings, store: NightjarStore, send: Send
+                         ) -> AsyncIterator[FilterEngine | None]:
+    """Users' filters with their delivery (None when the deployment runs none); the
+    webhooks in flight are sent before it closes."""
+    if not settings.filters:
+        yield None
+        return
+    watch = await configured_watch(settings, store)
+    async with configured_deliverer(settings, FilterStore(store), send) as deliverer:
+        yield configured_filters(settings, store, watch, deliverer=deliverer).engine
 
 
 def create_app(settings: Settings, *, store_factory: StoreFactory, archive: AlertArchive,
@@ -136,42 +153,53 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await outputs[topic].send(key=key, value=value)
 
+    async def send_anywhere(topic: str, key: bytes | None, value: bytes) -> Any:
+        """Also to topics made at run time (each filter's), created on first use."""
+        if topic not in outputs:
+            outputs[topic] = app.topic(topic, **raw)
+        return await outputs[topic].send(key=key, value=value)
+
     async def pipeline(stream: faust.StreamT[bytes]) -> None:
         async with store_factory() as store:
             await store.init()
-            filters = configured_filters(settings, store).engine if settings.filters else None
-            driver = StreamDriver(
-                BatchProcessor(store, archive, topology=topology,
-                               parser=alert_parser(settings), filters=filters), send,
-                classifications_topic=settings.topic_classifications,
-                dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
-                # the topology's classify hook decides which objects are forwarded
-                classify_topic=settings.topic_lc_classify)
-            # take_events is on faust.Stream; the StreamT protocol does not declare it
-            batches = cast(faust.Stream[bytes], stream).take_events(
-                settings.worker_batch_size, within=settings.worker_batch_seconds)
-            async for events in batches:
-                messages = [_message(e) for e in events]
-                await _finish_even_if_stopped(driver.handle(messages),
-                                              settings.worker_stop_grace)
-                last: dict[TP, int] = {}
-                for m in messages:
-                    tp = TP(m.topic, m.partition)
-                    last[tp] = max(last.get(tp, -1), m.offset)
-                for tp, offset in last.items():
-                    highwater = app.consumer.highwater(tp)
-                    if highwater is not None:
-                        metrics.lag.labels(tp.topic, str(tp.partition)).set(
-                            max(0, highwater - offset - 1))
+            async with _filter_engine(settings, store, send_anywhere) as filters:
+                await _pipeline(stream, store, filters)
+
+    async def _pipeline(stream: faust.StreamT[bytes], store: NightjarStore,
+                        filters: FilterEngine | None) -> None:
+        driver = StreamDriver(
+            BatchProcessor(store, archive, topology=topology,
+                           parser=alert_parser(settings), filters=filters), send,
+            classifications_topic=settings.topic_classifications,
+            dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
+            # the topology's classify hook decides which objects are forwarded
+            classify_topic=settings.topic_lc_classify)
+        # take_events is on faust.Stream; the StreamT protocol does not declare it
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.worker_batch_size, within=settings.worker_batch_seconds)
+        async for events in batches:
+            messages = [_message(e) for e in events]
+            await _finish_even_if_stopped(driver.handle(messages),
+                                          settings.worker_stop_grace)
+            last: dict[TP, int] = {}
+            for m in messages:
+                tp = TP(m.topic, m.partition)
+                last[tp] = max(last.get(tp, -1), m.offset)
+            for tp, offset in last.items():
+                highwater = app.consumer.highwater(tp)
+                if highwater is not None:
+                    metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                        max(0, highwater - offset - 1))
 
     async def classify(stream: faust.StreamT[bytes]) -> None:
         assert classifier is not None
-        async with store_factory() as store:
+        async with store_factory() as store, _filter_engine(settings, store,
+                                                             send_anywhere) as filters:
             driver = ClassifyDriver(store, classifier, send, anomaly_model=anomaly_model,
                                     lsst_model=lsst_classifier,
                                     lsst_anomaly_model=lsst_anomaly_model,
                                     classifications_topic=settings.topic_classifications,
-                                    metrics=metrics)
+                                    metrics=metrics, filters=filters)
             batches = cast(faust.Stream[bytes], stream).take_events(
                 settings.classify_batch_size, within=settings.worker_batch_seconds)
             async for events in batches:

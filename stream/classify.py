@@ -20,6 +20,7 @@ from ml.anomaly.model import AnomalyModel
 from ml.lc_classifier.model import HierarchicalModel
 from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
 from nightjar.runner.classify import Classification, classify_history
+from nightjar.runner.filters import FilterEngine
 from nightjar.runner.ingest import StepStats
 from nightjar.runner.records import encode, lc_classification_record
 from nightjar.store import NightjarStore
@@ -66,8 +67,10 @@ class ClassifyDriver:
                  anomaly_model: AnomalyModel | None = None,
                  lsst_model: HierarchicalModel | None = None,
                  lsst_anomaly_model: AnomalyModel | None = None,
+                 filters: FilterEngine | None = None,
                  max_retry_delay: float = 30.0):
         self.store = store
+        self.filters = filters
         self.model = model
         self.anomaly_model = anomaly_model
         self.lsst_model = lsst_model
@@ -104,6 +107,12 @@ class ClassifyDriver:
                 await asyncio.gather(*deliveries)
 
             await self._retry("classify-publish", publish)
+            events = [w.classification_event for w, _ in results if w.classification_event]
+            engine = self.filters
+            if engine is not None and events:
+                # users' classification-stage filters: the classification is stored,
+                # so a match here is one the archive's backfill would give
+                await self._retry("classify-filters", lambda: engine.on_classified(events))
         self.metrics.observe_step("classify", StepStats(
             n_in=len(unique), n_out=len(results), seconds=time.perf_counter() - start))
         return len(results)

@@ -45,6 +45,7 @@ from nightjar_client.generated.fragments import (
     ObjectFields,
 )
 from nightjar_client.generated.input_types import (
+    DeliveryInput,
     FilterInput,
     FilterUpdateInput,
     WatchlistInput,
@@ -657,15 +658,24 @@ class Nightjar:
     # ---- filters, watchlists, watchmaps -------------------------------------------------
 
     def create_filter(self, name: str, expression: str, notify: str = "every",
-                      public: bool = False, description: str = "") -> dict[str, Any]:
+                      public: bool = False, description: str = "", *, kafka: bool = False,
+                      webhook_url: str | None = None, webhook_secret: str | None = None,
+                      slack: bool = False, email: str | None = None,
+                      digest_minutes: int = 60) -> dict[str, Any]:
         """Save a filter (needs the API key): a CEL expression over the alert context,
         e.g. ``'survey == "LSST" && prob("lc_classifier", "SNIa") > 0.6'``.  ``notify``:
         ``every`` alert, the ``first`` per object, or on a ``class_change``.  A refused
         expression raises :class:`APIError` (code ``BAD_USER_INPUT``) whose message
-        gives the line and column."""
+        gives the line and column.  Delivery besides the store: ``kafka`` (the filter's
+        own topic), ``webhook_url`` with ``webhook_secret`` (HMAC-SHA256 signed POSTs;
+        ``slack`` for Slack's body), ``email`` digests every ``digest_minutes``."""
+        delivery = (DeliveryInput(kafka=kafka, webhook_url=webhook_url,
+                                  webhook_secret=webhook_secret, slack=slack, email=email,
+                                  digest_minutes=digest_minutes)
+                    if kafka or webhook_url or email else None)
         made = self._run(self._client.create_filter(FilterInput(
             name=name, expression=expression, notify=FilterNotify(notify.upper()),
-            public=public, description=description)))
+            public=public, description=description, delivery=delivery)))
         return _row(made.create_filter)
 
     def update_filter(self, filter_id: str, expression: str | None = None,

@@ -144,6 +144,7 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
         TimeElapsedColumn,
     )
 
+    from nightjar.runner.delivery import configured_deliverer
     from nightjar.runner.filters import configured_filters
     from nightjar.runner.ingest import (
         BatchProcessor,
@@ -153,16 +154,21 @@ async def _ingest(settings: Settings, paths: list[Path], batch_size: int) -> Ing
         iter_inputs,
     )
     from nightjar.runner.topology import configured_topology
+    from nightjar.runner.watch import configured_watch
     from nightjar.store import open_store
     from nightjar.store.archive import LocalArchive
+    from nightjar.store.filters import FilterStore
 
     files = expand_paths(paths)
-    async with open_store(settings) as store:
+    async with open_store(settings) as store, configured_deliverer(
+            settings, FilterStore(store)) as deliverer:
         await store.init()
+        watch = await configured_watch(settings, store)
         processor = BatchProcessor(store, LocalArchive(settings.archive_path),
                                    parser=alert_parser(settings),
                                    topology=configured_topology(settings),
-                                   filters=configured_filters(settings, store).engine
+                                   filters=configured_filters(
+                                       settings, store, watch, deliverer=deliverer).engine
                                    if settings.filters else None)
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[stored]} stored, {task.fields[dead]} rejected"),

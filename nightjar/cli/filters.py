@@ -86,7 +86,28 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
             "state_reason": doc.get("state_reason"), "stage": doc["stage"],
             "notify": doc.get("notify", "every"), "public": bool(doc.get("public")),
             "expression": doc["expression"], "matches": int(stats.get("stored", 0)),
-            "expires": doc["expires"].isoformat() if doc.get("expires") else None}
+            "expires": doc["expires"].isoformat() if doc.get("expires") else None,
+            "delivery": {"kafka": bool((doc.get("delivery") or {}).get("kafka")),
+                         "webhook": ((doc.get("delivery") or {}).get("webhook") or {}).get("url"),
+                         "email": ((doc.get("delivery") or {}).get("email") or {}).get("to")}}
+
+
+KafkaOpt = Annotated[bool, typer.Option(help="also publish matches on the filter's own "
+                                            "Kafka topic (Avro)")]
+WebhookOpt = Annotated[str | None, typer.Option(help="POST each match to this URL, signed")]
+SecretOpt = Annotated[str | None, typer.Option(
+    envvar="NIGHTJAR_WEBHOOK_SECRET", help="the webhook's HMAC key (>= 16 characters)")]
+SlackOpt = Annotated[bool, typer.Option(help="send Slack's {text} body to the webhook")]
+EmailOpt = Annotated[str | None, typer.Option(help="e-mail a digest of matches here")]
+DigestOpt = Annotated[int, typer.Option(help="digest cadence [minutes]")]
+
+
+def _delivery(kafka: bool, webhook: str | None, secret: str | None, slack: bool,
+              email: str | None, digest_minutes: int) -> dict[str, Any] | None:
+    if not (kafka or webhook or email):
+        return None
+    return {"kafka": kafka, "webhook_url": webhook, "webhook_secret": secret,
+            "slack": slack, "email": email, "digest_minutes": digest_minutes}
 
 
 @filter_app.command("create")
@@ -94,12 +115,16 @@ def create(name: Annotated[str, typer.Argument(help="a name unique among your fi
            expression: ExpressionOpt, notify: NotifyOpt = "every",
            public: Annotated[bool, typer.Option(help="share it in the public gallery")] = False,
            description: Annotated[str, typer.Option(help="what it looks for")] = "",
+           kafka: KafkaOpt = False, webhook: WebhookOpt = None, webhook_secret: SecretOpt = None,
+           slack: SlackOpt = False, email: EmailOpt = None, digest_minutes: DigestOpt = 60,
            api_key: ApiKeyOpt = None) -> None:
     """Save a filter (checked first: a refused expression exits 1 with the reason)."""
     settings = _settings()
     actor = actor_of(settings, api_key)
+    delivery = _delivery(kafka, webhook, webhook_secret, slack, email, digest_minutes)
     doc = _run(settings, lambda svc: svc.create(actor, name, expression, notify=notify,
-                                                public=public, description=description))
+                                                public=public, description=description,
+                                                delivery=delivery))
     print(json.dumps(_summary(doc), indent=2))
 
 

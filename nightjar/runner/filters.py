@@ -65,6 +65,7 @@ from nightjar.core.filters.language import (
     check,
     compile_filter,
 )
+from nightjar.runner.delivery import Deliverer, validate_delivery
 from nightjar.settings import Settings
 from nightjar.store.filters import ACTIVE, EXPIRED, MUTED, PAUSED, FilterStore
 from nightjar.store.mongo import NightjarStore, ObjectFilter
@@ -84,6 +85,8 @@ OPERATOR = "operator"
 NOTIFY_MODES = ("every", "first", "class_change")
 #: the classifier whose top class ``class_change`` follows when a filter names none
 DEFAULT_CLASS_CLASSIFIER = FULL_CLASSIFIER
+#: how often the engine looks for e-mail digests that are due [s]
+DIGEST_CHECK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,20 @@ def _inputs(data: ObjectData, detection: Doc, stats: Doc, tns: TnsLookup | None,
         if watch and maps else {})
 
 
+async def stored_data(filters: FilterStore, oids: Sequence[str], *, need_events: bool
+                      ) -> dict[str, ObjectData]:
+    """What the store holds of these objects, as filters read it (backfill, and the
+    classify agent's events)."""
+    store = filters.store
+    objects = await store.objects_by_id(list(oids))
+    detections = await store.light_curves(DETECTIONS, list(oids))
+    limits = await store.light_curves(NON_DETECTIONS, list(oids))
+    events = await filters.classification_events(list(oids)) if need_events else {}
+    return {oid: ObjectData(oid, str(doc.get("survey", "ZTF")), doc, detections[oid],
+                            limits[oid], events.get(oid, []))
+            for oid, doc in objects.items() if detections.get(oid)}
+
+
 # -- compiled filters --------------------------------------------------------------------
 @dataclass
 class ActiveFilter:
@@ -340,8 +357,10 @@ class FilterEngine:
     def __init__(self, filters: FilterStore, env: Callable[[str], FilterEnvironment],
                  limits: FilterLimits = FilterLimits(), *, tns: TnsLookup | None = None,
                  watch: WatchLookup | None = None, refresh_s: float = 2.0,
-                 permalink_base: str = ""):
+                 permalink_base: str = "", deliverer: Deliverer | None = None):
         self.filters = filters
+        self.deliverer = deliverer
+        self._digests_at = 0.0
         self.env = env
         self.limits = limits
         self.tns = tns
@@ -420,6 +439,32 @@ class FilterEngine:
         self.seconds += time.perf_counter() - start
         return new
 
+    async def on_classified(self, events: Sequence[Doc]) -> list[Doc]:
+        """Evaluate the classification-stage filters on classification events stored
+        outside the pipeline's batch (the Kafka classify agent's light-curve
+        classifications and anomaly scores); return the new matches.
+
+        The object's light curve and events are read back from the store, the same
+        inputs a backfill reads, so live and backfill agree here too."""
+        active = await self.refresh()
+        class_stage = [f for f in active if f.stage == CLASSIFICATION_STAGE]
+        if not class_stage or not events:
+            return []
+        start = time.perf_counter()
+        data = await stored_data(self.filters, sorted({str(e["oid"]) for e in events}),
+                                need_events=True)
+        candidates: list[tuple[ActiveFilter, Doc]] = []
+        stats: dict[str, FilterStats] = defaultdict(FilterStats)
+        for event in events:
+            obj = data.get(str(event["oid"]))
+            inputs = classification_inputs(obj, event, **self._lookups(class_stage)
+                                           ) if obj is not None else None
+            if inputs is not None:
+                candidates += self._run(class_stage, inputs, stats)
+        new = await self._store(candidates, stats, source="live")
+        self.seconds += time.perf_counter() - start
+        return new
+
     def _lookups(self, filters: Sequence[ActiveFilter]) -> Doc:
         refs = [f.checked.references for f in filters]
         return {"tns": self.tns if any(r.tns for r in refs) else None, "watch": self.watch,
@@ -481,7 +526,16 @@ class FilterEngine:
                 last[record["oid"]] = record
                 kept.append(record)
         new = await self.filters.put_matches(kept)
+        if self.deliverer is not None and source == "live":  # first: latency counts
+            await self.deliverer.deliver(new, {f.id: f.doc for f in self.active})
         await self._flush(stats, new)
+        if (self.deliverer is not None and source == "live"
+                and time.monotonic() - self._digests_at > DIGEST_CHECK_S):
+            self._digests_at = time.monotonic()
+            try:
+                await self.deliverer.send_digests()
+            except OSError:  # the SMTP server away: the digest goes out next time
+                log.warning("e-mail digests not sent", exc_info=True)
         return new
 
     async def _usage(self) -> dict[str, Doc]:
@@ -630,8 +684,10 @@ class FilterService:
 
     def __init__(self, filters: FilterStore, env: Callable[[str], FilterEnvironment],
                  limits: FilterLimits = FilterLimits(), *, tns: TnsLookup | None = None,
-                 watch: WatchLookup | None = None, permalink_base: str = ""):
+                 watch: WatchLookup | None = None, permalink_base: str = "",
+                 webhook_allow: Sequence[str] = ()):
         self.filters = filters
+        self.webhook_allow = list(webhook_allow)
         self.env = env
         self.limits = limits
         self.tns = tns
@@ -692,13 +748,14 @@ class FilterService:
             raise ValueError(f"you have {len(owned)} filters, the most allowed; delete one "
                              f"first")
         checked = self.check(actor, expression)
+        stored_delivery = validate_delivery(delivery, self.webhook_allow)
         now = now or dt.datetime.now(dt.UTC)
         doc: Doc = {
             "_id": "f" + secrets.token_hex(8), "owner": actor, "name": name,
             "description": description, "expression": expression, "version": 1,
             "versions": [{"version": 1, "expression": expression, "created": now}],
             "stage": checked.stage, "notify": notify, "state": ACTIVE, "state_reason": None,
-            "public": public, "delivery": delivery or {}, "created": now, "updated": now,
+            "public": public, "delivery": stored_delivery, "created": now, "updated": now,
             "expires": now + dt.timedelta(days=self.limits.lifetime_days),
             "stats": {}, "notices": [],
         }
@@ -728,7 +785,11 @@ class FilterService:
         if description is not None:
             doc["description"] = description
         if delivery is not None:
-            doc["delivery"] = delivery
+            previous = (doc.get("delivery") or {}).get("email") or {}
+            doc["delivery"] = validate_delivery(delivery, self.webhook_allow)
+            if "email" in doc["delivery"]:  # the digest goes on from where it was
+                doc["delivery"]["email"].update(
+                    {k: previous[k] for k in ("last_seq", "last_sent") if k in previous})
         doc["updated"] = now
         doc["expires"] = now + dt.timedelta(days=self.limits.lifetime_days)
         await self.filters.replace(doc)
@@ -817,7 +878,8 @@ class FilterService:
         chunk = 50
         for i in range(0, min(len(oids), limit), chunk):
             part = oids[i:min(i + chunk, limit)]
-            data = await self._stored_data(part, need_events=flt.stage == CLASSIFICATION_STAGE)
+            data = await stored_data(self.filters, part,
+                                     need_events=flt.stage == CLASSIFICATION_STAGE)
             stats: dict[str, FilterStats] = defaultdict(FilterStats)
             candidates: list[tuple[ActiveFilter, Doc]] = []
             for oid in part:
@@ -881,18 +943,6 @@ class FilterService:
                 return out
             after = page.keys[-1]
 
-    async def _stored_data(self, oids: Sequence[str], *, need_events: bool
-                           ) -> dict[str, ObjectData]:
-        store = self.filters.store
-        objects = await store.objects_by_id(list(oids))
-        detections = await store.light_curves(DETECTIONS, list(oids))
-        limits = await store.light_curves(NON_DETECTIONS, list(oids))
-        events = await self.filters.classification_events(list(oids)) if need_events else {}
-        return {oid: ObjectData(oid, str(doc.get("survey", "ZTF")), doc, detections[oid],
-                                limits[oid], events.get(oid, []))
-                for oid, doc in objects.items() if detections.get(oid)}
-
-
 # -- a deployment's filters -----------------------------------------------------------------
 def limits_from(settings: Settings) -> FilterLimits:
     return FilterLimits(max_filters_per_user=settings.filter_max_per_user,
@@ -931,7 +981,8 @@ class Deployment:
 
 
 def configured_filters(settings: Settings, store: NightjarStore,
-                       watch: WatchLookup | None = None) -> Deployment:
+                       watch: WatchLookup | None = None, *,
+                       deliverer: Deliverer | None = None) -> Deployment:
     """Filters as a deployment runs them: limits from settings, the imported catalogues
     and every classifier's classes in the checker's environment."""
     from nightjar.context.catalogs import CatalogStore
@@ -948,5 +999,7 @@ def configured_filters(settings: Settings, store: NightjarStore,
     tns = tns_lookup(settings)
     base = settings.public_url.rstrip("/")
     return Deployment(
-        FilterService(filters, env, limits, tns=tns, watch=watch, permalink_base=base),
-        FilterEngine(filters, env, limits, tns=tns, watch=watch, permalink_base=base))
+        FilterService(filters, env, limits, tns=tns, watch=watch, permalink_base=base,
+                      webhook_allow=settings.webhook_allow),
+        FilterEngine(filters, env, limits, tns=tns, watch=watch, permalink_base=base,
+                     deliverer=deliverer))

@@ -317,6 +317,14 @@ class Client(AsyncBaseClient):
               created
               updated
               expires
+              delivery {
+                kafkaTopic
+                webhookUrl
+                slack
+                email
+                digestMinutes
+                lastDigestSeq
+              }
               stats {
                 evaluations
                 matches
@@ -369,6 +377,14 @@ class Client(AsyncBaseClient):
               created
               updated
               expires
+              delivery {
+                kafkaTopic
+                webhookUrl
+                slack
+                email
+                digestMinutes
+                lastDigestSeq
+              }
               stats {
                 evaluations
                 matches
@@ -432,6 +448,14 @@ class Client(AsyncBaseClient):
               created
               updated
               expires
+              delivery {
+                kafkaTopic
+                webhookUrl
+                slack
+                email
+                digestMinutes
+                lastDigestSeq
+              }
               stats {
                 evaluations
                 matches
@@ -482,6 +506,14 @@ class Client(AsyncBaseClient):
               created
               updated
               expires
+              delivery {
+                kafkaTopic
+                webhookUrl
+                slack
+                email
+                digestMinutes
+                lastDigestSeq
+              }
               stats {
                 evaluations
                 matches

@@ -62,9 +62,19 @@ class FilterFields(BaseModel):
     created: Any
     updated: Any
     expires: Optional[Any]
+    delivery: "FilterFieldsDelivery"
     stats: "FilterFieldsStats"
     notices: list["FilterFieldsNotices"]
     versions: list["FilterFieldsVersions"]
+
+
+class FilterFieldsDelivery(BaseModel):
+    kafka_topic: Optional[str] = Field(alias="kafkaTopic")
+    webhook_url: Optional[str] = Field(alias="webhookUrl")
+    slack: bool
+    email: Optional[str]
+    digest_minutes: Optional[int] = Field(alias="digestMinutes")
+    last_digest_seq: Optional[int] = Field(alias="lastDigestSeq")
 
 
 class FilterFieldsStats(BaseModel):

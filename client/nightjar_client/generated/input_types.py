@@ -55,6 +55,21 @@ class ConeInput(BaseModel):
     radius: float
 
 
+class DeliveryInput(BaseModel):
+    """Where a filter's matches go besides the store"""
+
+    kafka: bool = False
+    "publish each match on the filter's own topic"
+    webhook_url: Optional[str] = Field(alias="webhookUrl", default=None)
+    "POST each match here, signed (HMAC-SHA256); public addresses only"
+    webhook_secret: Optional[str] = Field(alias="webhookSecret", default=None)
+    "the signing key (at least 16 characters)"
+    slack: bool = False
+    email: Optional[str] = None
+    digest_minutes: int = Field(alias="digestMinutes", default=60)
+    "e-mail cadence [min]"
+
+
 class FilterInput(BaseModel):
     """A new filter"""
 
@@ -63,6 +78,7 @@ class FilterInput(BaseModel):
     notify: FilterNotify = FilterNotify.EVERY
     public: bool = False
     description: str = ""
+    delivery: Optional["DeliveryInput"] = None
 
 
 class FilterUpdateInput(BaseModel):
@@ -74,6 +90,7 @@ class FilterUpdateInput(BaseModel):
     description: Optional[str] = None
     state: Optional[FilterState] = None
     "ACTIVE resumes a paused, muted or expired filter; PAUSED pauses it"
+    delivery: Optional["DeliveryInput"] = None
 
 
 class FloatRange(BaseModel):
@@ -147,4 +164,6 @@ class WatchmapInput(BaseModel):
 AlertFilterInput.model_rebuild()
 AnomalyFilterInput.model_rebuild()
 ClassificationFilterInput.model_rebuild()
+FilterInput.model_rebuild()
+FilterUpdateInput.model_rebuild()
 ObjectFilterInput.model_rebuild()

@@ -77,6 +77,30 @@ class FilterStats:
     seconds: float = strawberry.field(description="CPU time of its evaluations [s]")
 
 
+@strawberry.type(description="Where a filter's matches go besides the store (the webhook's "
+                              "secret is never shown)")
+class FilterDelivery:
+    kafka_topic: str | None = strawberry.field(description="its own Kafka topic (Avro)")
+    webhook_url: str | None
+    slack: bool = strawberry.field(description="the webhook body is Slack's {text}")
+    email: str | None
+    digest_minutes: int | None
+    last_digest_seq: int | None
+
+
+@strawberry.input(description="Where a filter's matches go besides the store")
+class DeliveryInput:
+    kafka: bool = strawberry.field(default=False, description=(
+        "publish each match on the filter's own topic"))
+    webhook_url: str | None = strawberry.field(default=None, description=(
+        "POST each match here, signed (HMAC-SHA256); public addresses only"))
+    webhook_secret: str | None = strawberry.field(default=None, description=(
+        "the signing key (at least 16 characters)"))
+    slack: bool = False
+    email: str | None = None
+    digest_minutes: int = strawberry.field(default=60, description="e-mail cadence [min]")
+
+
 @strawberry.type(description="A user's filter: a CEL expression over the alert context")
 class Filter:
     id: strawberry.ID
@@ -97,6 +121,7 @@ class Filter:
     versions: list[FilterVersion]
     notices: list[FilterNotice]
     stats: FilterStats
+    delivery: FilterDelivery
 
 
 @strawberry.type(description="Where the checker refused an expression")
@@ -192,6 +217,7 @@ class FilterInput:
     notify: FilterNotify = FilterNotify.EVERY
     public: bool = False
     description: str = ""
+    delivery: DeliveryInput | None = None
 
 
 @strawberry.input(description="Changes to a filter (null: unchanged); a new expression is a "
@@ -203,6 +229,7 @@ class FilterUpdateInput:
     description: str | None = None
     state: FilterState | None = strawberry.field(default=None, description=(
         "ACTIVE resumes a paused, muted or expired filter; PAUSED pauses it"))
+    delivery: DeliveryInput | None = None
 
 
 @strawberry.input(description="A new watchlist: CSV or VOTable text")
@@ -235,7 +262,26 @@ def _dt(value: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(0, dt.UTC)
 
 
-def filter_type(doc: Mapping[str, Any]) -> Filter:
+def _delivery_dict(value: DeliveryInput | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"kafka": value.kafka, "webhook_url": value.webhook_url,
+            "webhook_secret": value.webhook_secret, "slack": value.slack,
+            "email": value.email, "digest_minutes": value.digest_minutes}
+
+
+def delivery_type(doc: Mapping[str, Any], topic_prefix: str) -> FilterDelivery:
+    delivery = doc.get("delivery") or {}
+    webhook = delivery.get("webhook") or {}
+    email = delivery.get("email") or {}
+    return FilterDelivery(
+        kafka_topic=f"{topic_prefix}{doc['_id']}" if delivery.get("kafka") else None,
+        webhook_url=webhook.get("url"), slack=bool(webhook.get("slack")),
+        email=email.get("to"), digest_minutes=email.get("digest_minutes"),
+        last_digest_seq=email.get("last_seq"))
+
+
+def filter_type(doc: Mapping[str, Any], topic_prefix: str = "nightjar-filter-") -> Filter:
     stats = doc.get("stats") or {}
     return Filter(
         id=strawberry.ID(doc["_id"]), name=doc["name"], owner=doc["owner"],
@@ -255,7 +301,8 @@ def filter_type(doc: Mapping[str, Any]) -> Filter:
                           undefined=int(stats.get("undefined", 0)),
                           errors=int(stats.get("errors", 0)),
                           overruns=int(stats.get("overruns", 0)),
-                          seconds=float(stats.get("seconds", 0.0))))
+                          seconds=float(stats.get("seconds", 0.0))),
+        delivery=delivery_type(doc, topic_prefix))
 
 
 def match_type(doc: Mapping[str, Any]) -> FilterMatch:
@@ -404,7 +451,8 @@ class FilterMutation:
         user = user_of(info, "createFilter")
         doc = await _guarded(_service(info).create(
             user, input.name, input.expression, notify=input.notify.value,
-            public=input.public, description=input.description))
+            public=input.public, description=input.description,
+            delivery=_delivery_dict(input.delivery)))
         return filter_type(doc)
 
     @strawberry.mutation(description="edit, pause or resume one of your filters")
@@ -415,7 +463,7 @@ class FilterMutation:
         doc = await _guarded(service.update(
             user, str(id), expression=input.expression,
             notify=input.notify.value if input.notify else None, public=input.public,
-            description=input.description))
+            description=input.description, delivery=_delivery_dict(input.delivery)))
         if input.state is not None:
             if input.state not in (FilterState.ACTIVE, FilterState.PAUSED):
                 raise GatewayError(BAD_USER_INPUT, "state is ACTIVE or PAUSED")
