@@ -189,3 +189,30 @@ async def test_public_filters_are_a_gallery(gateway: tuple[str, Deployment]) -> 
         assert items["endCursor"] == str(items["items"][-1]["seq"])
     seqs = [m["seq"] for m in await dep.service.filters.matches(fid, first=1000)]
     assert statistics.mean(seqs) > 0 and seqs == sorted(seqs)
+
+
+async def test_delivery_settings_through_graphql(gateway: tuple[str, Deployment]) -> None:
+    """Delivery is set and read through GraphQL; a webhook to a private address is
+    refused; the secret is never shown, and the addresses only to the owner."""
+    url, dep = gateway
+    delivery = "delivery { kafkaTopic webhookUrl slack email digestMinutes }"
+    create = CREATE.replace("expression } }", f"expression {delivery} }} }}")
+    async with httpx.AsyncClient(base_url=url) as client:
+        refused = await gql(client, create, _headers(BOB_KEY), input={
+            "name": "ssrf", "expression": "true", "delivery": {
+                "webhookUrl": "http://169.254.169.254/latest/meta-data",
+                "webhookSecret": "s" * 20}})
+        assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "link-local" in refused["errors"][0]["message"]
+        made = await gql(client, create, _headers(BOB_KEY), input={
+            "name": "delivered", "expression": "object.ndet >= 2", "public": True,
+            "delivery": {"kafka": True, "email": "bob@example.org", "digestMinutes": 30}})
+        created = made["data"]["createFilter"]
+        assert created["delivery"] == {
+            "kafkaTopic": f"nightjar-filter-{created['id']}", "webhookUrl": None,
+            "slack": False, "email": "bob@example.org", "digestMinutes": 30}
+        seen = await gql(client, f"{{ filters {{ id {delivery} }} }}", _headers(API_KEY))
+        (other,) = seen["data"]["filters"]  # the gallery shows the filter, not its e-mail
+        assert other["id"] == created["id"] and other["delivery"]["email"] is None
+    doc = await dep.service.get(BOB, created["id"])
+    assert doc["delivery"]["email"] == {"to": "bob@example.org", "digest_minutes": 30}

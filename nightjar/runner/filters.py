@@ -685,9 +685,11 @@ class FilterService:
     def __init__(self, filters: FilterStore, env: Callable[[str], FilterEnvironment],
                  limits: FilterLimits = FilterLimits(), *, tns: TnsLookup | None = None,
                  watch: WatchLookup | None = None, permalink_base: str = "",
-                 webhook_allow: Sequence[str] = ()):
+                 webhook_allow: Sequence[str] = (), topic_prefix: str = "nightjar-filter-"):
         self.filters = filters
         self.webhook_allow = list(webhook_allow)
+        #: each filter's Kafka topic is this prefix and its id (shown to its owner)
+        self.topic_prefix = topic_prefix
         self.env = env
         self.limits = limits
         self.tns = tns
@@ -1000,6 +1002,7 @@ def configured_filters(settings: Settings, store: NightjarStore,
     base = settings.public_url.rstrip("/")
     return Deployment(
         FilterService(filters, env, limits, tns=tns, watch=watch, permalink_base=base,
-                      webhook_allow=settings.webhook_allow),
+                      webhook_allow=settings.webhook_allow,
+                      topic_prefix=settings.filter_topic_prefix),
         FilterEngine(filters, env, limits, tns=tns, watch=watch, permalink_base=base,
                      deliverer=deliverer))

@@ -281,7 +281,9 @@ def delivery_type(doc: Mapping[str, Any], topic_prefix: str) -> FilterDelivery:
         last_digest_seq=email.get("last_seq"))
 
 
-def filter_type(doc: Mapping[str, Any], topic_prefix: str = "nightjar-filter-") -> Filter:
+def filter_type(doc: Mapping[str, Any], topic_prefix: str, reader: str) -> Filter:
+    """A filter as ``reader`` sees it: where its matches go (addresses) only to its
+    owner, never to the gallery."""
     stats = doc.get("stats") or {}
     return Filter(
         id=strawberry.ID(doc["_id"]), name=doc["name"], owner=doc["owner"],
@@ -302,7 +304,8 @@ def filter_type(doc: Mapping[str, Any], topic_prefix: str = "nightjar-filter-") 
                           errors=int(stats.get("errors", 0)),
                           overruns=int(stats.get("overruns", 0)),
                           seconds=float(stats.get("seconds", 0.0))),
-        delivery=delivery_type(doc, topic_prefix))
+        delivery=delivery_type(doc if reader == doc['owner'] else {'_id': doc['_id']},
+                               topic_prefix))
 
 
 def match_type(doc: Mapping[str, Any]) -> FilterMatch:
@@ -381,12 +384,12 @@ class FilterQueries:
     @strawberry.field(description="your filters and the public gallery")
     async def filters(self, info: GatewayInfo) -> list[Filter]:
         docs = await _service(info).visible(_reader(info))
-        return [filter_type(d) for d in docs]
+        return [filter_type(d, _service(info).topic_prefix, _reader(info)) for d in docs]
 
     @strawberry.field(name="filter", description="one filter by id (yours or a public one)")
     async def filter_(self, info: GatewayInfo, id: strawberry.ID) -> Filter:
         doc = await _guarded(_service(info).get(_reader(info), str(id)))
-        return filter_type(doc)
+        return filter_type(doc, _service(info).topic_prefix, _reader(info))
 
     @strawberry.field(description="check an expression and count what it would match over "
                                   "the stored alerts (between since and until [MJD])")
@@ -453,7 +456,7 @@ class FilterMutation:
             user, input.name, input.expression, notify=input.notify.value,
             public=input.public, description=input.description,
             delivery=_delivery_dict(input.delivery)))
-        return filter_type(doc)
+        return filter_type(doc, _service(info).topic_prefix, _reader(info))
 
     @strawberry.mutation(description="edit, pause or resume one of your filters")
     async def update_filter(self, info: GatewayInfo, id: strawberry.ID,
@@ -468,7 +471,7 @@ class FilterMutation:
             if input.state not in (FilterState.ACTIVE, FilterState.PAUSED):
                 raise GatewayError(BAD_USER_INPUT, "state is ACTIVE or PAUSED")
             doc = await _guarded(service.set_state(user, str(id), input.state.value))
-        return filter_type(doc)
+        return filter_type(doc, _service(info).topic_prefix, _reader(info))
 
     @strawberry.mutation(description="delete one of your filters and its matches")
     async def delete_filter(self, info: GatewayInfo, id: strawberry.ID) -> bool:
