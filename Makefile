@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway kafka clean
+.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway bench-filters kafka clean
 
 GRAPHIQL := tools/graphiql/node_modules/graphiql/package.json
 $(GRAPHIQL): tools/graphiql/package.json  # GraphiQL's page assets, served by the gateway (offline)
@@ -49,7 +49,7 @@ graphql-breaking: setup  ## fail when graphql/schema.graphql breaks clients (aga
 test: lint typecheck generated proto graphql-breaking  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway bench-filters  ## all benchmarks (see README)
 
 bench-ingest: setup  ## decode and embedded ingest throughput, ZTF and LSST (incl. a 10,000-alert visit)
 	$(UV) run python -m bench.bench_ingest
@@ -77,6 +77,9 @@ bench-stamp: setup  ## stamp classifier: inference ms/alert; Kafka: alert -> sto
 
 bench-gateway: setup  ## GraphQL: object/page query latency at 50 clients over 100,000 objects; subscription delivery latency
 	$(UV) run python -m bench.bench_gateway
+
+bench-filters: setup  ## a 10^6-row watchlist and 100 filters: added cost per alert, in memory and in the pipeline
+	$(UV) run python -m bench.bench_filters
 
 kafka: setup  ## start the development Kafka broker on 127.0.0.1:9092 (stop: nightjar dev kafka stop)
 	$(UV) run nightjar dev kafka start

@@ -111,12 +111,23 @@ def test_matching_equals_astropy_across_ra_zero_and_at_the_poles() -> None:
     near = catalogue[pick].directional_offset_by(angles * u.deg, offsets * u.deg)
     probes = [*zip(near.ra.deg, near.dec.deg, strict=True),
               (0.0, 0.0), (359.9999, 0.0), (0.0, 90.0), (123.0, -90.0), (180.0, 89.9)]
+    # the base pixels' corners, where a pixel has 7 neighbours, not 8
+    corner = float(np.degrees(np.arcsin(2 / 3)))
+    probes += [(ra_c, dec_c) for ra_c in (0.0, 45.0, 90.0, 315.0)
+               for dec_c in (corner, -corner, 0.0)]
     found_any = 0
-    for p_ra, p_dec in probes:
+    margin = 300.0  # beyond what a pixel's neighbours reach for the small radii
+    batch = index.matches_many([p[0] for p in probes], [p[1] for p in probes])
+    wide = index.matches_many([p[0] for p in probes], [p[1] for p in probes], margin)
+    for i, (p_ra, p_dec) in enumerate(probes):
         sep = SkyCoord(p_ra * u.deg, p_dec * u.deg).separation(catalogue).arcsec
         expected = set(np.flatnonzero(sep <= radius).tolist())
         got = {row for row, _ in index.matches(float(p_ra), float(p_dec))}
         assert got == expected, (p_ra, p_dec)
+        # the pipeline's batched look-up: the same rows, position by position
+        assert set(batch[1][batch[0] == i].tolist()) == expected
+        assert set(wide[1][wide[0] == i].tolist()) == set(
+            np.flatnonzero(sep <= radius + margin).tolist())
         found_any += bool(expected)
         for row, s in index.matches(float(p_ra), float(p_dec)):
             assert abs(s - sep[row]) < 1e-6

@@ -5,11 +5,11 @@ Pure functions and in-memory indexes (no I/O besides parsing bytes handed in):
 * :func:`read_watchlist` reads CSV or VOTable rows (name, ra, dec, optional radius),
   refusing a radius over :data:`MAX_RADIUS_ARCSEC` with its row number (never truncated);
 * :class:`WatchlistIndex` finds the rows whose radius contains a position: rows are
-  grouped by radius into HEALPix orders whose pixels are about the radius, indexed by
-  their centre's pixel; a look-up queries the disc of the group's largest radius around
-  the position (``query_disc(inclusive=True)``: a superset, so no row is missed, also
-  across RA 0/360 and at the poles) and keeps the rows within their radius by the exact
-  great-circle distance;
+  grouped by radius into HEALPix orders whose pixels are four times the radius or more,
+  indexed by their centre's pixel; a look-up takes the position's pixel and its
+  neighbours (which hold every row within the radius, also across RA 0/360 and at the
+  poles; a disc query when a margin reaches further), for a whole batch of positions at
+  once, and keeps the rows within their radius by the exact great-circle distance;
 * :func:`read_skymap` reduces a multi-order HEALPix sky map (LIGO/Virgo/KAGRA's NUNIQ
   format) to each pixel's credible level, and :class:`SkyRegion` answers the level at a
   position; a MOC becomes a region whose every pixel has level 0.
@@ -200,12 +200,21 @@ def _read_votable(data: bytes, default_radius: float) -> WatchRows:
                               values(dec), values(radius) if radius else None, default_radius)
 
 
+#: a group's order has pixels (``nside2resol``, the square root of a pixel's area) at
+#: least this many times its largest radius.  A point within 1/4 of that of another lies
+#: in the other's pixel or one of its 8 neighbours: sampled over the sphere, at the poles
+#: and at the base pixels' corners (2 x 10^6 points per order), the 3x3 block covered
+#: every offset up to 1/2 and missed some from 3/4; 1/4 keeps a factor of two.
+PIXEL_PER_RADIUS = 4.0
+
+
 def _order_for(radius_arcsec: float) -> int:
-    """The finest order whose pixels are at least twice the radius (a disc of that radius
-    then overlaps a few pixels)."""
+    """The finest order whose pixels are at least :data:`PIXEL_PER_RADIUS` times the
+    radius (a disc of that radius then lies within a pixel and its neighbours)."""
     hp = healpy_module()
     for order in range(MAX_INDEX_ORDER, -1, -1):
-        if math.degrees(hp.nside2resol(1 << order)) * 3600.0 >= 2.0 * radius_arcsec:
+        if math.degrees(hp.nside2resol(1 << order)) * 3600.0 >= (
+                PIXEL_PER_RADIUS * radius_arcsec):
             return order
     return 0
 
@@ -216,6 +225,19 @@ class _Group:
     max_radius_deg: float
     pixels: np.ndarray  #: sorted centre pixels
     rows: np.ndarray  #: row indices in the same order
+
+    @property
+    def reach_deg(self) -> float:
+        """How far from a position the pixel and its neighbours surely reach [deg]."""
+        return math.degrees(healpy_module().nside2resol(1 << self.order)) / PIXEL_PER_RADIUS
+
+
+def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every index of the ranges [lo, hi) (flattened), and the range each came from."""
+    counts = hi - lo
+    which = np.repeat(np.arange(len(lo)), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return lo[which] + offsets, which
 
 
 class WatchlistIndex:
@@ -249,31 +271,67 @@ class WatchlistIndex:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def candidates(self, ra: float, dec: float, margin_arcsec: float = 0.0) -> np.ndarray:
-        """Rows whose centre lies within the largest radius of their group (a superset)."""
+    def _candidates_many(self, group: _Group, ra: np.ndarray, dec: np.ndarray,
+                         margin_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        """(position index, row index) of the group's rows near each position: a
+        superset of those within the group's largest radius plus the margin."""
         hp = healpy_module()
-        vec = hp.ang2vec(ra, dec, lonlat=True)
-        found: list[np.ndarray] = []
-        for group in self.groups:
-            radius = math.radians(group.max_radius_deg + margin_arcsec / 3600.0)
-            pixels = hp.query_disc(1 << group.order, vec, radius, inclusive=True, nest=True)
-            lo = np.searchsorted(group.pixels, pixels, side="left")
-            hi = np.searchsorted(group.pixels, pixels, side="right")
-            for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-                if b > a:
-                    found.append(group.rows[a:b])
-        return np.concatenate(found) if found else np.empty(0, dtype=int)
+        nside = 1 << group.order
+        if group.max_radius_deg + margin_deg <= group.reach_deg:
+            # the position's pixel and its 8 neighbours (-1 where a corner has 7)
+            pixels = np.vstack([hp.ang2pix(nside, ra, dec, nest=True, lonlat=True)[None, :],
+                                hp.get_all_neighbours(nside, ra, dec, nest=True,
+                                                      lonlat=True)])
+            lo = np.searchsorted(group.pixels, pixels.ravel(), side="left")
+            hi = np.searchsorted(group.pixels, pixels.ravel(), side="right")
+            hi[pixels.ravel() < 0] = lo[pixels.ravel() < 0]
+            index, which = _expand(lo, hi)
+            return which % len(ra), group.rows[index]
+        # a margin wider than the neighbours reach: the disc itself, one position at a time
+        vectors = hp.ang2vec(ra, dec, lonlat=True).reshape(-1, 3)
+        radius = math.radians(group.max_radius_deg + margin_deg)
+        positions, rows = [], []
+        for i, vec in enumerate(vectors):
+            pixels = hp.query_disc(nside, vec, radius, inclusive=True, nest=True)
+            index, _ = _expand(np.searchsorted(group.pixels, pixels, side="left"),
+                               np.searchsorted(group.pixels, pixels, side="right"))
+            positions.append(np.full(len(index), i))
+            rows.append(group.rows[index])
+        if not rows:
+            return np.empty(0, dtype=int), np.empty(0, dtype=int)
+        return np.concatenate(positions), np.concatenate(rows)
+
+    def matches_many(self, ra: Sequence[float] | np.ndarray, dec: Sequence[float] | np.ndarray,
+                     margin_arcsec: float = 0.0
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (position index, row index, separation [arcsec]) where a position [deg]
+        lies within a row's radius plus ``margin_arcsec``: a batch of detections at once
+        (vectorised; the pipeline's look-up)."""
+        ra_a = np.atleast_1d(np.asarray(ra, dtype=float))
+        dec_a = np.atleast_1d(np.asarray(dec, dtype=float))
+        found_p, found_r, found_s = [], [], []
+        if len(ra_a) and len(self.rows):
+            targets = _unit_vectors(ra_a, dec_a)
+            for group in self.groups:
+                positions, rows = self._candidates_many(group, ra_a, dec_a,
+                                                        margin_arcsec / 3600.0)
+                if not len(rows):
+                    continue
+                sep = pair_separation_arcsec(self._xyz[rows], targets[positions])
+                inside = sep <= self.radius[rows] + margin_arcsec
+                found_p.append(positions[inside])
+                found_r.append(rows[inside])
+                found_s.append(sep[inside])
+        if not found_p:
+            return np.empty(0, dtype=int), np.empty(0, dtype=int), np.empty(0)
+        return np.concatenate(found_p), np.concatenate(found_r), np.concatenate(found_s)
 
     def matches(self, ra: float, dec: float, margin_arcsec: float = 0.0
                 ) -> list[tuple[int, float]]:
         """(row index, separation [arcsec]) of the rows containing the position [deg]
         (within their radius plus ``margin_arcsec``)."""
-        rows = self.candidates(ra, dec, margin_arcsec)
-        if not len(rows):
-            return []
-        sep = separation_arcsec(self._xyz[rows], ra, dec)
-        inside = sep <= self.radius[rows] + margin_arcsec
-        return [(int(r), float(s)) for r, s in zip(rows[inside], sep[inside], strict=True)]
+        _, rows, sep = self.matches_many([ra], [dec], margin_arcsec)
+        return [(int(r), float(s)) for r, s in zip(rows, sep, strict=True)]
 
 
 def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -282,14 +340,12 @@ def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.column_stack([cos_dec * np.cos(ra_r), cos_dec * np.sin(ra_r), np.sin(dec_r)])
 
 
-def separation_arcsec(xyz: np.ndarray, ra: float, dec: float) -> np.ndarray:
-    """Great-circle separation [arcsec] between unit vectors and one position [deg]
-    (atan2 of the cross and dot products: exact at every angle, unlike the haversine near
-    180 deg or the dot product near 0)."""
-    target = _unit_vectors(np.array([ra]), np.array([dec]))[0]
-    cross = np.linalg.norm(np.cross(xyz, target), axis=1)
-    dot = xyz @ target
-    return np.degrees(np.arctan2(cross, dot)) * 3600.0
+def pair_separation_arcsec(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Great-circle separation [arcsec] between unit vectors, row by row (atan2 of the
+    cross and dot products: exact at every angle, unlike the haversine near 180 deg or
+    the dot product near 0)."""
+    cross = np.linalg.norm(np.cross(a, b), axis=1)
+    return np.degrees(np.arctan2(cross, np.einsum("ij,ij->i", a, b))) * 3600.0
 
 
 # -- watchmaps -----------------------------------------------------------------------------

@@ -172,13 +172,17 @@ class ObjectData:
     detections: Sequence[Doc]  #: corrected, every version merged
     non_detections: Sequence[Doc]
     events: Sequence[Doc] = ()  #: classification events, oldest first
+    #: the statistics over every detection and limit when already computed (the
+    #: pipeline's), so the latest alert's are not computed again
+    statistics: Mapping[str, Any] | None = None
 
 
 def alert_inputs(data: ObjectData, detection: Doc, *, tns: TnsLookup | None = None,
                  watch: WatchLookup | None = None, watchlists: Iterable[str] = (),
                  watchmaps: Iterable[str] = ()) -> FilterInputs:
     """The inputs of an alert-stage evaluation of one alert's detection."""
-    stats = object_as_of(data.oid, data.detections, data.non_detections, detection["mjd"])
+    stats = object_as_of(data.oid, data.detections, data.non_detections, detection["mjd"],
+                         data.statistics)
     return _inputs(data, detection, stats, tns, watch, watchlists, watchmaps)
 
 
@@ -191,7 +195,8 @@ def classification_inputs(data: ObjectData, event: Doc, *, tns: TnsLookup | None
     detection = by_key.get(event["candid"])
     if detection is None:
         return None
-    stats = object_as_of(data.oid, data.detections, data.non_detections, detection["mjd"])
+    stats = object_as_of(data.oid, data.detections, data.non_detections, detection["mjd"],
+                         data.statistics)
     base = _inputs(data, detection, stats, tns, watch, watchlists, watchmaps)
     return FilterInputs(
         survey=base.survey, detection=base.detection, statistics=base.statistics,
@@ -202,7 +207,7 @@ def classification_inputs(data: ObjectData, event: Doc, *, tns: TnsLookup | None
         surprise=_latest_with(data.events, event, "surprise"))
 
 
-def _inputs(data: ObjectData, detection: Doc, stats: Doc, tns: TnsLookup | None,
+def _inputs(data: ObjectData, detection: Doc, stats: Mapping[str, Any], tns: TnsLookup | None,
             watch: WatchLookup | None, watchlists: Iterable[str],
             watchmaps: Iterable[str]) -> FilterInputs:
     ra, dec = float(detection["ra"]), float(detection["dec"])
@@ -231,6 +236,12 @@ async def stored_data(filters: FilterStore, oids: Sequence[str], *, need_events:
 
 
 # -- compiled filters --------------------------------------------------------------------
+def fields_read(filters: Sequence[ActiveFilter]) -> frozenset[str]:
+    """Every context field these filters read (the union of their references)."""
+    return frozenset().union(*(f.checked.references.fields for f in filters))
+
+
+
 @dataclass
 class ActiveFilter:
     """One filter as the engine runs it."""
@@ -373,6 +384,10 @@ class FilterEngine:
         self._loaded_at = -1e9
         #: seconds spent evaluating since creation (the pipeline's filter stage)
         self.seconds = 0.0
+        self._prepared_for: dict[tuple[int, ...], tuple[frozenset[str], Doc]] = {}
+        #: compiled filters by (id, version, expression, what the owner may name), so a
+        #: refresh compiles only what changed
+        self._compiled: dict[tuple[Any, ...], ActiveFilter] = {}
 
     async def refresh(self, *, force: bool = False) -> list[ActiveFilter]:
         if not force and time.monotonic() - self._loaded_at < self.refresh_s:
@@ -380,18 +395,27 @@ class FilterEngine:
         self._loaded_at = time.monotonic()
         now = dt.datetime.now(dt.UTC)
         out: list[ActiveFilter] = []
+        compiled_now: dict[tuple[Any, ...], ActiveFilter] = {}
         for doc in await self.filters.active():
             expires = _aware(doc.get("expires"))
             if expires is not None and expires < now:
                 await self._set_state(doc, EXPIRED, f"expired on {expires:%Y-%m-%d}: renew "
                                                     f"it to run it again")
                 continue
-            try:
-                checked = check(doc["expression"], self.env(doc["owner"]))
-            except FilterError as exc:
-                await self._set_state(doc, MUTED, f"no longer valid: {exc}")
-                continue
-            out.append(ActiveFilter(doc, checked, compile_filter(checked)))
+            env = self.env(doc["owner"])
+            key = (doc["_id"], doc["version"], doc["expression"], env.catalogues,
+                   tuple(sorted(env.watchlists.items())), tuple(sorted(env.watchmaps.items())))
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                try:
+                    checked = check(doc["expression"], env)
+                except FilterError as exc:
+                    await self._set_state(doc, MUTED, f"no longer valid: {exc}")
+                    continue
+                compiled = ActiveFilter(doc, checked, compile_filter(checked))
+            compiled_now[key] = compiled
+            out.append(ActiveFilter(doc, compiled.checked, compiled.program))
+        self._compiled = compiled_now
         self.active = out
         return out
 
@@ -446,6 +470,8 @@ class FilterEngine:
 
         The object's light curve and events are read back from the store, the same
         inputs a backfill reads, so live and backfill agree here too."""
+        if self.watch is not None:  # lists and maps made since (no batch refreshes them here)
+            await self.watch.refresh()
         active = await self.refresh()
         class_stage = [f for f in active if f.stage == CLASSIFICATION_STAGE]
         if not class_stage or not events:
@@ -465,15 +491,28 @@ class FilterEngine:
         self.seconds += time.perf_counter() - start
         return new
 
+    def _prepared(self, filters: Sequence[ActiveFilter]) -> tuple[frozenset[str], Doc]:
+        """(the fields these filters read, the look-ups they need), once per set of
+        filters, not once per alert."""
+        key = tuple(id(f) for f in filters)
+        found = self._prepared_for.get(key)
+        if found is None:
+            refs = [f.checked.references for f in filters]
+            lookups = {"tns": self.tns if any(r.tns for r in refs) else None,
+                       "watch": self.watch,
+                       "watchlists": sorted({n for r in refs for n in r.watchlists}),
+                       "watchmaps": sorted({n for r in refs for n in r.watchmaps})}
+            if len(self._prepared_for) > 64:
+                self._prepared_for.clear()
+            found = self._prepared_for[key] = (fields_read(filters), lookups)
+        return found
+
     def _lookups(self, filters: Sequence[ActiveFilter]) -> Doc:
-        refs = [f.checked.references for f in filters]
-        return {"tns": self.tns if any(r.tns for r in refs) else None, "watch": self.watch,
-                "watchlists": sorted({n for r in refs for n in r.watchlists}),
-                "watchmaps": sorted({n for r in refs for n in r.watchmaps})}
+        return self._prepared(filters)[1]
 
     def _run(self, filters: Sequence[ActiveFilter], inputs: FilterInputs,
              stats: dict[str, FilterStats]) -> list[tuple[ActiveFilter, Doc]]:
-        context = build_context(inputs)
+        context = build_context(inputs, self._prepared(filters)[0])
         budget = self.limits.budget_ms / 1000.0
         out = []
         for flt in filters:
@@ -493,7 +532,8 @@ class FilterEngine:
             if state is None:
                 continue
             out[oid] = ObjectData(oid, state.survey, result.objects[oid], state.corrected,
-                                  state.non_detections, events.get(oid, []))
+                                  state.non_detections, events.get(oid, []),
+                                  state.statistics or None)
         return out
 
     async def _store(self, candidates: list[tuple[ActiveFilter, Doc]],

@@ -100,6 +100,9 @@ class WatchIndexes:
         self.maps: dict[str, LoadedMap] = {}
         self._version: Any = object()
         self._checked = -1e9
+        #: the last batch's positions -> the lists they fell in, and the lists asked
+        self._batch_hits: dict[tuple[float, float], frozenset[str]] = {}
+        self._batch_lists: frozenset[str] = frozenset()
 
     async def refresh(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._checked < self.refresh_s:
@@ -120,6 +123,7 @@ class WatchIndexes:
             ids, rows = await self.watch.rows(doc["_id"])
             lists[doc["_id"]] = LoadedList(doc, ids, WatchlistIndex(rows))
         self.lists = lists
+        self._batch_hits, self._batch_lists = {}, frozenset()  # of the lists as they were
         self.maps = {doc["_id"]: LoadedMap(doc, region_of(doc))
                      for doc in await self.watch.maps(with_region=True)}
 
@@ -133,7 +137,13 @@ class WatchIndexes:
         out = set()
         for list_id in names:
             loaded = self.lists.get(list_id)
-            if loaded is not None and loaded.index.matches(ra, dec):
+            if loaded is None:
+                continue
+            known = self._batch_hits.get((ra, dec))  # matched with the batch already
+            if known is not None and list_id in self._batch_lists:
+                if list_id in known:
+                    out.add(list_id)
+            elif loaded.index.matches(ra, dec):
                 out.add(list_id)
         return frozenset(out)
 
@@ -151,28 +161,37 @@ class WatchIndexes:
         return out
 
     # -- the pipeline's watchlist matches ----------------------------------------------
-    def match_detection(self, oid: str, survey: str, detection: Doc, *,
-                        source: str = "live") -> list[Doc]:
-        """Watchlist matches of one detection against every list."""
-        ra, dec = float(detection["ra"]), float(detection["dec"])
+    def match_detections(self, alerts: Sequence[tuple[str, str, Doc]], *,
+                         source: str = "live") -> list[Doc]:
+        """Watchlist matches of (oid, survey, detection) against every list, the whole
+        batch at once; remembers which positions fell in which lists, so the filters'
+        ``in_watchlist`` on this batch needs no second look-up."""
+        ra = np.array([float(d["ra"]) for _, _, d in alerts])
+        dec = np.array([float(d["dec"]) for _, _, d in alerts])
+        hits: dict[tuple[float, float], set[str]] = {
+            (float(r), float(d)): set() for r, d in zip(ra.tolist(), dec.tolist(), strict=True)}
         out = []
         for loaded in self.lists.values():
-            for row, sep in loaded.index.matches(ra, dec):
+            positions, rows, seps = loaded.index.matches_many(ra, dec)
+            for i, row, sep in zip(positions.tolist(), rows.tolist(), seps.tolist(),
+                                   strict=True):
+                oid, survey, detection = alerts[i]
                 out.append(watch_match(loaded, row, sep, oid, survey, detection, source))
+                hits[(float(ra[i]), float(dec[i]))].add(loaded.doc["_id"])
+        self._batch_hits = {k: frozenset(v) for k, v in hits.items()}
+        self._batch_lists = frozenset(self.lists)
         return out
 
     async def on_batch(self, result: BatchResult) -> list[Doc]:
         """Match every stored alert of a batch against every watchlist; store the
         matches; return the new ones."""
         await self.refresh()
+        self._batch_hits, self._batch_lists = {}, frozenset()
         if not self.lists:
             return []
-        found: list[Doc] = []
-        for alert in result.alerts:
-            detection = result.detections.get(alert.key)
-            if detection is not None:
-                found += self.match_detection(alert.oid, alert.survey, detection)
-        return await self.watch.put_matches(found)
+        alerts = [(alert.oid, alert.survey, result.detections[alert.key])
+                  for alert in result.alerts if alert.key in result.detections]
+        return await self.watch.put_matches(self.match_detections(alerts))
 
 
 def watch_match(loaded: LoadedList, row: int, sep: float, oid: str, survey: str,
@@ -359,8 +378,10 @@ class WatchService:
                 break
             after = page[-1]["_id"]
             seen += len(page)
-            near = [d for d in page if loaded.index.matches(
-                float(d["meanra"]), float(d["meandec"]), margin_arcsec=ANCHOR_MARGIN_ARCSEC)]
+            hits, _, _ = loaded.index.matches_many(
+                [float(d["meanra"]) for d in page], [float(d["meandec"]) for d in page],
+                margin_arcsec=ANCHOR_MARGIN_ARCSEC)
+            near = [page[i] for i in sorted(set(hits.tolist()))]
             if near:
                 curves = await store.light_curves(DETECTIONS, [d["_id"] for d in near])
                 found: list[Doc] = []

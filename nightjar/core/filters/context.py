@@ -65,9 +65,16 @@ class FilterInputs:
 
 
 def object_as_of(oid: str, detections: Sequence[Doc], non_detections: Sequence[Doc],
-                 mjd: float) -> Doc:
+                 mjd: float, latest: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """The object's statistics from its detections and upper limits up to ``mjd`` [MJD],
-    inclusive: what the pipeline computed when the alert at ``mjd`` was the latest."""
+    inclusive: what the pipeline computed when the alert at ``mjd`` was the latest.
+
+    ``latest``, the statistics over every detection and limit (the pipeline's own, the
+    same function of the same lists), is returned as it is when nothing is later than
+    ``mjd``: the usual live case, which then costs no recomputation."""
+    if latest is not None and all(d["mjd"] <= mjd for d in detections) and all(
+            n["mjd"] <= mjd for n in non_detections):
+        return latest
     return object_statistics(oid, [d for d in detections if d["mjd"] <= mjd],
                              [n for n in non_detections if n["mjd"] <= mjd])
 
@@ -159,15 +166,40 @@ def xmatch_part(xmatch: Mapping[str, Mapping[str, Any]]) -> Doc:
     return out
 
 
-def build_context(inputs: FilterInputs) -> cel.Context:
-    """The evaluator's context of one alert: variables and the filter functions."""
+def pruned(tree: Mapping[str, Any], fields: frozenset[str], prefix: str = "") -> Doc:
+    """The parts of a context tree that the dotted ``fields`` reach: a field named with
+    nothing below it (``object.band`` in a comprehension over bands) keeps its whole
+    subtree.  Handing the evaluator only these costs less (it converts every value it is
+    given, ~2 us a number) and changes no result: a filter reads only the fields the
+    checker found in it."""
+    out: Doc = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if path not in fields:
+            continue
+        deeper = f"{path}."
+        if isinstance(value, dict) and any(f.startswith(deeper) for f in fields):
+            out[key] = pruned(value, fields, deeper)
+        else:
+            out[key] = value
+    return out
+
+
+def build_context(inputs: FilterInputs, fields: frozenset[str] | None = None
+                  ) -> cel.Context:
+    """The evaluator's context of one alert: variables and the filter functions.
+
+    ``fields``: the dotted paths the filters to run read (their checker's references);
+    only those are handed to the evaluator (:func:`pruned`).  None: everything."""
     first = int(inputs.statistics["ndet"]) == 1
-    variables: Doc = {
-        "survey": inputs.survey,
-        "alert": alert_part(inputs.detection, first),
-        "object": object_part(inputs.statistics),
-        "xmatch": xmatch_part(inputs.xmatch),
-    }
+    variables: Doc = {"survey": inputs.survey}
+    wanted = fields if fields is not None else frozenset({"alert", "object", "xmatch"})
+    if "alert" in wanted:
+        variables["alert"] = alert_part(inputs.detection, first)
+    if "object" in wanted:
+        variables["object"] = object_part(inputs.statistics)
+    if "xmatch" in wanted:
+        variables["xmatch"] = xmatch_part(inputs.xmatch)
     if inputs.anomaly is not None and _number(inputs.anomaly.get("score")) is not None:
         variables["anomaly"] = {"score": float(inputs.anomaly["score"]),
                                 "model": str(inputs.anomaly.get("model", ""))}
@@ -180,11 +212,13 @@ def build_context(inputs: FilterInputs) -> cel.Context:
         if inputs.tns.get("type"):
             tns["type"] = str(inputs.tns["type"])
         variables["tns"] = tns
-    for optional in ("anomaly", "surprise", "tns"):  # absent: has(anomaly.score) is false
-        variables.setdefault(optional, {})
+    if fields is not None:
+        variables = {"survey": inputs.survey, **pruned(variables, fields)}
+    for optional in ("alert", "object", "xmatch", "anomaly", "surprise", "tns"):
+        variables.setdefault(optional, {})  # absent: has(anomaly.score) is false
     context = cel.Context(variables)
     classes = inputs.classifications
-    matches = variables["xmatch"]
+    matches = xmatch_part(inputs.xmatch) if inputs.xmatch else {}
 
     def prob(classifier: str, class_name: str) -> float | None:
         rows = classes.get(classifier)
