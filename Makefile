@@ -26,6 +26,7 @@ lint: setup-train
 
 typecheck: setup-train
 	$(UV) run mypy
+	$(UV) run mypy tom_nightjar/tom_nightjar tom_nightjar/example_tom  # the TOM module (Django untyped here)
 
 generated: setup-train  ## fail when generated files drift from their sources
 	$(UV) run python -m tools.gen_ztf_schema --check

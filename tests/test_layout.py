@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: part -> the module prefixes that make it up (longest prefix wins)
@@ -133,12 +135,18 @@ def test_the_layout_check_catches_an_upward_import(tmp_path: Path) -> None:
     assert part_of("nightjar.cli.ml") == "root"
 
 
-def test_the_client_imports_nothing_of_the_server() -> None:
-    # nightjar-client is its own distribution: `pip install ./client` brings no server code
+@pytest.mark.parametrize(("folder", "must_have"), [
+    ("client", "client/nightjar_client/core.py"),
+    ("tom_nightjar", "tom_nightjar/tom_nightjar/core.py"),
+])
+def test_the_distributions_import_nothing_of_the_server(folder: str, must_have: str) -> None:
+    # nightjar-client and tom-nightjar are distributions of their own: installing them
+    # brings no server code (they talk to the gateway over HTTP and WebSocket)
     server = {"nightjar", "stream", "services", "finding_charts", "ml", "tools", "tests"}
-    client = ROOT / "client"
     modules = {}
-    for path in client.rglob("*.py"):
+    for path in (ROOT / folder).rglob("*.py"):
+        if ".venv" in path.parts:
+            continue
         tree = ast.parse(path.read_text())
         names: set[str] = set()
         for node in ast.walk(tree):
@@ -147,6 +155,6 @@ def test_the_client_imports_nothing_of_the_server() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module.split(".")[0])
         modules[str(path.relative_to(ROOT))] = names
-    assert "client/nightjar_client/core.py" in modules
+    assert must_have in modules
     for module, names in modules.items():
         assert not names & server, module
