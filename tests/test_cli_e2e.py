@@ -430,3 +430,44 @@ def test_the_demo_serves_the_real_catalogues_once(shared_data: Path, tmp_path: P
     # S And, GCVS's first row, found where the demo's cross-matches look
     (s_and,) = store.cone("gcvs", 10.6795833, 41.2680556, 2.0)
     assert s_and.columns["VarType"] == "SNI"
+
+
+def test_the_demo_makes_a_filter_and_a_watchlist_and_shows_their_matches(
+        tmp_path: Path) -> None:
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    home = tmp_path / "home"
+    env = {**_env(home), "NIGHTJAR_SHARED_DATA": str(tmp_path / "absent")}
+
+    def demo(n: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*NIGHTJAR, "demo", "--no-serve", "--n", str(n), "--n-lsst",
+                               str(n // 2)], env=env, cwd=ROOT, text=True,
+                              capture_output=True, timeout=600)
+
+    first = demo(200)
+    assert first.returncode == 0, first.stderr[-3000:]
+    said = first.stdout + first.stderr
+    counts = {name: int(count) for name, count in re.findall(
+        r"(demo-[a-z-]+) \([a-z]+ stage\): (\d+) matches", said)}
+    assert set(counts) == {"demo-bright-risers", "demo-watched", "demo-sn-candidates"}
+    assert counts["demo-watched"] > 0 and counts["demo-bright-risers"] > 0
+    found = re.search(r"demo-watchlist: (\d+) alerts within", said)
+    assert found is not None, said[-3000:]
+    listed = int(found.group(1))
+    assert listed > 0
+
+    def matches(*args: str) -> list[dict[str, object]]:
+        done = subprocess.run([*NIGHTJAR, *args, "--format", "json"], env=env, cwd=ROOT,
+                              text=True, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout))
+
+    watched = matches("filter", "matches", "demo-watched", "--first", "100000")
+    assert len(watched) == counts["demo-watched"]
+    hits = matches("watchlist", "matches", "demo-watchlist")
+    assert len(hits) == listed
+    # every alert the filter took is one the watchlist matched (and bright enough)
+    assert {m["alert_id"] for m in watched} <= {h["alert_id"] for h in hits}
+    again = demo(20)  # a second demo keeps the filters and the list, and goes on
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already has" not in again.stderr

@@ -599,15 +599,108 @@ def demo(
         lsst = _demo_lsst(settings, Path(tmp) / "lsst-real")
         paths += lsst
         err.print(f"simulating {n} ZTF and {n_lsst} LSST alerts ...")
-        write_alerts(n, Path(tmp) / "ztf", seed=42)
-        write_lsst(n_lsst, Path(tmp) / "lsst", seed=42)
+        simulated = write_alerts(n, Path(tmp) / "ztf", seed=42)
+        simulated += write_lsst(n_lsst, Path(tmp) / "lsst", seed=42)
         paths += [Path(tmp) / "ztf", Path(tmp) / "lsst"]
+        asyncio.run(_demo_filters(settings, simulated))
         _print_summary(asyncio.run(_ingest(settings, paths, settings.batch_size)))
+    asyncio.run(_demo_matches(settings))
     _demo_catalogs(settings)
     err.print("\nexample query (paste into GraphiQL, or run `nightjar query '...'`):")
     out.print(EXAMPLE_QUERY, markup=False, highlight=False)
     if serve_after:
         _serve_until_stopped(settings, "all", None, None)
+
+
+#: the demo's filters (the operator's, made before the alerts arrive, so they match live)
+DEMO_FILTERS = {
+    "demo-bright-risers": ('object.ndet >= 3 && alert.mag_diff < 19.5 && '
+                           'alert.band in ["g", "r"]', "every"),
+    "demo-watched": ('in_watchlist("demo-watchlist") && alert.snr > 5.0', "every"),
+    "demo-sn-candidates": ('prob("stamp_classifier", "SN") > 0.6', "first"),
+}
+
+
+def _demo_watchlist(settings: Settings, simulated: list[Path]) -> bytes:
+    """A watchlist CSV: the GCVS variable stars (when ../shared has them) and 20 of the
+    simulated objects' positions."""
+    from nightjar.runner.ingest import alert_parser
+    from nightjar.surveys.interface import AlertSource
+
+    lines = ["name,ra,dec,radius"]
+    gcvs = settings.shared_data / "catalogs" / "gcvs.parquet"
+    if gcvs.is_file():
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(gcvs).to_pydict()
+        lines += [f"gcvs-{i} {kind or ''},{ra!r},{dec!r},2.0" for i, (ra, dec, kind) in
+                  enumerate(zip(table["ra"], table["dec"], table["VarType"], strict=True))]
+    parser = alert_parser(settings)
+    seen: set[str] = set()
+    for path in simulated[::7]:
+        alerts, _ = parser.parse(path.read_bytes(), AlertSource("file", path=str(path)))
+        for alert in alerts:
+            if alert.oid not in seen and len(seen) < 20:
+                seen.add(alert.oid)
+                lines.append(f"sim-{alert.oid},{alert.detection['ra']!r},"
+                             f"{alert.detection['dec']!r},2.0")
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _demo_filters(settings: Settings, simulated: list[Path]) -> None:
+    """The demo's watchlist and filters (kept when they exist from an earlier run)."""
+    from nightjar.runner.filters import OPERATOR, configured_filters
+    from nightjar.runner.watch import WatchService, configured_watch
+    from nightjar.store import open_store
+    from nightjar.store.filters import FilterNameTaken
+    from nightjar.store.watch import WatchNameTaken, WatchStore
+
+    async with open_store(settings) as store:
+        await store.init()
+        indexes = await configured_watch(settings, store)
+        try:
+            made = await WatchService(WatchStore(store), indexes).create_list(
+                OPERATOR, "demo-watchlist", _demo_watchlist(settings, simulated))
+            err.print(f"watchlist demo-watchlist: {made['rows']:,} positions")
+        except WatchNameTaken:
+            pass
+        await indexes.refresh(force=True)
+        service = configured_filters(settings, store, indexes).service
+        for name, (expression, notify) in DEMO_FILTERS.items():
+            try:
+                await service.create(OPERATOR, name, expression, notify=notify,
+                                     description="made by `nightjar demo`")
+                err.print(f"filter {name}: {expression}", soft_wrap=True)
+            except FilterNameTaken:
+                pass
+
+
+async def _demo_matches(settings: Settings) -> None:
+    """What the demo's filters and watchlist matched."""
+    from nightjar.runner.filters import OPERATOR, configured_filters
+    from nightjar.runner.watch import WatchService, configured_watch
+    from nightjar.store import open_store
+    from nightjar.store.watch import WatchStore
+
+    async with open_store(settings) as store:
+        indexes = await configured_watch(settings, store)
+        service = configured_filters(settings, store, indexes).service
+        err.print("\nwhat the demo's filters matched, live (`nightjar filter matches NAME`):")
+        for name in DEMO_FILTERS:
+            doc, found = await service.matches(OPERATOR, name, first=100_000)
+            err.print(f"  {name} ({doc['stage']} stage): {len(found)} matches")
+            for m in found[:3]:
+                out.print(f"    {m['survey']} {m['oid']} alert {m['alert_id']} MJD "
+                          f"{m['mjd']:.4f}  {m['permalink']}", markup=False, highlight=False,
+                          soft_wrap=True)
+        _, hits = await WatchService(WatchStore(store), indexes).matches(
+            OPERATOR, "demo-watchlist", first=100_000)
+        err.print(f"  demo-watchlist: {len(hits)} alerts within a listed position "
+                  f"(`nightjar watchlist matches demo-watchlist`)", soft_wrap=True)
+        for m in hits[:3]:
+            out.print(f"    {m['row_name']}: {m['survey']} {m['oid']} at "
+                      f"{m['separation_arcsec']:.2f} arcsec, MJD {m['mjd']:.4f}",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 #: Rubin's real alerts in ../shared (Fink's parquet) and the schema each was written with
