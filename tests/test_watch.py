@@ -178,6 +178,12 @@ async def test_live_and_retroactive_matches_agree(mongo_uri: str, tmp_path: Path
         await live.ingest(ztf + lsst, batch_size=50)
         _, live_found = await live.watch.matches(OPERATOR, "hosts", first=100_000)
         _, filter_found = await live.service.matches(OPERATOR, "in-hosts", first=100_000)
+        # the same filter over the archive (its watchlist look-ups batched per chunk)
+        await live.service.create(OPERATOR, "in-hosts-again", 'in_watchlist("hosts")')
+        await live.service.backfill(OPERATOR, "in-hosts-again")
+        _, backfilled = await live.service.matches(OPERATOR, "in-hosts-again", first=100_000)
+        assert sorted((m["oid"], m["alert_id"]) for m in backfilled) == sorted(
+            (m["oid"], m["alert_id"]) for m in filter_found)
     async with deployment(mongo_uri, tmp_path / "b") as later:
         await later.ingest(ztf + lsst, batch_size=50)
         made = await later.watch.create_list(OPERATOR, "hosts", data)

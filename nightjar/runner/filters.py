@@ -118,6 +118,9 @@ class WatchLookup(Protocol):
 
     def names_for(self, owner: str) -> tuple[dict[str, str], dict[str, str]]: ...
 
+    def prime(self, positions: Sequence[tuple[float, float]], list_ids: Iterable[str]
+              ) -> None: ...
+
     async def refresh(self, *, force: bool = False) -> None: ...
 
     async def on_batch(self, result: BatchResult) -> list[Doc]: ...
@@ -922,6 +925,10 @@ class FilterService:
             part = oids[i:min(i + chunk, limit)]
             data = await stored_data(self.filters, part,
                                      need_events=flt.stage == CLASSIFICATION_STAGE)
+            if self.watch is not None and flt.checked.references.watchlists:
+                # every detection of the chunk against the lists at once, not one by one
+                self.watch.prime([(float(d["ra"]), float(d["dec"])) for obj in data.values()
+                                  for d in obj.detections], flt.checked.references.watchlists)
             stats: dict[str, FilterStats] = defaultdict(FilterStats)
             candidates: list[tuple[ActiveFilter, Doc]] = []
             for oid in part:

@@ -147,6 +147,24 @@ class WatchIndexes:
                 out.add(list_id)
         return frozenset(out)
 
+    def prime(self, positions: Sequence[tuple[float, float]], list_ids: Iterable[str]
+              ) -> None:
+        """Match these positions [deg] against these lists at once (a backfill's chunk of
+        objects), so that :meth:`watchlists_at` answers them without a look-up each."""
+        wanted = sorted({i for i in list_ids if i in self.lists})
+        if not wanted or not positions:
+            return
+        ra = np.array([float(p[0]) for p in positions])
+        dec = np.array([float(p[1]) for p in positions])
+        hits: dict[tuple[float, float], set[str]] = {
+            (float(r), float(d)): set() for r, d in zip(ra.tolist(), dec.tolist(), strict=True)}
+        for list_id in wanted:
+            found, _, _ = self.lists[list_id].index.matches_many(ra, dec)
+            for i in set(found.tolist()):
+                hits[(float(ra[i]), float(dec[i]))].add(list_id)
+        self._batch_hits = {k: frozenset(v) for k, v in hits.items()}
+        self._batch_lists = frozenset(wanted)
+
     def watchmaps_at(self, ra: float, dec: float, mjd: float,
                      names: Iterable[str]) -> dict[str, float]:
         wanted = [self.maps[n] for n in names if n in self.maps]
