@@ -44,6 +44,7 @@ from nightjar.runner.filters import (
     FilterLimits,
     FilterService,
     classifier_classes,
+    probability_conditions,
 )
 from nightjar.runner.ingest import BatchProcessor, RawInput, expand_paths, ingest, iter_inputs
 from nightjar.runner.topology import configured_topology
@@ -514,3 +515,20 @@ def test_cli(mongo_uri: str, tmp_path: Path, shared_data: Path) -> None:
     assert json.loads(run("filter", "list", "--format", "json").stdout) == []
     unknown = run("filter", "list", "--api-key", "nope")
     assert unknown.returncode == 2
+
+
+async def test_the_indexable_part_narrows_the_backfill_in_the_database(live: Deployment) -> None:
+    """survey, detections and a class's probability narrow the objects a backfill reads
+    (a query over objects and classification events); the rest runs on those only."""
+    expression = 'survey == "ZTF" && prob("stamp_classifier", "SN") > 0.4 && object.ndet >= 1'
+    checked = live.service.check(OPERATOR, expression)
+    assert probability_conditions(checked) == [("stamp_classifier", "SN", ">", 0.4)]
+    report = await live.service.dry_run(OPERATOR, expression, max_objects=100_000)
+    objects = {d["_id"]: d async for d in live.store.db.objects.find({})}
+    likely = {e["oid"] async for e in live.store.db.classification_events.find({})
+              if (e.get("classifiers", {}).get("stamp_classifier", {}).get("probabilities", {})
+                  .get("SN", 0.0)) > 0.4}
+    expected = {o for o in likely if objects[o].get("survey") == "ZTF"}
+    assert 0 < len(expected) < len(objects)
+    assert report.objects == len(expected)  # only those were read and evaluated
+    assert report.matched_objects <= expected

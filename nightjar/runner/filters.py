@@ -681,6 +681,23 @@ class BackfillReport:
                 "seconds": round(self.seconds, 3), "done": self.done}
 
 
+def probability_conditions(checked: CheckedFilter) -> list[tuple[str, str, str, float]]:
+    """(classifier, class, op, value) of the top-level ``prob(c, k) > v`` conditions a
+    database query can narrow by (over the classification events: an object whose class
+    was that likely at some event).  ``>= 0`` is left out: an absent class reads 0."""
+    out = []
+    for c in checked.conjuncts:
+        if not c.target.startswith("prob:") or isinstance(c.value, bool) or not isinstance(
+                c.value, (int, float)):
+            continue
+        _, classifier, class_name = c.target.split(":", 2)
+        if any(ch in classifier + class_name for ch in ".$"):
+            continue
+        if (c.op == ">" and c.value >= 0) or (c.op == ">=" and c.value > 0):
+            out.append((classifier, class_name, c.op, float(c.value)))
+    return out
+
+
 def object_filter(checked: CheckedFilter, since: float | None, until: float | None
                   ) -> ObjectFilter:
     """The database query a filter's indexable conjuncts allow: survey, time range and
@@ -915,6 +932,10 @@ class FilterService:
         report = BackfillReport(resumed_after=after_oid)
         query = object_filter(flt.checked, since, until)
         oids = await self._candidate_oids(query)
+        for clf, cls, op, value in probability_conditions(flt.checked):
+            # as of any event, not the current probability: a superset of what can match
+            allowed = await self.filters.oids_with_probability(clf, cls, op, value)
+            oids = [o for o in oids if o in allowed]
         oids = [o for o in oids if after_oid is None or o > after_oid]
         limit = len(oids) if max_objects is None else max_objects
         engine = FilterEngine(self.filters, self.env, self.limits, tns=self.tns,

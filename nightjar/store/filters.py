@@ -154,6 +154,19 @@ class FilterStore:
         return out
 
     # -- classification events ---------------------------------------------------------
+    async def oids_with_probability(self, classifier: str, class_name: str, op: str,
+                                    value: float) -> set[str]:
+        """Objects with a classification event where ``classifier`` gave ``class_name`` a
+        probability ``op`` (``>`` or ``>=``) ``value`` (the names are checked by the
+        filter checker; keys with ``.`` or ``$`` are refused here, never queried)."""
+        if any(c in name for name in (classifier, class_name) for c in ".$") or op not in (
+                ">", ">="):
+            raise ValueError("not an indexable probability condition")
+        path = f"classifiers.{classifier}.probabilities.{class_name}"
+        found = await self.db[CLASSIFICATION_EVENTS].distinct(
+            "oid", {path: {"$gt" if op == ">" else "$gte": float(value)}})
+        return {str(oid) for oid in found}
+
     async def classification_events(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
         """Each object's classification events, oldest first."""
         out: dict[str, list[Doc]] = {oid: [] for oid in oids}
