@@ -33,6 +33,7 @@ generated: setup-train  ## fail when generated files drift from their sources
 	$(UV) run python -m tools.export_graphql_schema --check
 	$(UV) run python -m tools.gen_protos --check
 	$(UV) run python -m tools.gen_client --check
+	$(UV) run python -m tools.gen_filter_docs --check
 
 BUF := tools/buf/node_modules/.bin/buf
 $(BUF): tools/buf/package.json  # exact version pinned there; npm ci trips over buf's per-platform optional packages

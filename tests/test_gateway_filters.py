@@ -14,6 +14,7 @@ import pytest
 from nightjar_client import Nightjar
 from nightjar_client.errors import APIError
 
+from nightjar.runner.filters import OPERATOR
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from services.gateway.app import GatewayConfig
 from services.gateway.live import StoreFeed
@@ -189,6 +190,19 @@ async def test_public_filters_are_a_gallery(gateway: tuple[str, Deployment]) -> 
         assert items["endCursor"] == str(items["items"][-1]["seq"])
     seqs = [m["seq"] for m in await dep.service.filters.matches(fid, first=1000)]
     assert statistics.mean(seqs) > 0 and seqs == sorted(seqs)
+    # copied from the gallery: the copy is the caller's own, private, and names its source
+    nj = Nightjar(url, API_KEY)
+    try:
+        copied = await asyncio.to_thread(nj.copy_filter, fid, "from-bob")
+        assert copied["owner"] == API_USER and copied["expression"] == "object.ndet >= 5"
+        assert not copied["public"] and "bob/bob-public v1" in copied["description"]
+        private = await dep.service.create(BOB, "bob-private", "object.ndet >= 9")
+        with pytest.raises(APIError) as refused:
+            await asyncio.to_thread(nj.copy_filter, private["_id"], "not-mine")
+        assert refused.value.code == "NOT_FOUND"
+    finally:
+        nj.close()
+    assert (await dep.service.get(OPERATOR, "bob/bob-public"))["_id"] == fid
 
 
 async def test_delivery_settings_through_graphql(gateway: tuple[str, Deployment]) -> None:

@@ -692,6 +692,10 @@ class Nightjar:
         """Delete one of your filters and its matches."""
         return bool(self._run(self._client.delete_filter(filter_id)).delete_filter)
 
+    def copy_filter(self, filter_id: str, name: str) -> dict[str, Any]:
+        """Copy a public filter (the gallery of :meth:`list_filters`) into your filters."""
+        return _row(self._run(self._client.copy_filter(filter_id, name)).copy_filter)
+
     def list_filters(self) -> list[dict[str, Any]]:
         """Your filters and the public gallery."""
         return [_row(f) for f in self._run(self._client.filters()).filters]

@@ -244,6 +244,17 @@ filter_app.command("resume", help="Evaluate a paused or muted filter again (rene
     _state_command("active"))
 
 
+@filter_app.command("copy")
+def copy(source: Annotated[str, typer.Argument(help="a public filter: its id, or OWNER/NAME")],
+         name: Annotated[str, typer.Argument(help="the copy's name")],
+         api_key: ApiKeyOpt = None) -> None:
+    """Copy a public filter (the gallery) into your own filters."""
+    settings = _settings()
+    actor = actor_of(settings, api_key)
+    print(json.dumps(_summary(_run(settings, lambda svc: svc.copy(actor, source, name))),
+                     indent=2))
+
+
 @filter_app.command("delete")
 def delete(name: str, api_key: ApiKeyOpt = None) -> None:
     """Delete a filter and its matches."""

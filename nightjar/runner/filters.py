@@ -774,10 +774,14 @@ class FilterService:
         return actor in (OPERATOR, doc["owner"])
 
     async def get(self, actor: str, ref: str, *, edit: bool = False) -> Doc:
-        """A filter by id, or by name among the actor's own; refused when not theirs."""
+        """A filter by id, by name among the actor's own, or as ``owner/name``; refused
+        when the actor may not read (or, with ``edit``, change) it."""
         doc = await self.filters.get(ref)
         if doc is None:
             doc = await self.filters.by_name(actor, ref)
+        if doc is None and "/" in ref:
+            owner, name = ref.split("/", 1)
+            doc = await self.filters.by_name(owner, name)
         if doc is None and actor == OPERATOR:
             named = [d for d in await self.filters.owned() if d["name"] == ref]
             doc = named[0] if len(named) == 1 else None

@@ -23,6 +23,7 @@ from .cone_search import (
     ConeSearchObjectsEdgesNode,
     ConeSearchObjectsPageInfo,
 )
+from .copy_filter import CopyFilter, CopyFilterCopyFilter
 from .create_filter import CreateFilter, CreateFilterCreateFilter
 from .create_watchlist import CreateWatchlist, CreateWatchlistCreateWatchlist
 from .create_watchmap import CreateWatchmap, CreateWatchmapCreateWatchmap
@@ -231,6 +232,8 @@ __all__ = [
     "ConeSearchObjectsEdges",
     "ConeSearchObjectsEdgesNode",
     "ConeSearchObjectsPageInfo",
+    "CopyFilter",
+    "CopyFilterCopyFilter",
     "CreateFilter",
     "CreateFilterCreateFilter",
     "CreateWatchlist",

@@ -13,6 +13,7 @@ from .catalogs import Catalogs
 from .class_candidates import ClassCandidates
 from .classifiers import Classifiers
 from .cone_search import ConeSearch
+from .copy_filter import CopyFilter
 from .create_filter import CreateFilter
 from .create_watchlist import CreateWatchlist
 from .create_watchmap import CreateWatchmap
@@ -424,6 +425,64 @@ class Client(AsyncBaseClient):
         )
         data = self.get_data(response)
         return DeleteFilter.model_validate(data)
+
+    async def copy_filter(self, id: str, name: str, **kwargs: Any) -> CopyFilter:
+        query = gql("""
+            mutation CopyFilter($id: ID!, $name: String!) {
+              copyFilter(id: $id, name: $name) {
+                ...FilterFields
+              }
+            }
+
+            fragment FilterFields on Filter {
+              id
+              name
+              owner
+              version
+              expression
+              description
+              stage
+              notify
+              state
+              stateReason
+              public
+              created
+              updated
+              expires
+              delivery {
+                kafkaTopic
+                webhookUrl
+                slack
+                email
+                digestMinutes
+                lastDigestSeq
+              }
+              stats {
+                evaluations
+                matches
+                undefined
+                errors
+                overruns
+                seconds
+              }
+              notices {
+                time
+                state
+                reason
+              }
+              versions {
+                version
+                expression
+                created
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "name": name}
+        response = await self.execute(
+            query=query, operation_name="CopyFilter", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CopyFilter.model_validate(data)
 
     async def filters(self, **kwargs: Any) -> Filters:
         query = gql("""

@@ -478,6 +478,13 @@ class FilterMutation:
         user = user_of(info, "deleteFilter")
         return bool(await _guarded(_service(info).delete(user, str(id))))
 
+    @strawberry.mutation(description="copy a public filter (or one of yours) into your "
+                                     "filters, under a name of yours")
+    async def copy_filter(self, info: GatewayInfo, id: strawberry.ID, name: str) -> Filter:
+        user = user_of(info, "copyFilter")
+        doc = await _guarded(_service(info).copy(user, str(id), name))
+        return filter_type(doc, _service(info).topic_prefix, _reader(info))
+
     @strawberry.mutation(description="upload a watchlist: validated at once (a radius over "
                                      "1 deg is refused with its row), loaded and matched "
                                      "over the archive in the background (see watchlists)")
