@@ -298,7 +298,9 @@ def match_record(flt: ActiveFilter, inputs: FilterInputs, *, source: str,
         "version": int(flt.doc["version"]), "stage": flt.stage, "oid": oid,
         "survey": inputs.survey, "alert_id": alert_id, "mjd": float(detection["mjd"]),
         "ra": float(detection["ra"]), "dec": float(detection["dec"]), "read": read,
-        "top_class": top_class(inputs.classifications, flt.class_classifier),
+        # what notify=class_change follows: a classification-stage filter's class
+        "top_class": top_class(inputs.classifications, flt.class_classifier)
+        if flt.stage == CLASSIFICATION_STAGE else None,
         "source": source, "permalink": f"{permalink_base}/explorer/object/{oid}",
     }
 
@@ -446,22 +448,31 @@ class FilterEngine:
         data = await self._live_data(result, need_events=bool(class_stage))
         candidates: list[tuple[ActiveFilter, Doc]] = []
         stats: dict[str, FilterStats] = defaultdict(FilterStats)
+        keys_of: dict[str, list[Any]] = defaultdict(list)
+        for a in result.alerts:
+            keys_of[a.oid].append(a.key)
+        events = {w.oid: w.classification_event for w in result.writes
+                  if w.classification_event} if class_stage else {}
         for oid, obj in data.items():
-            alert_keys = [a.key for a in result.alerts if a.oid == oid]
-            detections = [result.detections[k] for k in dict.fromkeys(alert_keys)
-                          if k in result.detections]
+            detections = sorted((result.detections[k] for k in dict.fromkeys(keys_of[oid])
+                                 if k in result.detections),
+                                key=lambda d: (d["mjd"], str(d["_id"])))
+            event = events.get(oid) if oid in result.probabilities else None
+            class_inputs = (classification_inputs(obj, event, **self._lookups(active))
+                            if event is not None else None)
+            # the detection the classification saw is evaluated once, with one context
+            # for both stages (alert-stage filters read nothing a classification adds)
+            shared = (class_inputs.detection["_id"] if class_inputs is not None
+                      and alert_stage and any(d["_id"] == class_inputs.detection["_id"]
+                                              for d in detections) else None)
             if alert_stage:
-                for det in sorted(detections, key=lambda d: (d["mjd"], str(d["_id"]))):
-                    candidates += self._run(alert_stage, alert_inputs(
-                        obj, det, **self._lookups(alert_stage)), stats)
-            if class_stage and oid in result.probabilities:
-                event = next((w.classification_event for w in result.writes
-                              if w.oid == oid and w.classification_event), None)
-                if event is None:
-                    continue
-                inputs = classification_inputs(obj, event, **self._lookups(class_stage))
-                if inputs is not None:
-                    candidates += self._run(class_stage, inputs, stats)
+                for det in detections:
+                    if shared is None or det["_id"] != shared:
+                        candidates += self._run(alert_stage, alert_inputs(
+                            obj, det, **self._lookups(alert_stage)), stats)
+            if class_inputs is not None:
+                candidates += self._run(class_stage if shared is None else active,
+                                        class_inputs, stats)
         new = await self._store(candidates, stats, source="live")
         self.seconds += time.perf_counter() - start
         return new
