@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cel
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -39,11 +40,13 @@ from nightjar.core.filters.language import (
 )
 from nightjar.runner.filters import (
     OPERATOR,
+    ActiveFilter,
     FilterAccessError,
     FilterEngine,
     FilterLimits,
     FilterService,
     classifier_classes,
+    fields_read,
     probability_conditions,
 )
 from nightjar.runner.ingest import BatchProcessor, RawInput, expand_paths, ingest, iter_inputs
@@ -532,3 +535,36 @@ async def test_the_indexable_part_narrows_the_backfill_in_the_database(live: Dep
     assert 0 < len(expected) < len(objects)
     assert report.objects == len(expected)  # only those were read and evaluated
     assert report.matched_objects <= expected
+
+
+def test_the_evaluator_gets_only_what_the_filters_read() -> None:
+    """A context pruned to the filters' references (a key known only at run time as
+    ``*``) gives each filter the result it gives on the whole context."""
+    from nightjar.core.filters.context import pruned
+
+    tree = {"survey": "ZTF", "alert": {"snr": 5.0, "mag": 18.0},
+            "object": {"ndet": 4, "band": {"g": {"ndet": 2, "mag_min": 17.0},
+                                           "r": {"ndet": 6, "mag_min": 18.0}}}}
+    env = FilterEnvironment(classifier_classes(), frozenset(), {}, {})
+    each = 'object.band.exists(b, object.band[b].ndet >= 5) && alert.snr > 4.0'
+    keys = 'object.band.exists(b, b == "g")'
+    fields = check(each, env).references.fields
+    assert "object.band.*.ndet" in fields
+    assert pruned(tree, fields) == {"alert": {"snr": 5.0}, "object": {
+        "band": {"g": {"ndet": 2}, "r": {"ndet": 6}}}}
+    checked = [check(e, env) for e in (each, keys)]
+    both = fields_read([ActiveFilter({"_id": str(i)}, c, compile_filter(c))
+                        for i, c in enumerate(checked)])
+    # one filter iterates the map, so it is handed whole although the other reads less
+    assert pruned(tree, both)["object"]["band"] == tree["object"]["band"]
+    mixed = frozenset({"object", "object.band", "object.band.g", "object.band.g.ndet",
+                       "object.band.*", "object.band.*.mag_min"})
+    assert pruned(tree, mixed)["object"]["band"] == {"g": {"ndet": 2, "mag_min": 17.0},
+                                                     "r": {"mag_min": 18.0}}
+    for expression in (each, keys):
+        program = compile_filter(check(expression, env))
+        whole = program.execute(cel.Context({"anomaly": {}, "surprise": {}, "tns": {},
+                                             "xmatch": {}, **tree}))
+        assert program.execute(cel.Context({"anomaly": {}, "surprise": {}, "tns": {},
+                                            "xmatch": {}, "alert": {}, "object": {},
+                                            **pruned(tree, both)})) == whole

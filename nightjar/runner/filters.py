@@ -240,8 +240,15 @@ async def stored_data(filters: FilterStore, oids: Sequence[str], *, need_events:
 
 # -- compiled filters --------------------------------------------------------------------
 def fields_read(filters: Sequence[ActiveFilter]) -> frozenset[str]:
-    """Every context field these filters read (the union of their references)."""
-    return frozenset().union(*(f.checked.references.fields for f in filters))
+    """Every context field these filters read (the union of their references), with
+    ``<path>.**`` where one of them reads a value whole (``object.band`` iterated, or
+    compared as a map): another filter's deeper paths must not narrow it then."""
+    out: set[str] = set()
+    for flt in filters:
+        fields = flt.checked.references.fields
+        out |= fields
+        out |= {f"{p}.**" for p in fields if not any(q.startswith(f"{p}.") for q in fields)}
+    return frozenset(out)
 
 
 
@@ -453,12 +460,16 @@ class FilterEngine:
             keys_of[a.oid].append(a.key)
         events = {w.oid: w.classification_event for w in result.writes
                   if w.classification_event} if class_stage else {}
+        # what each set of filters reads and looks up: once per batch, not per alert
+        alert_fields, alert_lookups = self._prepared(alert_stage)
+        class_fields, _ = self._prepared(class_stage)
+        all_fields, all_lookups = self._prepared(active)
         for oid, obj in data.items():
             detections = sorted((result.detections[k] for k in dict.fromkeys(keys_of[oid])
                                  if k in result.detections),
                                 key=lambda d: (d["mjd"], str(d["_id"])))
             event = events.get(oid) if oid in result.probabilities else None
-            class_inputs = (classification_inputs(obj, event, **self._lookups(active))
+            class_inputs = (classification_inputs(obj, event, **all_lookups)
                             if event is not None else None)
             # the detection the classification saw is evaluated once, with one context
             # for both stages (alert-stage filters read nothing a classification adds)
@@ -469,10 +480,11 @@ class FilterEngine:
                 for det in detections:
                     if shared is None or det["_id"] != shared:
                         candidates += self._run(alert_stage, alert_inputs(
-                            obj, det, **self._lookups(alert_stage)), stats)
+                            obj, det, **alert_lookups), stats, alert_fields)
             if class_inputs is not None:
-                candidates += self._run(class_stage if shared is None else active,
-                                        class_inputs, stats)
+                candidates += self._run(
+                    class_stage if shared is None else active, class_inputs, stats,
+                    class_fields if shared is None else all_fields)
         new = await self._store(candidates, stats, source="live")
         self.seconds += time.perf_counter() - start
         return new
@@ -525,8 +537,10 @@ class FilterEngine:
         return self._prepared(filters)[1]
 
     def _run(self, filters: Sequence[ActiveFilter], inputs: FilterInputs,
-             stats: dict[str, FilterStats]) -> list[tuple[ActiveFilter, Doc]]:
-        context = build_context(inputs, self._prepared(filters)[0])
+             stats: dict[str, FilterStats], fields: frozenset[str] | None = None
+             ) -> list[tuple[ActiveFilter, Doc]]:
+        context = build_context(inputs, fields if fields is not None
+                                else self._prepared(filters)[0])
         budget = self.limits.budget_ms / 1000.0
         out = []
         for flt in filters:

@@ -7,6 +7,7 @@ computed (live) or from the store (backfill); both go through :func:`object_as_o
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -166,22 +167,64 @@ def xmatch_part(xmatch: Mapping[str, Mapping[str, Any]]) -> Doc:
     return out
 
 
-def pruned(tree: Mapping[str, Any], fields: frozenset[str], prefix: str = "") -> Doc:
+#: a prune plan: key -> the plan below it, or None for "keep the whole value"
+Plan = dict[str, "Plan | None"]
+
+
+def _merge_plans(a: Plan | None, b: Plan | None) -> Plan | None:
+    if a is None or b is None:
+        return None
+    out: Plan = dict(a)
+    for key, sub in b.items():
+        out[key] = _merge_plans(out[key], sub) if key in out else sub
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def prune_plan(fields: frozenset[str]) -> Plan:
+    """The tree of what ``fields`` reach (see :func:`pruned`), built once per set."""
+    root: dict[str, Any] = {}
+    for path in fields:
+        if path.endswith(".**"):
+            continue
+        node = root
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+
+    def finish(node: dict[str, Any], prefix: str) -> Plan | None:
+        if not node or f"{prefix}**" in fields:
+            return None
+        plan: Plan = {key: finish(sub, f"{prefix}{key}.") for key, sub in node.items()}
+        if "*" in plan:  # a key named literally also gets what any key gets
+            for key in plan:
+                if key != "*":
+                    plan[key] = _merge_plans(plan[key], plan["*"])
+        return plan
+
+    return finish(root, "") or {}
+
+
+def pruned(tree: Mapping[str, Any], fields: frozenset[str]) -> Doc:
     """The parts of a context tree that the dotted ``fields`` reach: a field named with
-    nothing below it (``object.band`` in a comprehension over bands) keeps its whole
-    subtree.  Handing the evaluator only these costs less (it converts every value it is
-    given, ~2 us a number) and changes no result: a filter reads only the fields the
-    checker found in it."""
+    nothing below it (``object.band`` iterated by a comprehension) keeps its whole
+    subtree, as does ``<path>.**`` (a union of several filters' fields marks so what one
+    of them reads whole); ``*`` stands for any key (``object.band.*.ndet`` keeps every
+    band's ``ndet``).  Handing the evaluator only these costs less (it converts every
+    value it is given, ~2 us a number, and copies a map each time one is selected) and
+    changes no result: a filter reads only the fields the checker found in it."""
+    return _apply(tree, prune_plan(fields))
+
+
+def _apply(tree: Mapping[str, Any], plan: Plan) -> Doc:
     out: Doc = {}
     for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if path not in fields:
-            continue
-        deeper = f"{path}."
-        if isinstance(value, dict) and any(f.startswith(deeper) for f in fields):
-            out[key] = pruned(value, fields, deeper)
+        if key in plan:
+            sub = plan[key]
+        elif "*" in plan:
+            sub = plan["*"]
         else:
-            out[key] = value
+            continue
+        out[key] = value if sub is None or not isinstance(value, dict) else _apply(value, sub)
     return out
 
 

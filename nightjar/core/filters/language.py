@@ -105,7 +105,9 @@ class FilterEnvironment:
 class References:
     """What a checked filter reads (the runner computes only these for it)."""
 
-    fields: frozenset[str]  #: dotted paths, e.g. "alert.band", "object.band.g.ndet"
+    #: dotted paths, e.g. "alert.band", "object.band.g.ndet"; "*" for a key known only
+    #: when it runs ("object.band.*.ndet" of object.band[b].ndet)
+    fields: frozenset[str]
     classifiers: frozenset[str]
     catalogues: frozenset[str]
     watchlists: frozenset[str]  #: ids
@@ -458,8 +460,11 @@ class Checker:
             if index.is_literal and isinstance(index.literal, str):
                 self._check_key(base, index.literal, index_node)
                 path = f"{base.path}.{index.literal}" if base.path else None
-                if path:
-                    self._read(path)
+            elif base.path:
+                # a key known only when it runs (object.band[b]): any key, "*"
+                path = f"{base.path}.*"
+            if path:
+                self._read(path)
             return _Typed(base.type.args[1], cost, depth, path=path)
         if base.type == DYN:
             return _Typed(DYN, cost, depth)
