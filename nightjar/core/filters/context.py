@@ -308,21 +308,30 @@ def evaluate(program: cel.Program, context: cel.Context) -> Outcome:
     start = time.perf_counter()
     try:
         value = program.execute(context)
-    except (KeyError, TypeError) as exc:
-        return Outcome(UNDEFINED, time.perf_counter() - start, str(exc)[:200])
-    except RuntimeError as exc:
-        if "Undefined variable" not in str(exc):  # names are checked: only absent values
-            return Outcome(ERROR, time.perf_counter() - start, f"RuntimeError: {exc}"[:200])
-        return Outcome(UNDEFINED, time.perf_counter() - start, str(exc)[:200])
-    except Exception as exc:  # the evaluator's own errors: the filter's fault
-        return Outcome(ERROR, time.perf_counter() - start,
-                       f"{type(exc).__name__}: {str(exc)[:200]}")
-    seconds = time.perf_counter() - start
+    except Exception as exc:
+        return failed(exc, time.perf_counter() - start)
+    return outcome_of(value, time.perf_counter() - start)
+
+
+def outcome_of(value: Any, seconds: float) -> Outcome:
+    """The outcome of a value an evaluation gave."""
     if value is True:
         return Outcome(MATCH, seconds)
     if value is False:
         return Outcome(NO_MATCH, seconds)
     return Outcome(UNDEFINED, seconds, f"the filter gave {value!r}, not a bool")
+
+
+def failed(exc: Exception, seconds: float) -> Outcome:
+    """The outcome of an evaluation that raised: undefined (an absent value) or error."""
+    if isinstance(exc, (KeyError, TypeError)):
+        return Outcome(UNDEFINED, seconds, str(exc)[:200])
+    if isinstance(exc, RuntimeError):
+        if "Undefined variable" not in str(exc):  # names are checked: only absent values
+            return Outcome(ERROR, seconds, f"RuntimeError: {exc}"[:200])
+        return Outcome(UNDEFINED, seconds, str(exc)[:200])
+    # the evaluator's own errors: the filter's fault
+    return Outcome(ERROR, seconds, f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def read_values(inputs: FilterInputs, paths: Iterable[str]) -> Doc:
