@@ -103,21 +103,20 @@ class FilterStore:
     async def put_matches(self, matches: Sequence[Doc], *, live: bool = True) -> list[Doc]:
         """Store matches not stored before; return those (with their ``seq``), in order.
 
+        One ordered bulk of upserts that insert only (``$setOnInsert``): what the server
+        reports as inserted is new, so no read comes first (nx-27017 answers ``$in`` by
+        scanning the collection).  A match stored before keeps its record, and the
+        ``seq`` drawn for it is left unused: sequence numbers increase, with gaps.
+
         With ``live``, each new match is also announced on the live feed (the gateway's
         ``filterMatches`` subscription), after it is stored.
         """
         if not matches:
             return []
-        ids = [m["_id"] for m in matches]
-        stored = {d["_id"] for d in await self.db[FILTER_MATCHES].find(
-            {"_id": {"$in": ids}}, {"_id": 1}).to_list(None)}
-        fresh = [m for m in matches if m["_id"] not in stored]
-        if not fresh:
-            return []
-        first = await self._next_seq(len(fresh))
+        first = await self._next_seq(len(matches))
         now = dt.datetime.now(dt.UTC)
         docs = [{**m, "seq": first + i, "created": m.get("created") or now}
-                for i, m in enumerate(fresh)]
+                for i, m in enumerate(matches)]
         result = await self.db[FILTER_MATCHES].bulk_write(
             [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs],
             ordered=True)
