@@ -29,6 +29,7 @@ from nightjar.runner.delivery import (
     resolve_webhook,
     validate_delivery,
 )
+from nightjar.runner.filters import FilterLimits
 from nightjar.runner.records import decode
 from nightjar.surveys.ztf.simulate import AlertSimulator
 from tests.conftest import ROOT, as_inputs
@@ -210,6 +211,18 @@ async def test_email_digest(mongo_uri: str, tmp_path: Path) -> None:
             assert all(m["alert_id"] in text and m["permalink"] in text for m in stored)
             doc = await dep.service.get("alice", made["_id"])
             assert doc["delivery"]["email"]["last_seq"] == stored[-1]["seq"]
+        # a filter that keeps failing is muted, and its owner hears of it by e-mail
+        async with deployment(mongo_uri, tmp_path / "muted", FilterLimits(max_errors=5)) as dep:
+            dep.engine.deliverer = Deliverer(dep.service.filters, smtp=SmtpSettings(
+                "127.0.0.1", port, "broker@nightjar.test"))
+            await dep.service.create("alice", "broken", "1 / (object.ndet - object.ndet) > 0",
+                                     delivery={"email": "alice@example.org"})
+            await dep.ingest(as_inputs(list(AlertSimulator(seed=71).packets(60))), 30)
+            assert (await dep.service.get("alice", "broken"))["state"] == "muted"
+        (to, notice), = inbox.messages[1:]
+        assert to == ["alice@example.org"]
+        assert notice["Subject"] == "Nightjar: your filter broken is muted"
+        assert "division by zero" in notice.get_payload(decode=True).decode()
     finally:
         controller.stop()
 

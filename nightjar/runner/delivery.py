@@ -375,6 +375,21 @@ def digest_message(settings: SmtpSettings, to: str, flt: Mapping[str, Any],
     return message
 
 
+def notice_message(settings: SmtpSettings, to: str, flt: Mapping[str, Any],
+                   notice: Mapping[str, Any]) -> EmailMessage:
+    """The e-mail that tells an owner their filter was muted or expired, and why."""
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Subject"] = f"Nightjar: your filter {flt['name']} is {notice['state']}"
+    message.set_content("\n".join([
+        f"Filter {flt['name']} (v{flt['version']}): {flt['expression']}", "",
+        f"{notice['state']}: {notice['reason']}", "",
+        "It matches nothing until you resume it: `nightjar filter resume "
+        f"{flt['name']}`, or updateFilter(state: ACTIVE) in GraphQL."]))
+    return message
+
+
 def send_mail(settings: SmtpSettings, message: EmailMessage) -> None:
     with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s) as smtp:
         if settings.starttls:
@@ -440,6 +455,21 @@ class Deliverer:
                 time.monotonic() < deadline):  # the count lives in another thread
             await asyncio.sleep(0.02)
         await self.record_outcomes()
+
+    async def notify_owner(self, flt: Mapping[str, Any], notice: Mapping[str, Any]) -> bool:
+        """Tell a filter's owner it was muted or expired, by e-mail where the filter has
+        one (the notice is also kept on the filter); True when an e-mail went out."""
+        email = (flt.get("delivery") or {}).get("email")
+        if self.smtp is None or not email:
+            return False
+        try:
+            await asyncio.to_thread(send_mail, self.smtp,
+                                    notice_message(self.smtp, email["to"], flt, notice))
+        except OSError:  # the SMTP server away: the notice stays on the filter
+            log.warning("notice to the owner of filter %s not sent", flt.get("_id"),
+                        exc_info=True)
+            return False
+        return True
 
     async def send_digests(self, now: dt.datetime | None = None) -> int:
         """E-mail each filter whose digest is due the matches since its last one;

@@ -449,7 +449,8 @@ class FilterEngine:
         return out
 
     async def _set_state(self, doc: Doc, state: str, reason: str) -> None:
-        """Mute or expire a filter, with a notice to its owner (the last 20 are kept)."""
+        """Mute or expire a filter, with a notice to its owner: kept on the filter (the
+        last 20) and e-mailed where the filter has an address."""
         notice = {"time": dt.datetime.now(dt.UTC), "state": state, "reason": reason}
         log.warning("filter %s (%s/%s) %s: %s", doc["_id"], doc["owner"], doc["name"],
                     state, reason)
@@ -457,6 +458,8 @@ class FilterEngine:
         doc.update(state=state, state_reason=reason, notices=notices)
         await self.filters.set_fields(doc["_id"], {"state": state, "state_reason": reason,
                                                    "notices": notices})
+        if self.deliverer is not None:  # and by e-mail, where the filter has one
+            await self.deliverer.notify_owner(doc, notice)
 
     async def on_batch(self, result: BatchResult) -> list[Doc]:
         """Match the batch's alerts against the watchlists, then evaluate the active
