@@ -47,12 +47,14 @@ from nightjar.runner.filters import (
     FilterService,
     classifier_classes,
     fields_read,
+    object_filter,
     probability_conditions,
 )
 from nightjar.runner.ingest import BatchProcessor, RawInput, expand_paths, ingest, iter_inputs
 from nightjar.runner.topology import configured_topology
 from nightjar.runner.watch import WatchIndexes, WatchService
 from nightjar.settings import Settings
+from nightjar.sky import Cone
 from nightjar.store import NightjarStore
 from nightjar.store.archive import LocalArchive
 from nightjar.store.filters import ACTIVE, MUTED, FilterStore
@@ -123,6 +125,10 @@ REFUSALS = [
     ('timestamp("2020-01-01T00:00:00Z") == timestamp("2020-01-01T00:00:00Z")', 1, 1,
      ["unknown function timestamp()"]),
     ("object{ndet: 1} == object", 1, 1, ["message construction"]),
+    ("in_cone(object.ra, 10.0, 60.0)", 1, 9, ["RA of in_cone() is a number written"]),
+    ("in_cone(360.0, 10.0, 60.0)", 1, 9, ["RA is in [0, 360)"]),
+    ("in_cone(10.0, -91, 60.0)", 1, 15, ["Dec is in [-90, 90]"]),
+    ("in_cone(10.0, 10.0, 40000)", 1, 21, ["radius is in (0, 36000]"]),
 ]
 
 
@@ -186,6 +192,27 @@ def test_evaluation_reads_the_typed_context() -> None:
     assert _run('xmatch.gcvs.type.startsWith("RR")', inputs) == MATCH
     assert _run('class_of("lc_classifier") == "SNIa" && alert.first == false', inputs) == MATCH
     assert _run("object.age > 10.4 && object.age < 10.6", inputs) == MATCH
+
+
+def test_in_cone_is_exact_across_ra_zero_and_at_the_poles() -> None:
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    cases = [((359.9995, 0.0), (0.0004, 0.0)), ((120.0, 89.9995), (300.0, 89.9996)),
+             ((10.0, -30.0), (10.0005, -30.0003)), ((0.0, 0.0), (180.0, 0.0))]
+    for (ra, dec), (cra, cdec) in cases:
+        sep = float(SkyCoord(ra * u.deg, dec * u.deg).separation(
+            SkyCoord(cra * u.deg, cdec * u.deg)).arcsec)
+        for radius, inside in ((sep * 1.001, True), (sep * 0.999, False)):
+            if radius > 36_000:
+                continue
+            expression = f"in_cone({cra!r}, {cdec!r}, {radius!r})"
+            inputs = _inputs(detection={**_inputs().detection, "ra": ra, "dec": dec})
+            assert _run(expression, inputs) == (MATCH if inside else NO_MATCH), (
+                expression, ra, dec)
+    checked = check("in_cone(10.5, -3, 120) && object.ndet >= 2", ENV)
+    assert checked.references.fields >= {"alert.ra", "alert.dec"}
+    assert object_filter(checked, None, None).cone == Cone(10.5, -3.0, 125.0)
 
 
 def test_absent_values_are_undefined_and_or_absorbs_them() -> None:
@@ -568,3 +595,24 @@ def test_the_evaluator_gets_only_what_the_filters_read() -> None:
         assert program.execute(cel.Context({"anomaly": {}, "surprise": {}, "tns": {},
                                             "xmatch": {}, "alert": {}, "object": {},
                                             **pruned(tree, both)})) == whole
+
+
+async def test_a_cone_narrows_the_backfill_and_matches_exactly(live: Deployment) -> None:
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    alerts = [d async for d in live.store.db.detections.find({"parent_candid": None})]
+    centre = next(d for d in alerts if str(d["oid"]).startswith("ZTF"))
+    ra, dec, radius = float(centre["ra"]), float(centre["dec"]), 1800.0
+    name = "cone-backfill"
+    await live.service.create(OPERATOR, name, f"in_cone({ra!r}, {dec!r}, {radius!r})")
+    report = await live.service.backfill(OPERATOR, name)
+    _, found = await live.service.matches(OPERATOR, name, first=100_000)
+    positions = SkyCoord([float(d["ra"]) for d in alerts] * u.deg,
+                         [float(d["dec"]) for d in alerts] * u.deg)
+    inside = positions.separation(SkyCoord(ra * u.deg, dec * u.deg)).arcsec <= radius
+    expected = {(str(d["oid"]), str(d["_id"])) for d, ok in zip(alerts, inside, strict=True)
+                if ok}
+    assert expected and {(m["oid"], m["alert_id"]) for m in found} == expected
+    total = await live.store.db.objects.count_documents({})
+    assert report.objects < total  # only the objects in the cone were read

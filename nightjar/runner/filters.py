@@ -68,6 +68,7 @@ from nightjar.core.filters.language import (
 )
 from nightjar.runner.delivery import Deliverer, validate_delivery
 from nightjar.settings import Settings
+from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone
 from nightjar.store.filters import ACTIVE, EXPIRED, MUTED, PAUSED, FilterStore
 from nightjar.store.mongo import NightjarStore, ObjectFilter
 from nightjar.store.schema import DETECTIONS, NON_DETECTIONS
@@ -745,11 +746,16 @@ def probability_conditions(checked: CheckedFilter) -> list[tuple[str, str, str, 
 
 def object_filter(checked: CheckedFilter, since: float | None, until: float | None
                   ) -> ObjectFilter:
-    """The database query a filter's indexable conjuncts allow: survey, time range and
-    detection counts (a superset of the objects it can match)."""
+    """The database query a filter's indexable conjuncts allow: survey, a cone, time range
+    and detection counts (a superset of the objects it can match)."""
     flt = ObjectFilter()
     for c in checked.conjuncts:
-        if c.target == "survey" and c.op == "==" and isinstance(c.value, str):
+        if c.target == "in_cone":
+            # an alert within the cone belongs to an object whose mean position is within
+            # it plus the scatter of one object's detections
+            ra, dec, radius = c.value
+            flt.cone = Cone(ra, dec, min(radius + ANCHOR_MARGIN_ARCSEC, 36_000.0))
+        elif c.target == "survey" and c.op == "==" and isinstance(c.value, str):
             flt.survey = c.value
         elif c.target == "object.ndet" and isinstance(c.value, (int, float)):
             # ndet as of an alert is at most the object's ndet now: a lower bound holds

@@ -228,6 +228,17 @@ def _apply(tree: Mapping[str, Any], plan: Plan) -> Doc:
     return out
 
 
+def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Great-circle distance [arcsec] between two positions [deg] (Vincenty's formula:
+    exact at every angle, across RA 0/360 and at the poles)."""
+    l1, b1, l2, b2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    dl = l2 - l1
+    num = math.hypot(math.cos(b2) * math.sin(dl),
+                     math.cos(b1) * math.sin(b2) - math.sin(b1) * math.cos(b2) * math.cos(dl))
+    den = math.sin(b1) * math.sin(b2) + math.cos(b1) * math.cos(b2) * math.cos(dl)
+    return math.degrees(math.atan2(num, den)) * 3600.0
+
+
 def build_context(inputs: FilterInputs, fields: frozenset[str] | None = None
                   ) -> cel.Context:
     """The evaluator's context of one alert: variables and the filter functions.
@@ -285,6 +296,13 @@ def build_context(inputs: FilterInputs, fields: frozenset[str] | None = None
     context.add_function("has", has_match)
     context.add_function("in_watchlist", lambda name: name in inputs.watchlists)
     context.add_function("in_watchmap", in_watchmap)
+    alert_ra, alert_dec = float(inputs.detection["ra"]), float(inputs.detection["dec"])
+
+    def in_cone(ra: float, dec: float, radius_arcsec: float) -> bool:
+        return separation_arcsec(alert_ra, alert_dec, float(ra), float(dec)) <= float(
+            radius_arcsec)
+
+    context.add_function("in_cone", in_cone)
     return context
 
 

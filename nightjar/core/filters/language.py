@@ -61,6 +61,7 @@ MAX_LENGTH = 2000  #: characters
 MAX_DEPTH = 24  #: nested operators, calls and selections
 MAX_LIST_LITERAL = 256  #: elements of one list literal
 MAX_COMPREHENSION_NESTING = 2
+MAX_CONE_ARCSEC = 36_000.0  #: in_cone's largest radius (10 deg)
 MAX_COST = 20_000  #: bound on evaluation steps (each comprehension multiplies by its size)
 #: the largest size a context list or map can have (bands, catalogues)
 CONTEXT_COLLECTION_SIZE = 16
@@ -602,6 +603,22 @@ class Checker:
                                           f"use")
             self.watchlists.add(found)
             self._substitute(nodes[0], found)
+        elif fn.name == "in_cone":
+            for node, arg, what in zip(nodes, args, ("the centre's RA", "the centre's Dec",
+                                                      "the radius"), strict=True):
+                if not (arg.is_literal and isinstance(arg.literal, (int, float))
+                        and not isinstance(arg.literal, bool)):
+                    raise self.fail(node, f"{what} of in_cone() is a number written in the "
+                                          f"filter")
+            ra, dec, radius = (float(a.literal) for a in args)
+            if not 0.0 <= ra < 360.0:
+                raise self.fail(nodes[0], "the centre's RA is in [0, 360) deg")
+            if not -90.0 <= dec <= 90.0:
+                raise self.fail(nodes[1], "the centre's Dec is in [-90, 90] deg")
+            if not 0.0 < radius <= MAX_CONE_ARCSEC:
+                raise self.fail(nodes[2], f"the radius is in (0, {MAX_CONE_ARCSEC:.0f}] arcsec")
+            self._read("alert.ra")
+            self._read("alert.dec")
         elif fn.name == "in_watchmap":
             self._literal_name(nodes[0], args[0], "watchmap")
             found = self.env.watchmaps.get(args[0].literal)
@@ -805,10 +822,23 @@ def _conjuncts(tree: Tree) -> list[Conjunct]:
         return [node]
 
     for term in terms(tree):
-        found = _relation_conjunct(term)
+        found = _relation_conjunct(term) or _cone_conjunct(term)
         if found is not None:
             out.append(found)
     return out
+
+
+def _cone_conjunct(term: Any) -> Conjunct | None:
+    """``in_cone(ra, dec, radius)`` as a conjunct: target "in_cone", value the three."""
+    node = _unwrap(term)
+    if not (isinstance(node, Tree) and node.data == "ident_arg"
+            and str(node.children[0]) == "in_cone"):
+        return None
+    args = node.children[1].children if len(node.children) > 1 and node.children[1] else []
+    values = [_operand(a) for a in args]
+    if len(values) != 3 or not all(ok and isinstance(v, (int, float)) for _, v, ok in values):
+        return None
+    return Conjunct("in_cone", "in", tuple(float(v) for _, v, _ in values))
 
 
 def _operand(node: Any) -> tuple[str | None, Any, bool]:

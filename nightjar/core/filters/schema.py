@@ -190,6 +190,11 @@ FUNCTIONS: tuple[Function, ...] = (
                  STRING, Type(XMATCH_ENTRY))),
     Function("in_watchlist", (STRING,), BOOL,
              "the alert lies within a row's radius of the named watchlist"),
+    Function("in_cone", (DOUBLE, DOUBLE, DOUBLE), BOOL,
+             "in_cone(ra, dec, radius_arcsec): the alert lies within the radius [arcsec] of "
+             "(ra, dec) [deg], by the exact great-circle distance; numbers written in the "
+             "filter, radius up to 36000 (10 deg); a sky region the archive's index narrows "
+             "a backfill by"),
     Function("in_watchmap", (STRING, DOUBLE), BOOL,
              "in_watchmap(name, credible): the alert lies inside the named watchmap (a MOC, "
              "or the given credible level [0-1] of a sky map) during its time window"),
