@@ -81,6 +81,9 @@ class ObjectFilter:
     class_name: str | None = None
     probability_min: float | None = None
     ranking: int | None = None
+    #: the latest anomaly score (the shared model's percentile) within these bounds
+    anomaly_min: float | None = None
+    anomaly_max: float | None = None
 
     @property
     def by_class(self) -> bool:
@@ -423,6 +426,19 @@ class NightjarStore:
         doc = await self.db[COUNTERS].find_one({"_id": LIVE_EVENTS})
         return int(doc["seq"]) if doc else 0
 
+    async def live_window(self, since: dt.datetime) -> list[Doc]:
+        """The live-feed documents stored since ``since`` (at most the feed's retention,
+        :attr:`LIVE_RETENTION_S`), oldest first: what the status page measures rates on."""
+        cursor = self.db[LIVE_EVENTS].find({"time": {"$gte": since}})
+        return sorted([doc async for doc in cursor], key=lambda d: d["_id"])
+
+    async def classification_history(self, oid: str) -> list[Doc]:
+        """One object's classification events (every classifier's probabilities at each
+        reclassification), oldest first."""
+        docs = await self._find_by_oids(CLASSIFICATION_EVENTS, [oid],
+                                        sort=[("mjd", 1), ("_id", 1)])
+        return sorted(docs, key=lambda d: (d["mjd"], d["_id"]))
+
     async def live_batch(self, seq: int) -> Doc | None:
         """The live-feed document of one sequence number (an equality read: cheap on
         every server), or None when it is not (or no longer, or not yet) there."""
@@ -658,7 +674,8 @@ class NightjarStore:
         clauses: list[Doc] = []
         for name, lo, hi in (("ndet", flt.ndet_min, flt.ndet_max),
                              ("firstmjd", flt.firstmjd_min, flt.firstmjd_max),
-                             ("lastmjd", flt.lastmjd_min, flt.lastmjd_max)):
+                             ("lastmjd", flt.lastmjd_min, flt.lastmjd_max),
+                             (ANOMALY_SCORE, flt.anomaly_min, flt.anomaly_max)):
             if lo is not None or hi is not None:
                 clauses.append({name: _range(lo, hi)})
         if flt.oids is not None:

@@ -45,6 +45,7 @@ from services.gateway.errors import (
     UNAVAILABLE,
     error_body,
 )
+from services.gateway.explorer import explorer_routes
 from services.gateway.graphiql import asset_route, local_page
 from services.gateway.limits import GatewayLimits, length_error
 from services.gateway.live import LiveFeed, LiveHub
@@ -91,6 +92,8 @@ class GatewayConfig:
 def _route_label(path: str) -> str:
     if path.startswith("/download/"):
         return "/download/" + path.split("/")[2]
+    if path.startswith("/explorer"):
+        return "/explorer"
     return path if path in ("/graphql", "/metrics", "/healthz", "/") else "other"
 
 
@@ -211,7 +214,8 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
                config: GatewayConfig | None = None, feed: LiveFeed | None = None,
                registry: ModelRegistry | None = None, filters: FilterService | None = None,
                watch: WatchService | None = None) -> Starlette:
-    """GraphQL at /graphql, downloads under /download, /metrics and /healthz.
+    """GraphQL at /graphql, downloads under /download, the explorer at /explorer, /metrics
+    and /healthz.
 
     Parameters
     ----------
@@ -273,6 +277,7 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
         WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
         *download_routes(store, grpc_channel),
         asset_route(config.graphiql_assets),
+        *explorer_routes(),
     ], middleware=middleware, lifespan=lifespan)
     app.state.hub = hub
     app.state.metrics = metrics

@@ -127,6 +127,8 @@ class ObjectFilterInput(BaseModel):
     cone: Optional["ConeInput"] = None
     survey: Optional[Survey] = None
     "ZTF or LSST objects only"
+    anomaly_score: Optional["FloatRange"] = Field(alias="anomalyScore", default=None)
+    "the latest anomaly score (the shared model's percentile, [0, 1]) within this range; objects without a score are left out"
 
 
 class ObjectOrderInput(BaseModel):

@@ -19,6 +19,7 @@ from services.gateway.schema.filters import FilterMutation, FilterQueries
 from services.gateway.schema.labels import LabelMutation
 from services.gateway.schema.live import Subscription
 from services.gateway.schema.objects import ObjectQueries
+from services.gateway.schema.status import StatusQueries
 
 MAX_PAGE = GatewayLimits().max_page
 
@@ -28,7 +29,7 @@ __all__ = ["MAX_PAGE", "GatewayContext", "Mutation", "Query", "Subscription", "m
 
 @strawberry.type
 class Query(ObjectQueries, ClassificationQueries, CatalogQueries, AnomalyQueries,
-            FilterQueries):
+            FilterQueries, StatusQueries):
     """Every query of the gateway (each domain's fields)."""
 
 

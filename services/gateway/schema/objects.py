@@ -65,6 +65,24 @@ DEFAULT_PAGE = 50
 _NJY = "[nJy]"
 
 
+@strawberry.type(description="One class's probability")
+class ClassProbability:
+    class_name: str
+    probability: float
+
+
+@strawberry.type(description="One classifier's probabilities of an object when it was "
+                             "(re)classified")
+class ClassificationSnapshot:
+    mjd: float = strawberry.field(description="the latest detection it saw [MJD]")
+    candid: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+        description="that detection's id")
+    classifier_name: str
+    classifier_version: str
+    probabilities: list[ClassProbability] = strawberry.field(
+        description="most probable first")
+
+
 @strawberry.type(description="A detection: an alert's own (ZTF candidate, LSST diaSource) or "
                              "one from an alert's history (prv_candidates, prvDiaSources)")
 class Detection:
@@ -420,6 +438,20 @@ class AstroObject:
                 for p in points
                 if (wanted is None or p["kind"] in wanted) and p["mag"] is not None]
 
+    @strawberry.field(description="every classification of the object as its light curve "
+                                  "grew (each classifier's probabilities at each detection "
+                                  "it was classified on), oldest first; CLASSIFIER keeps one")
+    async def classification_history(self, info: GatewayInfo, classifier: str | None = None
+                                     ) -> list[ClassificationSnapshot]:
+        docs = await info.context.store.classification_history(self.oid)
+        return [ClassificationSnapshot(
+                    mjd=d["mjd"], candid=d.get("candid"), classifier_name=name,
+                    classifier_version=str(entry.get("version") or ""),
+                    probabilities=[ClassProbability(class_name=c, probability=p) for c, p in
+                                   sorted(entry["probabilities"].items(), key=lambda kv: -kv[1])])
+                for d in docs for name, entry in sorted(d.get("classifiers", {}).items())
+                if classifier is None or name == classifier]
+
     @strawberry.field(description="users' labels (addLabel), oldest first")
     async def labels(self, info: GatewayInfo) -> list[Label]:
         return [label_of(d) for d in await info.context.loaders.labels.load(self.oid)]
@@ -476,6 +508,9 @@ class ObjectFilterInput:
     cone: ConeInput | None = None
     survey: Survey | None = strawberry.field(default=None, description="ZTF or LSST objects "
                                                                        "only")
+    anomaly_score: FloatRange | None = strawberry.field(default=None, description=(
+        "the latest anomaly score (the shared model's percentile, [0, 1]) within this range; "
+        "objects without a score are left out"))
 
 
 #: the MY_ANOMALY order's name in cursors (computed by the gateway, not the store)
@@ -614,7 +649,8 @@ def object_filter(flt: ObjectFilterInput | None, **legacy: Any) -> ObjectFilter:
         survey=f.survey.value if f.survey is not None else None,
         classifier=f.classifier, classifier_version=f.classifier_version,
         class_name=f.class_name, probability_min=f.probability_min,
-        ranking=None if ranking == 0 else ranking)
+        ranking=None if ranking == 0 else ranking,
+        anomaly_min=_range(f.anomaly_score)[0], anomaly_max=_range(f.anomaly_score)[1])
 
 
 def object_order(order: ObjectOrderInput | None) -> ObjectOrder:
