@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup setup-train demo test lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway bench-filters kafka clean
+.PHONY: setup setup-train demo test explorer lint typecheck generated proto graphql-breaking bench bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway bench-filters kafka clean
 
 GRAPHIQL := tools/graphiql/node_modules/graphiql/package.json
 $(GRAPHIQL): tools/graphiql/package.json  # GraphiQL's page assets, served by the gateway (offline)
@@ -34,6 +34,10 @@ generated: setup-train  ## fail when generated files drift from their sources
 	$(UV) run python -m tools.gen_protos --check
 	$(UV) run python -m tools.gen_client --check
 	$(UV) run python -m tools.gen_filter_docs --check
+	$(UV) run python -m tools.gen_explorer --check
+
+explorer: setup  ## rebuild the web explorer's committed bundle from tools/explorer (needs Node)
+	$(UV) run python -m tools.gen_explorer
 
 BUF := tools/buf/node_modules/.bin/buf
 $(BUF): tools/buf/package.json  # exact version pinned there; npm ci trips over buf's per-platform optional packages

@@ -314,6 +314,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                 config = uvicorn.Config(gateway, host=gql_host,
                                         port=gql_port, log_level="info",
                                         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace))
+                err.print(f"Explorer (web page): http://{gql_host}:{gql_port}/explorer")
                 err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/graphql")
                 http_server = _http_server(config)
                 tasks.append(http_server.serve())

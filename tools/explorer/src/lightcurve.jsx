@@ -129,6 +129,7 @@ export function LightCurvePlot({ series, visible, flux, fold, forecast, newKeys,
     const started = performance.now();
     const u = new uPlot(opts, [null, [[0], [0]]], box.current);
     plot.current = u;
+    box.current.__uplot = u;  // for scripts and tests: u.valToPos maps data to pixels
     props.current.onDrawn?.(performance.now() - started);
     const click = (e) => {
       const rect = u.over.getBoundingClientRect(), cx = e.clientX - rect.left, cy = e.clientY - rect.top;

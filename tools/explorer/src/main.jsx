@@ -2,7 +2,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import "./style.css";
-import { apiKey, connection, onConnection } from "./api.js";
+import { apiKey, connection, dropConnection, onConnection } from "./api.js";
 import { SearchPage } from "./search.jsx";
 import { ObjectPage } from "./object.jsx";
 import { LivePage } from "./live.jsx";
@@ -86,4 +86,6 @@ function App() {
 }
 
 try { document.documentElement.dataset.theme = localStorage.getItem("nightjar.theme") || "dark"; } catch { /* */ }
+// for operators and tests: drop the live socket (it reconnects and refetches)
+window.__nightjar = { dropConnection };
 render(<App />, document.getElementById("app"));
