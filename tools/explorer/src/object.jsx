@@ -101,7 +101,7 @@ function Probabilities({ rows, history }) {
           {by[name].sort((a, b) => a.ranking - b.ranking).map((r) => (
             <div key={r.className} class="bar-row">
               <span class="bar-label">{r.className}</span>
-              <span class="bar" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow={r.probability} aria-label={`${name} ${r.className}`}>
+              <span class="bar" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow={r.probability.toFixed(4)} aria-label={`${name} ${r.className}`}>
                 <span style={`width:${(r.probability * 100).toFixed(1)}%`} /></span>
               <span class="bar-value">{r.probability.toFixed(3)}</span>
             </div>))}
@@ -139,7 +139,7 @@ function FeaturesTable({ features }) {
   return (
     <>
       <label>Find a feature <input value={q} onInput={(e) => setQ(e.target.value)} /></label>
-      <div class="scroll"><table class="compact" id="features" aria-label="features">
+      <div class="scroll" tabIndex={0} role="region" aria-label="features table"><table class="compact" id="features" aria-label="features">
         <thead><tr><th scope="col">feature</th><th scope="col">value</th><th scope="col">unit</th></tr></thead>
         <tbody>{shown.map((f) => <tr key={f.name}><td>{f.name}</td><td>{fmt(f.value, 4)}</td><td>{featureUnit(f.name)}</td></tr>)}</tbody>
       </table></div>
@@ -159,8 +159,8 @@ function Snippets({ oid }) {
   const [tab, setTab] = useState("graphql");
   return (
     <div class="snippets">
-      <div role="tablist">{Object.keys(s).map((k) => <button key={k} role="tab" type="button" aria-selected={tab === k} onClick={() => setTab(k)}>{k}</button>)}</div>
-      <pre id={`snippet-${tab}`} role="tabpanel"><code>{s[tab]}</code></pre>
+      <div role="tablist" aria-label="Snippet language">{Object.keys(s).map((k) => <button key={k} id={`tab-${k}`} role="tab" type="button" aria-controls="snippet-panel" aria-selected={tab === k ? "true" : "false"} onClick={() => setTab(k)}>{k}</button>)}</div>
+      <pre id="snippet-panel" data-language={tab} role="tabpanel" aria-labelledby={`tab-${tab}`} tabIndex={0}><code>{s[tab]}</code></pre>
       <button type="button" onClick={() => navigator.clipboard?.writeText(s[tab])}>Copy</button>
     </div>
   );
