@@ -103,7 +103,7 @@ async def gql(client: httpx.AsyncClient, query: str, headers: dict[str, str] | N
     return body
 
 
-async def ingest_in_another_process(dep: Deployment, mongo_uri: str, alerts_dir: Path,
+async def ingest_in_another_process(dep: Any, mongo_uri: str, alerts_dir: Path,
                                     home: Path, batch_size: int) -> None:
     """``nightjar ingest ALERTS_DIR`` as a separate process into ``dep``'s database."""
     env = {**os.environ, "MONGODB_URI": mongo_uri, "NIGHTJAR_DATABASE": dep.store.db.name,
