@@ -197,8 +197,9 @@ async def bench_pipeline(args: argparse.Namespace, rows: WatchRows) -> None:
             matches_store.put_matches = timed(  # type: ignore[method-assign,assignment]
                 store_times, matches_store.put_matches)
             event_times: list[float] = []
-            matches_store.classification_events = timed(  # type: ignore[method-assign,assignment]
-                event_times, matches_store.classification_events)
+            events_store = matches_store.store
+            events_store.classification_events = timed(  # type: ignore[method-assign,assignment]
+                event_times, events_store.classification_events)
             processor = BatchProcessor(store, LocalArchive(home / "archive"),
                                        parser=parser, topology=configured_topology(settings),
                                        filters=engine)

@@ -19,6 +19,7 @@ position of the object's earliest detection).  Why this choice:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,20 @@ def separation_deg(ra1: Any, dec1: Any, ra2: float, dec2: float) -> Any:
     sep = np.degrees(_angular_separation()(np.radians(ra1), np.radians(dec1),
                                            np.radians(ra2), np.radians(dec2)))
     return float(sep) if np.ndim(sep) == 0 else sep
+
+
+def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Great-circle distance [arcsec] between two positions [deg] (Vincenty's formula:
+    exact at every angle, across RA 0/360 and at the poles).
+
+    The scalar twin of :func:`separation_deg`, in plain ``math``: ~2 us a call against
+    ~80 us through astropy's array function, for the filters' ``in_cone`` on every alert."""
+    l1, b1, l2, b2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    dl = l2 - l1
+    num = math.hypot(math.cos(b2) * math.sin(dl),
+                     math.cos(b1) * math.sin(b2) - math.sin(b1) * math.cos(b2) * math.cos(dl))
+    den = math.sin(b1) * math.sin(b2) + math.cos(b1) * math.cos(b2) * math.cos(dl)
+    return math.degrees(math.atan2(num, den)) * 3600.0
 
 
 def mean_position(ra: Sequence[float], dec: Sequence[float]) -> tuple[float, float, float, float]:

@@ -122,7 +122,7 @@ def shown(css: str) -> Callable[[Any], Any]:
 
 def result_oids(driver: Any) -> list[str]:
     wait_for(driver, lambda d: "Searching" not in by_css(d, "#result-count")[0].text)
-    return [row.get_attribute("data-index") and row.find_elements("css selector", "td")[0].text
+    return [row.find_elements("css selector", "td")[0].text
             for row in by_css(driver, "table.results tbody tr")]
 
 
@@ -421,7 +421,7 @@ async def test_pages_are_accessible_and_within_budget(url: str, dep: Deployment,
     gen_explorer.install()
     axe = (gen_explorer.SOURCE / "node_modules" / "axe-core" / "axe.min.js").read_text()
     lsst = await _richest(dep, "LSST")
-    points = (await _lightcurve_sizes(url, lsst))
+    points = await _lightcurve_points(url, lsst)
     pages = ["/explorer/search", f"/explorer/object/{lsst}", "/explorer/live",
              "/explorer/filters", "/explorer/status"]
 
@@ -464,7 +464,7 @@ async def test_pages_are_accessible_and_within_budget(url: str, dep: Deployment,
     assert compressed <= 300 * 1024, compressed
 
 
-async def _lightcurve_sizes(url: str, oid: str) -> int:
+async def _lightcurve_points(url: str, oid: str) -> int:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         body = (await http.post("/graphql", json={"query": (
             "query($o: String!) { object(oid: $o) { lightcurve(surveys: [ZTF, LSST]) "

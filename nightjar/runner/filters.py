@@ -234,7 +234,7 @@ async def stored_data(filters: FilterStore, oids: Sequence[str], *, need_events:
     objects = await store.objects_by_id(list(oids))
     detections = await store.light_curves(DETECTIONS, list(oids))
     limits = await store.light_curves(NON_DETECTIONS, list(oids))
-    events = await filters.classification_events(list(oids)) if need_events else {}
+    events = await filters.store.classification_events(list(oids)) if need_events else {}
     return {oid: ObjectData(oid, str(doc.get("survey", "ZTF")), doc, detections[oid],
                             limits[oid], events.get(oid, []))
             for oid, doc in objects.items() if detections.get(oid)}
@@ -573,7 +573,7 @@ class FilterEngine:
     async def _live_data(self, result: BatchResult, *, need_events: bool
                          ) -> dict[str, ObjectData]:
         oids = list(dict.fromkeys(a.oid for a in result.alerts if a.oid in result.objects))
-        events = await self.filters.classification_events(
+        events = await self.filters.store.classification_events(
             [o for o in oids if o in result.probabilities]) if need_events else {}
         out = {}
         for oid in oids:

@@ -156,14 +156,21 @@ class WatchIndexes:
             return
         ra = np.array([float(p[0]) for p in positions])
         dec = np.array([float(p[1]) for p in positions])
+        self._remember(ra, dec, [(i, self.lists[i].index.matches_many(ra, dec)[0])
+                                 for i in wanted])
+
+    def _remember(self, ra: np.ndarray, dec: np.ndarray,
+                  found: Sequence[tuple[str, np.ndarray]]) -> None:
+        """Keep which of these positions [deg] fell in which of the lists looked up
+        (``found``: each list's indices of the positions it holds), for
+        :meth:`watchlists_at` on the same batch."""
         hits: dict[tuple[float, float], set[str]] = {
             (float(r), float(d)): set() for r, d in zip(ra.tolist(), dec.tolist(), strict=True)}
-        for list_id in wanted:
-            found, _, _ = self.lists[list_id].index.matches_many(ra, dec)
-            for i in set(found.tolist()):
+        for list_id, positions in found:
+            for i in set(positions.tolist()):
                 hits[(float(ra[i]), float(dec[i]))].add(list_id)
         self._batch_hits = {k: frozenset(v) for k, v in hits.items()}
-        self._batch_lists = frozenset(wanted)
+        self._batch_lists = frozenset(list_id for list_id, _ in found)
 
     def watchmaps_at(self, ra: float, dec: float, mjd: float,
                      names: Iterable[str]) -> dict[str, float]:
@@ -186,18 +193,16 @@ class WatchIndexes:
         ``in_watchlist`` on this batch needs no second look-up."""
         ra = np.array([float(d["ra"]) for _, _, d in alerts])
         dec = np.array([float(d["dec"]) for _, _, d in alerts])
-        hits: dict[tuple[float, float], set[str]] = {
-            (float(r), float(d)): set() for r, d in zip(ra.tolist(), dec.tolist(), strict=True)}
         out = []
+        found: list[tuple[str, np.ndarray]] = []
         for loaded in self.lists.values():
             positions, rows, seps = loaded.index.matches_many(ra, dec)
             for i, row, sep in zip(positions.tolist(), rows.tolist(), seps.tolist(),
                                    strict=True):
                 oid, survey, detection = alerts[i]
                 out.append(watch_match(loaded, row, sep, oid, survey, detection, source))
-                hits[(float(ra[i]), float(dec[i]))].add(loaded.doc["_id"])
-        self._batch_hits = {k: frozenset(v) for k, v in hits.items()}
-        self._batch_lists = frozenset(self.lists)
+            found.append((loaded.doc["_id"], positions))
+        self._remember(ra, dec, found)
         return out
 
     async def on_batch(self, result: BatchResult) -> list[Doc]:

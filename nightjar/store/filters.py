@@ -166,16 +166,6 @@ class FilterStore:
             "oid", {path: {"$gt" if op == ">" else "$gte": float(value)}})
         return {str(oid) for oid in found}
 
-    async def classification_events(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
-        """Each object's classification events, oldest first."""
-        out: dict[str, list[Doc]] = {oid: [] for oid in oids}
-        for doc in await self.store._find_by_oids(CLASSIFICATION_EVENTS, oids,
-                                                  sort=[("mjd", 1), ("_id", 1)]):
-            out[doc["oid"]].append(doc)
-        for docs in out.values():
-            docs.sort(key=lambda d: (d["mjd"], d["_id"]))
-        return out
-
 
 async def set_fields(collection: Any, _id: str, fields: Doc, inc: Doc | None = None
                      ) -> Doc | None:

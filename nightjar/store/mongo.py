@@ -432,12 +432,16 @@ class NightjarStore:
         cursor = self.db[LIVE_EVENTS].find({"time": {"$gte": since}})
         return sorted([doc async for doc in cursor], key=lambda d: d["_id"])
 
-    async def classification_history(self, oid: str) -> list[Doc]:
-        """One object's classification events (every classifier's probabilities at each
+    async def classification_events(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
+        """Each object's classification events (every classifier's probabilities at each
         reclassification), oldest first."""
-        docs = await self._find_by_oids(CLASSIFICATION_EVENTS, [oid],
-                                        sort=[("mjd", 1), ("_id", 1)])
-        return sorted(docs, key=lambda d: (d["mjd"], d["_id"]))
+        out: dict[str, list[Doc]] = {oid: [] for oid in oids}
+        for doc in await self._find_by_oids(CLASSIFICATION_EVENTS, oids,
+                                            sort=[("mjd", 1), ("_id", 1)]):
+            out[doc["oid"]].append(doc)
+        for docs in out.values():
+            docs.sort(key=lambda d: (d["mjd"], d["_id"]))
+        return out
 
     async def live_batch(self, seq: int) -> Doc | None:
         """The live-feed document of one sequence number (an equality read: cheap on

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from services.gateway.errors import NOT_FOUND, error_body
+
 STATIC_DIR = Path(__file__).with_name("explorer_static")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".txt": "text/plain; charset=utf-8"}
@@ -34,9 +36,8 @@ def explorer_routes(static_dir: Path = STATIC_DIR) -> list[Route]:
 
     async def page(request: Request) -> Response:
         if not index.is_file():
-            return JSONResponse({"errors": [{"message": "the explorer is not built (run "
-                                             "`make explorer`)", "extensions": {
-                                                 "code": "NOT_FOUND"}}]}, status_code=404)
+            return JSONResponse(error_body(NOT_FOUND, "the explorer is not built (run "
+                                                      "`make explorer`)"), status_code=404)
         return FileResponse(index, media_type="text/html; charset=utf-8", headers={
             "Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY,
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
@@ -46,8 +47,7 @@ def explorer_routes(static_dir: Path = STATIC_DIR) -> list[Route]:
         target = static_dir / name
         if "/" in name or name.startswith(".") or target.suffix not in _TYPES \
                 or not target.is_file():
-            return JSONResponse({"errors": [{"message": "no such explorer asset",
-                                             "extensions": {"code": "NOT_FOUND"}}]},
+            return JSONResponse(error_body(NOT_FOUND, "no such explorer asset"),
                                 status_code=404)
         # not content-hashed names: revalidate (ETag) rather than cache for ever
         return FileResponse(target, media_type=_TYPES[target.suffix],

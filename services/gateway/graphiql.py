@@ -20,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from services.gateway.errors import NOT_FOUND, error_body
+
 log = logging.getLogger(__name__)
 
 ASSET_PREFIX = "/graphiql/assets/"
@@ -69,8 +71,7 @@ def asset_route(assets: Path | None) -> Route:
         target = (asset_file(assets, *found.groups()) if found and assets is not None
                   else None)
         if target is None:
-            return JSONResponse({"errors": [{"message": "no such GraphiQL asset",
-                                             "extensions": {"code": "NOT_FOUND"}}]},
+            return JSONResponse(error_body(NOT_FOUND, "no such GraphiQL asset"),
                                 status_code=404)
         return FileResponse(target, media_type=_TYPES.get(target.suffix, "text/plain"),
                             headers={"Cache-Control": "public, max-age=86400, immutable"})

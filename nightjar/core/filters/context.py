@@ -17,6 +17,7 @@ from typing import Any
 import cel
 
 from nightjar.core.magstats import object_statistics
+from nightjar.sky import separation_arcsec
 
 Doc = dict[str, Any]
 
@@ -226,17 +227,6 @@ def _apply(tree: Mapping[str, Any], plan: Plan) -> Doc:
             continue
         out[key] = value if sub is None or not isinstance(value, dict) else _apply(value, sub)
     return out
-
-
-def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance [arcsec] between two positions [deg] (Vincenty's formula:
-    exact at every angle, across RA 0/360 and at the poles)."""
-    l1, b1, l2, b2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    dl = l2 - l1
-    num = math.hypot(math.cos(b2) * math.sin(dl),
-                     math.cos(b1) * math.sin(b2) - math.sin(b1) * math.cos(b2) * math.cos(dl))
-    den = math.sin(b1) * math.sin(b2) + math.cos(b1) * math.cos(b2) * math.cos(dl)
-    return math.degrees(math.atan2(num, den)) * 3600.0
 
 
 def build_context(inputs: FilterInputs, fields: frozenset[str] | None = None

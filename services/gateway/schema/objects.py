@@ -443,7 +443,7 @@ class AstroObject:
                                   "it was classified on), oldest first; CLASSIFIER keeps one")
     async def classification_history(self, info: GatewayInfo, classifier: str | None = None
                                      ) -> list[ClassificationSnapshot]:
-        docs = await info.context.store.classification_history(self.oid)
+        docs = (await info.context.store.classification_events([self.oid]))[self.oid]
         return [ClassificationSnapshot(
                     mjd=d["mjd"], candid=d.get("candid"), classifier_name=name,
                     classifier_version=str(entry.get("version") or ""),

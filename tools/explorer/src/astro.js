@@ -41,13 +41,6 @@ export function galactic(ra, dec) {
   return [l, b];
 }
 
-/** Angular separation [arcsec] of two positions [deg]. */
-export function separationArcsec(ra1, dec1, ra2, dec2) {
-  const h = Math.sin((dec2 - dec1) * D2R / 2) ** 2
-    + Math.cos(dec1 * D2R) * Math.cos(dec2 * D2R) * Math.sin((ra2 - ra1) * D2R / 2) ** 2;
-  return 2 * Math.asin(Math.min(1, Math.sqrt(h))) / D2R * 3600;
-}
-
 export const ZTF_ID = /^ZTF\d{2}[a-z]{7}$/i;
 export const LSST_ID = /^\d{6,20}$/;
 
@@ -282,9 +275,7 @@ export function colorize(values, width, height, map) {
   return rgba;
 }
 
-/** MJD of a Unix time [ms], and back. */
-export const mjdOf = (ms) => ms / 86400000 + 40587;
-export const msOfMjd = (mjd) => (mjd - 40587) * 86400000;
+/** An MJD [d] as an ISO date and time (UTC, to the second). */
 export function isoOfMjd(mjd) {
-  return new Date(msOfMjd(mjd)).toISOString().replace("T", " ").slice(0, 19);
+  return new Date((mjd - 40587) * 86400000).toISOString().replace("T", " ").slice(0, 19);
 }

@@ -296,7 +296,6 @@ export function ObjectPage({ oid }) {
   const timing = useRef({});
 
   const load = async () => {
-    timing.current.requested = performance.now();
     try {
       const data = await gql(OBJECT_QUERY, { oid }, true);
       setPartial((data.__errors || []).map((e) => `${(e.path || []).slice(1).join(".") || "query"}: ${e.message}`));
