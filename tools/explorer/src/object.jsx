@@ -295,9 +295,14 @@ export function ObjectPage({ oid }) {
   const [newKeys, setNewKeys] = useState(new Set());
   const timing = useRef({});
 
+  // a failed update (the gateway away for a moment) keeps what is shown and tries again,
+  // backing off, so that nothing stored meanwhile is missed
+  const retry = useRef({ timer: null, waitMs: 500 });
   const load = async () => {
+    clearTimeout(retry.current.timer);
     try {
       const data = await gql(OBJECT_QUERY, { oid }, true);
+      retry.current.waitMs = 500;
       setPartial((data.__errors || []).map((e) => `${(e.path || []).slice(1).join(".") || "query"}: ${e.message}`));
       timing.current.arrived = performance.now();
       if (!data.object) { setError(`No object ${oid} is stored.`); return; }
@@ -307,9 +312,14 @@ export function ObjectPage({ oid }) {
       setNewKeys(new Set(keys.filter((k) => !seen.current.has(k))));
       setO(obj);
       setError(null);
-    } catch (e) { setError(message(e)); }
+    } catch (e) {
+      if (seen.current === null) { setError(message(e)); return; }  // nothing shown yet
+      setPartial([`the last update failed (${message(e)}); retrying`]);
+      retry.current.timer = setTimeout(load, retry.current.waitMs);
+      retry.current.waitMs = Math.min(2 * retry.current.waitMs, 10000);
+    }
   };
-  useEffect(() => { load(); }, [oid]);
+  useEffect(() => { load(); return () => clearTimeout(retry.current.timer); }, [oid]);
 
   // live: any stored alert, classification or score of this object refetches the page
   const ra = o?.meanra, dec = o?.meandec;
