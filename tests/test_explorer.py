@@ -339,6 +339,7 @@ async def test_a_new_alert_appears_on_the_open_page_and_in_the_live_feed_without
         url: str, dep: Deployment, browser: Any, mongo_uri: str, tmp_path: Path,
         held_back: list[tuple[str, int, bytes]]) -> None:
     oid = held_back[-1][0]
+    before = await dep.store.db["detections"].count_documents({"oid": oid})
     live = await call(_driver)
     try:
         def open_pages() -> None:
@@ -356,6 +357,8 @@ async def test_a_new_alert_appears_on_the_open_page_and_in_the_live_feed_without
         (alerts / "last.avro").write_bytes(held_back[-1][2])
         await ingest_in_another_process(dep, mongo_uri, alerts, tmp_path, 10)
         stored = time.monotonic()
+        # the last alert's history brings any earlier epoch not stored yet, too
+        new = await dep.store.db["detections"].count_documents({"oid": oid}) - before
 
         def seen() -> tuple[float, float, str, Any]:
             wait_for(browser, shown("#new-marker"), 10)
@@ -370,15 +373,11 @@ async def test_a_new_alert_appears_on_the_open_page_and_in_the_live_feed_without
         on_page, in_feed, marker, not_reloaded = await call(seen)
     finally:
         await call(live.quit)
-    assert marker.startswith("1 new since opened")
+    assert new >= 1 and marker.startswith(f"{new} new since opened")
     assert not_reloaded == 1
     assert on_page <= 2.0 and in_feed <= 2.0, (on_page, in_feed)
 
 
-@pytest.mark.xfail(reason="open: after a dropped socket (CDP-blocked, then unblocked) the "
-                          "page did not show the missed alert within 15 s; not yet diagnosed "
-                          "(graphql-ws retry after terminate(), or Chromium's blocking of "
-                          "ws:// URLs)", strict=False)
 async def test_a_dropped_websocket_reconnects_and_fetches_what_it_missed(
         url: str, dep: Deployment, browser: Any) -> None:
     from nightjar.runner.ingest import RawInput
@@ -398,7 +397,8 @@ async def test_a_dropped_websocket_reconnects_and_fetches_what_it_missed(
         browser.get(f"{url}/explorer/object/{oid}")
         wait_for(browser, lambda d: "live" in by_css(d, "#connection")[0].text)
         browser.execute_cdp_cmd("Network.enable", {})
-        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/graphql*"]})
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
         browser.execute_script("window.__nightjar.dropConnection()")
         wait_for(browser, lambda d: "reconnecting" in by_css(d, "#connection")[0].text)
 
@@ -408,7 +408,8 @@ async def test_a_dropped_websocket_reconnects_and_fetches_what_it_missed(
 
     def reconnect() -> str:
         still_down = by_css(browser, "#connection")[0].text
-        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
         wait_for(browser, shown("#new-marker"), 15)
         return str(still_down)
 
