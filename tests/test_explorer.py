@@ -121,7 +121,11 @@ def shown(css: str) -> Callable[[Any], Any]:
 
 
 def result_oids(driver: Any) -> list[str]:
-    wait_for(driver, lambda d: "Searching" not in by_css(d, "#result-count")[0].text)
+    # The count carries the search its rows answer: wait for the one in the address bar,
+    # not whatever an earlier search left on the page.
+    wait_for(driver, lambda d: d.execute_script(
+        "const c = document.querySelector('#result-count');"
+        "return c !== null && c.dataset.search === location.search;"))
     return [row.find_elements("css selector", "td")[0].text
             for row in by_css(driver, "table.results tbody tr")]
 

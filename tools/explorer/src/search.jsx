@@ -228,7 +228,8 @@ function ResultsTable({ rows, cols, sort, setSort, selected, setSelected }) {
 
 export function SearchPage({ search }) {
   const params = useMemo(() => paramsOf(search), [search]);
-  const [state, setState] = useState({ loading: true, rows: [], error: null, page: null });
+  const [state, setState] = useState({ loading: true, rows: [], error: null, page: null, shown: null });
+  const latest = useRef(0);  // a slower answer to an older search must not replace a newer one
   const [sort, setSort] = useState({ key: null, dir: 1 });
   const [selected, setSelected] = useState(0);
   const [picker, setPicker] = useState(false);
@@ -238,15 +239,20 @@ export function SearchPage({ search }) {
 
   const load = async (after = null) => {
     const { filter, orderBy } = variablesOf(params);
+    const ticket = ++latest.current;
     try {
       const data = await gql(QUERY, { filter, orderBy, first: 100, after, stamps: view === "cards" });
+      if (ticket !== latest.current) return;
       const rows = rowsOf(data.objects.edges);
-      setState((s) => ({ loading: false, error: null, rows: after ? [...s.rows, ...rows] : rows, page: data.objects.pageInfo }));
+      setState((s) => ({ loading: false, error: null, rows: after ? [...s.rows, ...rows] : rows, page: data.objects.pageInfo, shown: search }));
     } catch (e) {
-      setState({ loading: false, rows: [], error: message(e), page: null });
+      if (ticket !== latest.current) return;
+      setState({ loading: false, rows: [], error: message(e), page: null, shown: search });
     }
   };
   useEffect(() => { setState((s) => ({ ...s, loading: true })); setSelected(0); load(); }, [search]);
+  // Until this search's answer arrives the page says so, whatever an older one left.
+  const loading = state.loading || state.shown !== search;
 
   const rows = useMemo(() => {
     if (!sort.key) return state.rows;
@@ -275,7 +281,7 @@ export function SearchPage({ search }) {
       <SearchBar initial={described} />
       <details class="form-details" open={!!described}><summary>Search form</summary><SearchForm params={params} /></details>
       <div class="toolbar" role="toolbar" aria-label="Results">
-        <span id="result-count" aria-live="polite">{state.loading ? "Searching…" : `${state.rows.length}${state.page?.hasNextPage ? "+" : ""} objects`}</span>
+        <span id="result-count" aria-live="polite" data-search={loading ? "pending" : search}>{loading ? "Searching…" : `${state.rows.length}${state.page?.hasNextPage ? "+" : ""} objects`}</span>
         {["table", "cards", "sky"].map((v) => <button key={v} type="button" aria-pressed={view === v} onClick={() => setParam("view", v === "table" ? "" : v)}>{v}</button>)}
         <button type="button" aria-expanded={picker} onClick={() => setPicker(!picker)}>Columns</button>
         <button type="button" onClick={() => download(toCsv(rows, cols), "nightjar_search.csv", "text/csv")}>Export CSV</button>
@@ -284,7 +290,7 @@ export function SearchPage({ search }) {
       {picker && <fieldset class="picker"><legend>Columns</legend>{COLUMNS.map((c) => (
         <label key={c.key}><input type="checkbox" checked={colKeys.includes(c.key)} onChange={() => toggleCol(c.key)} /> {c.label}</label>))}</fieldset>}
       {state.error && <p class="error" role="alert">{state.error}</p>}
-      {!state.loading && !state.error && !rows.length && <p>No object matches. {params.ra && `(cone ${raToHms(+params.ra)} ${decToDms(+params.dec)}, ${params.radius || 10}″)`}</p>}
+      {!loading && !state.error && !rows.length && <p>No object matches. {params.ra && `(cone ${raToHms(+params.ra)} ${decToDms(+params.dec)}, ${params.radius || 10}″)`}</p>}
       {view === "cards" ? <Cards rows={rows} /> : view === "sky" ? <SkyMap points={rows.map((r) => ({ oid: r.oid, ra: r.meanra, dec: r.meandec, survey: r.survey }))} />
         : rows.length > 0 && <ResultsTable rows={rows} cols={cols} sort={sort} setSort={setSort} selected={selected} setSelected={setSelected} />}
       {state.page?.hasNextPage && <button type="button" onClick={() => load(state.page.endCursor)}>More results</button>}
