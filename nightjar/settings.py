@@ -58,6 +58,28 @@ class Settings(BaseSettings):
     tns_api_key: SecretStr | None = Field(default=None, description="TNS bot API key")
     tns_dir: Path | None = Field(
         default=None, description="TNS snapshot directory (default: <home>/tns)")
+    tns_report_url: str = Field(default="https://sandbox.wis-tns.org/api", description=(
+        "TNS API that AT reports go to (set/bulk-report); the sandbox until an operator "
+        "points it at https://www.wis-tns.org/api"))
+    tns_reporting_group_id: int | None = Field(default=None, description=(
+        "the broker's TNS group id (reporting_group_id); unset = reports cannot be sent"))
+    tns_discovery_data_source_id: int | None = Field(default=None, description=(
+        "TNS group id of the data's source (discovery_data_source_id); unset = the "
+        "reporting group"))
+    tns_reporter: str = Field(default="Nightjar alert broker", description=(
+        "the reporter line of AT reports (names of the people or the bot)"))
+    tns_reporters: list[str] = Field(default_factory=list, description=(
+        "owners of gateway API keys who may send TNS reports (JSON list); empty = every "
+        "key holder"))
+    tns_instruments: dict[str, int] = Field(default_factory=lambda: {"ZTF": 196}, description=(
+        "survey -> TNS instrument id (ZTF-Cam is 196); a survey absent here cannot be "
+        "reported until its id, from TNS's values list, is set"))
+    tns_filters: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {"ZTF": {"g": 110, "r": 111, "i": 112}}, description=(
+            "survey -> band -> TNS filter id (ZTF g, r, i are 110, 111, 112)"))
+    tns_exposure_s: dict[str, float] = Field(
+        default_factory=lambda: {"ZTF": 30.0, "LSST": 30.0},
+        description="survey -> exposure time of one visit [s], for the report's photometry")
     finding_chart_cutout_url: str | None = Field(default=None, description=(
         "URL template of a survey FITS cutout for finding charts, with {ra}, {dec}, "
         "{fov_deg}, {size} (e.g. CDS hips2fits); unset = the alert's template cutout"))

@@ -66,7 +66,7 @@ async def deployment(mongo_uri: str, home: Path) -> AsyncIterator[Deployment]:
 @contextlib.asynccontextmanager
 async def live_gateway(dep: Any, config: GatewayConfig | None = None,
                        feed: LiveFeed | None = None, port: int | None = None,
-                       filters: Any = None, watch: Any = None
+                       filters: Any = None, watch: Any = None, tns: Any = None
                        ) -> AsyncIterator[tuple[str, Any]]:
     """The gateway with the four gRPC services, served on a free port: (url, app)."""
     (dep.home / "tns").mkdir(parents=True, exist_ok=True)
@@ -82,7 +82,7 @@ async def live_gateway(dep: Any, config: GatewayConfig | None = None,
                                  config=config or GatewayConfig(
                                      api_keys={API_KEY: API_USER}, rate_anonymous=1e6),
                                  feed=feed, registry=ModelRegistry.default(dep.home),
-                                 filters=filters, watch=watch)
+                                 filters=filters, watch=watch, tns=tns)
                 try:
                     async with serve_asgi(app, port=port) as url:
                         yield url, app

@@ -300,6 +300,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                                                  if settings.grpc_target_ca else None))
                 gql_host = host or settings.graphql_host
                 gql_port = port if port is not None else settings.graphql_port
+                from nightjar.context.tns_report import reporter_from_settings
                 from nightjar.runner.filters import configured_filters
                 from nightjar.runner.watch import WatchService, configured_watch
                 from nightjar.store.watch import WatchStore
@@ -310,7 +311,8 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                                      registry=ModelRegistry.default(settings.home),
                                      filters=configured_filters(settings, store,
                                                                 indexes).service,
-                                     watch=WatchService(WatchStore(store), indexes))
+                                     watch=WatchService(WatchStore(store), indexes),
+                                     tns=reporter_from_settings(settings, http))
                 config = uvicorn.Config(gateway, host=gql_host,
                                         port=gql_port, log_level="info",
                                         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace))

@@ -223,18 +223,23 @@ class TnsClient:
         self.waits += 1
         await self.sleep(max(seconds, 0.0))
 
-    async def fetch(self, file_name: str) -> bytes | None:
-        """One file's bytes; None when TNS has no such file (404)."""
+    async def post(self, path: str, form: dict[str, str], what: str) -> httpx.Response:
+        """POST ``form`` (plus the API key) to ``path``: retried on network errors and
+        5xx, paused on the rate limit; any other answer is returned as it came.
+
+        ``what`` names the request in errors.  Raises :class:`TnsError` when TNS cannot
+        be reached, refuses the bot's credentials, or keeps failing.
+        """
         for attempt in range(1, self.max_attempts + 1):
             if self._pause_until_reset is not None:
                 await self._respect(self._pause_until_reset)
                 self._pause_until_reset = None
             try:
-                response = await self.http.post(FILES_PATH + file_name, headers=self.headers,
-                                                data={"api_key": self.api_key})
+                response = await self.http.post(path, headers=self.headers,
+                                                data={"api_key": self.api_key, **form})
             except httpx.HTTPError as exc:
                 if attempt == self.max_attempts:
-                    raise TnsError(f"TNS unreachable: {exc}") from exc
+                    raise TnsError(f"TNS unreachable: {type(exc).__name__}") from exc
                 await self.sleep(2.0 ** attempt)
                 continue
             reset = _header_float(response, "x-rate-limit-reset")
@@ -244,18 +249,23 @@ class TnsClient:
                 continue
             if _header_float(response, "x-rate-limit-remaining") == 0 and reset is not None:
                 self._pause_until_reset = reset  # the next request would be refused
-            if response.status_code == 404:
-                return None
             if response.status_code in (401, 403):
                 raise TnsError(f"TNS refused the bot's credentials ({response.status_code}); "
                                "check NIGHTJAR_TNS_BOT_ID, _BOT_NAME and _API_KEY")
             if response.status_code >= 500 and attempt < self.max_attempts:
                 await self.sleep(2.0 ** attempt)
                 continue
-            if response.status_code != 200:
-                raise TnsError(f"TNS answered {response.status_code} for {file_name}")
-            return response.content
-        raise TnsError(f"gave up on {file_name} after {self.max_attempts} attempts")
+            return response
+        raise TnsError(f"gave up on {what} after {self.max_attempts} attempts")
+
+    async def fetch(self, file_name: str) -> bytes | None:
+        """One file's bytes; None when TNS has no such file (404)."""
+        response = await self.post(FILES_PATH + file_name, {}, file_name)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise TnsError(f"TNS answered {response.status_code} for {file_name}")
+        return response.content
 
 
 def _header_float(response: httpx.Response, name: str) -> float | None:

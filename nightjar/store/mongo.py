@@ -46,6 +46,7 @@ from nightjar.store.schema import (
     PROBABILITIES,
     SOLAR_SYSTEM_DETECTIONS,
     SOLAR_SYSTEM_OBJECTS,
+    TNS_REPORTS,
 )
 from nightjar.surveys.interface import (
     CORE_LIMIT_FIELDS,
@@ -455,6 +456,19 @@ class NightjarStore:
                     "user": user, "created": now or dt.datetime.now(dt.UTC)}
         result = await self.db[LABELS].insert_one(doc)
         return {**doc, "_id": result.inserted_id}
+
+    async def record_tns_report(self, doc: Doc) -> None:
+        """Store a report sent to TNS (``_id`` = TNS's report id), or its later status."""
+        await self.db[TNS_REPORTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def tns_report(self, report_id: str) -> Doc | None:
+        """One report sent to TNS, by TNS's report id."""
+        found: Doc | None = await self.db[TNS_REPORTS].find_one({"_id": report_id})
+        return found
+
+    async def tns_reports_of(self, oids: Sequence[str]) -> dict[str, list[Doc]]:
+        """Reports sent to TNS about several objects (one query), oldest first."""
+        return await self._grouped(TNS_REPORTS, oids, [("sent", 1), ("_id", 1)])
 
     async def put_anomaly_label(self, doc: Doc) -> Doc:
         """Store a user's anomaly label (replacing their earlier label of the object)."""

@@ -26,6 +26,7 @@ ANOMALY_LABELS = "anomaly_labels"
 ANOMALY_USERS = "anomaly_users"
 DEAD_LETTERS = "dead_letters"
 LABELS = "labels"
+TNS_REPORTS = "tns_reports"
 LIVE_EVENTS = "live_events"
 COUNTERS = "counters"
 CLASSIFICATION_EVENTS = "classification_events"
@@ -125,6 +126,11 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     ), shard_key=(("oid", "hashed"),), zones=False,
         doc="user labels (addLabel): oid, candid, label, comment, user, created; kept "
             "apart from the classifiers' output; _id = ObjectId"),
+    CollectionSpec(TNS_REPORTS, (IndexSpec((("oid", 1), ("sent", 1))),),
+                   shard_key=(("oid", "hashed"),), zones=False,
+                   doc="AT reports sent to TNS: oid, the report as sent, its digest, who "
+                       "sent it and when, the target API, status (SUBMITTED, ACCEPTED, "
+                       "REJECTED), TNS's objname and messages; _id = TNS's report id"),
     CollectionSpec(ANOMALY_LABELS, (IndexSpec((("user", 1), ("created", 1))),
                                     IndexSpec((("oid", 1),))),
                    shard_key=(("user", "hashed"),), zones=False,

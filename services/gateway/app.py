@@ -33,6 +33,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from ml.registry import ModelRegistry
+from nightjar.context.tns_report import TnsReporter
 from nightjar.runner.filters import FilterService
 from nightjar.runner.watch import WatchService
 from nightjar.settings import Settings
@@ -68,6 +69,8 @@ class GatewayConfig:
     subscription_queue: int = 1000  #: events queued per subscription before dropping
     #: users whose ARTEFACT labels make the shared anomaly score treat an object as bogus
     artefact_votes: int = 2
+    #: API key owners who may send TNS reports (empty: every key holder)
+    tns_reporters: tuple[str, ...] = ()
     #: installed GraphiQL packages (tools/graphiql/node_modules); None = from the CDN
     graphiql_assets: Path | None = None
 
@@ -86,6 +89,7 @@ class GatewayConfig:
             cors_origins=tuple(settings.gateway_cors_origins),
             subscription_queue=settings.gateway_subscription_queue,
             artefact_votes=settings.anomaly_artefact_votes,
+            tns_reporters=tuple(settings.tns_reporters),
             graphiql_assets=settings.gateway_graphiql_assets)
 
 
@@ -109,6 +113,7 @@ class _GraphQL(GraphQL[GatewayContext, None]):
         self.config = config
         self.filters: FilterService | None = None
         self.watch: WatchService | None = None
+        self.tns: TnsReporter | None = None
         self._page, missing = local_page(super().graphql_ide_html, config.graphiql_assets)
         if missing:
             log.warning("GraphiQL loads %d file(s) from the CDN (not installed under %s; "
@@ -124,7 +129,8 @@ class _GraphQL(GraphQL[GatewayContext, None]):
         return GatewayContext(self.store, self.channel, self.hub, self.registry,
                               self.config.limits, user=request.state.user,
                               artefact_votes=self.config.artefact_votes,
-                              filters=self.filters, watch=self.watch)
+                              filters=self.filters, watch=self.watch, tns=self.tns,
+                              tns_reporters=frozenset(self.config.tns_reporters))
 
     async def execute_single(self, request: Request, request_adapter: Any,
                              sub_response: Any, context: GatewayContext, root_value: Any,
@@ -213,7 +219,8 @@ async def _empty() -> Message:
 def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = None, *,
                config: GatewayConfig | None = None, feed: LiveFeed | None = None,
                registry: ModelRegistry | None = None, filters: FilterService | None = None,
-               watch: WatchService | None = None) -> Starlette:
+               watch: WatchService | None = None, tns: TnsReporter | None = None
+               ) -> Starlette:
     """GraphQL at /graphql, downloads under /download, the explorer at /explorer, /metrics
     and /healthz.
 
@@ -231,6 +238,8 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
         Registered classifier models (``classifiers``).
     filters, watch : optional
         Users' filters, watchlists and watchmaps (their mutations and queries).
+    tns : TnsReporter, optional
+        Sends AT reports to TNS (sendTnsReport); None = reports cannot be sent.
     """
     config = config or GatewayConfig()
     metrics = GatewayMetrics()
@@ -239,7 +248,7 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
         hub = LiveHub(feed, config.subscription_queue, on_drop=metrics.dropped.inc,
                       on_events=metrics.live_events.inc, on_count=metrics.subscriptions.set)
     graphql: Any = _GraphQL(store, grpc_channel, hub, registry, config, metrics)
-    graphql.filters, graphql.watch = filters, watch
+    graphql.filters, graphql.watch, graphql.tns = filters, watch, tns
 
     async def health(request: Request) -> JSONResponse:
         try:

@@ -42,6 +42,7 @@ from .enums import (
     ObjectOrderField,
     OrderDirection,
     Survey,
+    TnsReportStatus,
 )
 from .exceptions import (
     GraphQLClientError,
@@ -365,6 +366,7 @@ __all__ = [
     "SolarSystemObjectSolarSystemObject",
     "SolarSystemObjectSolarSystemObjectDetections",
     "Survey",
+    "TnsReportStatus",
     "TnsSearch",
     "TnsSearchTns",
     "UpdateFilter",

@@ -57,3 +57,9 @@ class OrderDirection(str, Enum):
 class Survey(str, Enum):
     ZTF = "ZTF"
     LSST = "LSST"
+
+
+class TnsReportStatus(str, Enum):
+    SUBMITTED = "SUBMITTED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"

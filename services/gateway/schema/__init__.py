@@ -20,6 +20,7 @@ from services.gateway.schema.labels import LabelMutation
 from services.gateway.schema.live import Subscription
 from services.gateway.schema.objects import ObjectQueries
 from services.gateway.schema.status import StatusQueries
+from services.gateway.schema.tns_reports import TnsReportMutation, TnsReportQueries
 
 MAX_PAGE = GatewayLimits().max_page
 
@@ -29,12 +30,12 @@ __all__ = ["MAX_PAGE", "GatewayContext", "Mutation", "Query", "Subscription", "m
 
 @strawberry.type
 class Query(ObjectQueries, ClassificationQueries, CatalogQueries, AnomalyQueries,
-            FilterQueries, StatusQueries):
+            FilterQueries, StatusQueries, TnsReportQueries):
     """Every query of the gateway (each domain's fields)."""
 
 
 @strawberry.type
-class Mutation(LabelMutation, AnomalyMutation, FilterMutation):
+class Mutation(LabelMutation, AnomalyMutation, FilterMutation, TnsReportMutation):
     """Every mutation of the gateway."""
 
 

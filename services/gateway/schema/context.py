@@ -26,6 +26,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from ml.registry import ModelRegistry
+from nightjar.context.tns_report import TnsReporter
 from nightjar.runner.filters import FilterService
 from nightjar.runner.watch import WatchService
 from nightjar.sky import Cone
@@ -106,6 +107,10 @@ class GatewayContext:
     #: users' filters, watchlists and watchmaps (None: this gateway serves none)
     filters: FilterService | None = None
     watch: WatchService | None = None
+    #: sends AT reports to TNS (None: this gateway cannot)
+    tns: TnsReporter | None = None
+    #: API key owners who may send TNS reports (empty: every key holder)
+    tns_reporters: frozenset[str] = frozenset()
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

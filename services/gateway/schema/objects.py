@@ -58,6 +58,7 @@ from services.gateway.schema.forecast import (
     surprise_of,
 )
 from services.gateway.schema.labels import Label, label_of
+from services.gateway.schema.tns_reports import TnsReport, tns_report_of
 
 DEFAULT_PAGE = 50
 
@@ -451,6 +452,12 @@ class AstroObject:
                                    sorted(entry["probabilities"].items(), key=lambda kv: -kv[1])])
                 for d in docs for name, entry in sorted(d.get("classifiers", {}).items())
                 if classifier is None or name == classifier]
+
+    @strawberry.field(description="AT reports sent to TNS about this object (sendTnsReport), "
+                                  "oldest first, with TNS's report ids and answers")
+    async def tns_reports(self, info: GatewayInfo) -> list[TnsReport]:
+        return [tns_report_of(d)
+                for d in (await info.context.store.tns_reports_of([self.oid]))[self.oid]]
 
     @strawberry.field(description="users' labels (addLabel), oldest first")
     async def labels(self, info: GatewayInfo) -> list[Label]:

@@ -8,12 +8,14 @@ import { ObjectPage } from "./object.jsx";
 import { LivePage } from "./live.jsx";
 import { FiltersPage } from "./filters.jsx";
 import { StatusPage } from "./status.jsx";
+import { TnsReportPage } from "./tns.jsx";
 import { BASE, Link } from "./nav.jsx";
 
 function route(pathname) {
   const rest = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname;
   const parts = rest.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "object" && parts[1]) return { page: "object", oid: parts[1] };
+  if (parts[0] === "tns" && parts[1]) return { page: "tns", oid: parts[1] };
   if (["live", "filters", "status", "search"].includes(parts[0])) return { page: parts[0] };
   return { page: "search" };
 }
@@ -62,6 +64,7 @@ function App() {
   const changeTheme = (e) => { setTheme(e.target.value); setThemeState(e.target.value); };
   let page;
   if (where.page === "object") page = <ObjectPage key={where.oid} oid={where.oid} />;
+  else if (where.page === "tns") page = <TnsReportPage key={where.oid} oid={where.oid} />;
   else if (where.page === "live") page = <LivePage />;
   else if (where.page === "filters") page = <FiltersPage />;
   else if (where.page === "status") page = <StatusPage />;

@@ -23,6 +23,7 @@ export const OBJECT_QUERY = `query ObjectPage($oid: String!) {
     stamps { candid mjd fid kinds }
     xmatch { catalog sourceId ra dec distanceArcsec }
     labels { label user created comment candid }
+    tnsReports { reportId status objname sent }
     downloads { lightcurveCsv lightcurveVotable findingChart }
   }
 }`;
@@ -271,6 +272,8 @@ function Vetting({ o, candid, onDone }) {
     <div class="vetting">
       {VETTING.map((v) => <button key={v.label} type="button" onClick={() => vet(v)} aria-keyshortcuts={v.key}>{v.text} <kbd>{v.key}</kbd></button>)}
       {status && <p role="status" id="vet-status">{status}</p>}
+      <p><Link href={`${BASE}/tns/${encodeURIComponent(o.oid)}`} id="tns-link">Report to TNS…</Link>
+        {o.tnsReports.length > 0 && <> Reported: {o.tnsReports.map((r) => `${r.objname || `report ${r.reportId}`} (${r.status.toLowerCase()})`).join(", ")}</>}</p>
       <h4>Labels</h4>
       {o.labels.length ? <ul>{o.labels.map((l, i) => <li key={i}>{l.label} by {l.user}, {l.created.slice(0, 19)}{l.comment ? `: ${l.comment}` : ""}</li>)}</ul> : <p>None yet.</p>}
     </div>
