@@ -62,7 +62,10 @@ export function LightCurvePlot({ series, visible, flux, fold, forecast, newKeys,
   props.current = { series, visible, forecast, newKeys, picked, onPick, onDrawn, flux, fold };
 
   useEffect(() => {
-    const width = Math.max(320, box.current.clientWidth || 800);
+    // the element, not the ref: a draw or resize queued before the page is left runs
+    // after the ref is cleared
+    const element = box.current;
+    const width = Math.max(320, element.clientWidth || 800);
     const draw = (u) => {
       const { series: ss, visible: vis, forecast: fc, newKeys: nk, picked: pk } = props.current;
       const ctx = u.ctx, dpr = uPlot.pxRatio, r = 3.5 * dpr;
@@ -93,7 +96,7 @@ export function LightCurvePlot({ series, visible, flux, fold, forecast, newKeys,
           }
           marker(ctx, s.kind, x, y, r, colour, pt.p.candid !== null && nk && nk.has(String(pt.p.candid)));
           if (pk !== null && pk !== undefined && String(pt.p.candid) === String(pk)) {
-            ctx.beginPath(); ctx.arc(x, y, r + 6, 0, 2 * Math.PI); ctx.lineWidth = 2 * dpr; ctx.strokeStyle = getComputedStyle(box.current).color; ctx.stroke();
+            ctx.beginPath(); ctx.arc(x, y, r + 6, 0, 2 * Math.PI); ctx.lineWidth = 2 * dpr; ctx.strokeStyle = getComputedStyle(element).color; ctx.stroke();
           }
         }
       }
@@ -144,9 +147,10 @@ export function LightCurvePlot({ series, visible, flux, fold, forecast, newKeys,
       if (best) props.current.onPick?.(best);
     };
     u.over.addEventListener("click", click);
-    const resize = new ResizeObserver(() => u.setSize({ width: Math.max(320, box.current.clientWidth), height: 360 }));
-    resize.observe(box.current);
-    return () => { resize.disconnect(); u.destroy(); };
+    let alive = true;  // and a resize after the plot is destroyed is ignored
+    const resize = new ResizeObserver(() => { if (alive) u.setSize({ width: Math.max(320, element.clientWidth), height: 360 }); });
+    resize.observe(element);
+    return () => { alive = false; resize.disconnect(); u.destroy(); };
   }, [flux, !!fold]);
 
   useEffect(() => {  // new data, visibility, picks: rescale and redraw
