@@ -130,6 +130,9 @@ class Settings(BaseSettings):
         "users (different API keys) who must label an object ARTEFACT before the shared "
         "anomaly score treats it as bogus (P(bogus) = 1: score 0) for everyone; one "
         "user's ARTEFACT always zeroes it in that user's own ranking"))
+    gateway_count_ttl: float = Field(default=10.0, ge=0, description=(
+        "seconds a gateway process reuses a count (totalCount, the status page's objects "
+        "per survey) before counting again; 0 = count on every request"))
     gateway_subscription_queue: int = Field(default=1000, ge=1, description=(
         "events queued per subscription; beyond it the oldest are dropped and the "
         "subscriber told how many it missed"))

@@ -73,6 +73,35 @@ async def _finish_even_if_stopped(batch: Awaitable[Any], grace: float) -> None:
         raise
 
 
+class _BoundedStopApp(faust.App):
+    """A Faust app whose stop waits for the batch in flight at most ``stop_grace`` [s].
+
+    On stop, Faust's consumer waits (``stream_wait_empty``) until every message taken by
+    an agent is acknowledged, *before* it cancels the agents; with the store down the
+    batch never finishes, so the stop hung for ever and the grace in
+    :func:`_finish_even_if_stopped` never began.  Here that wait is bounded by the same
+    grace: past it the process exits 75 without committing, and the batch is processed
+    again on restart.  Waits during a rebalance (the app not stopping) are Faust's own.
+    """
+
+    stop_grace: float = 30.0
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if not self.should_stop:
+            await super()._consumer_wait_empty(consumer, logger)
+            return
+        # asyncio.wait, not wait_for: cancelling Faust's wait does not return promptly
+        waiting = asyncio.ensure_future(super()._consumer_wait_empty(consumer, logger))
+        done, _ = await asyncio.wait({waiting}, timeout=self.stop_grace)
+        if done:
+            waiting.result()
+        else:
+            log.error("stopping with a batch still in flight after %.0f s; exiting without "
+                      "committing its offsets (it is processed again on restart)",
+                      self.stop_grace)
+            os._exit(75)  # EX_TEMPFAIL
+
+
 @contextlib.asynccontextmanager
 async def _filter_engine(settings: Settings, store: NightjarStore, send: Send
                          ) -> AsyncIterator[FilterEngine | None]:
@@ -124,7 +153,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         Rubin's, re-keyed by object into the alert topic: :mod:`stream.relay`), so each
         can scale on its own.
     """
-    app = faust.App(
+    app = _BoundedStopApp(
         settings.kafka_group_id,
         broker=faust_broker(settings.kafka_connection()),
         broker_credentials=faust_credentials(settings.kafka_connection()),
@@ -143,6 +172,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         stream_buffer_maxsize=max(4096, 2 * settings.worker_batch_size),
     )
+    app.stop_grace = settings.worker_stop_grace
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
                            "value_serializer": "raw"}
     alerts = app.topic(settings.topic_alerts, **raw)

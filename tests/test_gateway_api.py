@@ -371,6 +371,42 @@ async def test_rate_limits_answer_retry_after(dep: Deployment) -> None:
         assert (await c.get("/healthz")).status_code == 200  # never limited
 
 
+async def test_a_count_is_reused_for_its_ttl_not_recounted_per_request(
+        dep: Deployment) -> None:
+    """totalCount and the status page's counts scan the objects collection: a gateway
+    counts each at most once per NIGHTJAR_GATEWAY_COUNT_TTL, and counts again after it."""
+    ttl = 1.5
+    config = GatewayConfig(api_keys={API_KEY: API_USER}, rate_anonymous=1e6,
+                           count_ttl_s=ttl)
+    query = """query($f: ObjectFilterInput) { objects(filter: $f, first: 1) { totalCount } }
+               """
+    flt = {"ndet": {"min": 2}}
+    async with live_gateway(dep, config) as (base, _), \
+            httpx.AsyncClient(base_url=base, timeout=60) as c:
+        async def count(f: dict[str, Any] | None) -> int:
+            return int((await gql(c, query, f=f))["data"]["objects"]["totalCount"])
+
+        async def stored(f: dict[str, Any]) -> int:
+            return await dep.store.db["objects"].count_documents(f)
+
+        started = time.monotonic()  # both counts are cached from here on
+        first, everything = await count(flt), await count(None)
+        assert first == await stored({"ndet": {"$gte": 2}})
+        assert everything == await stored({})
+        # an object appears (written directly: milliseconds, well inside the TTL)
+        extra = {"_id": "ZTF99cachetst", "oid": "ZTF99cachetst", "ndet": 3, "survey": "ZTF"}
+        await dep.store.db["objects"].insert_one(extra)
+        try:
+            repeats = [await count(flt) for _ in range(5)] + [await count(None)]
+            assert time.monotonic() - started < ttl
+            assert repeats == [first] * 5 + [everything]  # the counts were reused
+            await asyncio.sleep(ttl)
+            assert await count(flt) == first + 1  # counted again after the TTL
+            assert await count(None) == everything + 1
+        finally:
+            await dep.store.db["objects"].delete_one({"_id": extra["_id"]})
+
+
 async def test_cors_health_and_metrics(dep: Deployment) -> None:
     config = GatewayConfig(cors_origins=("https://tom.example.org",))
     async with live_gateway(dep, config) as (base, _), httpx.AsyncClient(base_url=base) as c:

@@ -41,6 +41,9 @@ from tests.gateway_env import (
 CLASSIFICATIONS = """subscription($filter: ClassificationFilterInput) {
   classifications(filter: $filter) { oid candid classifierName classifierVersion className
     probability ranking ra dec storedAt missed } }"""
+PER_OBJECT = """subscription($filter: ClassificationFilterInput) {
+  classifications(filter: $filter, perObject: true) { oid classifierName className
+    probability ranking probabilities { className probability } } }"""
 ANOMALIES = """subscription($filter: AnomalyFilterInput) {
   anomalies(filter: $filter) { oid score rawScore modelName modelVersion mjd ra dec storedAt
     missed survey } }"""
@@ -138,12 +141,14 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
                                    filter={"classifier": "stamp_classifier"})
             await client.subscribe("vs", CLASSIFICATIONS, filter={
                 "classifier": "stamp_classifier", "className": "VS", "probabilityMin": 0.5})
+            await client.subscribe("stamp_vectors", PER_OBJECT,
+                                   filter={"classifier": "stamp_classifier"})
             await client.subscribe("bright", ALERTS, filter={"magpsfMax": 19.0})
             await client.subscribe("alerts", ALERTS)
             await client.subscribe("anomalies", ANOMALIES)
             await client.subscribe("unusual", ANOMALIES, filter={"scoreMin": 0.9})
             client.start_reading()
-            await subscribed(url, 6)
+            await subscribed(url, 7)
             await ingest_in_another_process(dep, mongo_uri, alerts_dir, tmp_path, 30)
             stored_alerts = {(d["oid"], d["_id"], d["magpsf"]) async for d in
                              dep.store.db["detections"].find({"has_stamp": True})}
@@ -155,6 +160,8 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
             async def complete() -> bool:
                 return (len(client.received["alerts"]) >= len(stored_alerts)
                         and len(client.received["stamp"]) >= len(stamp)
+                        and len(client.received["stamp_vectors"]) >= len(
+                            {oid for oid, _, _ in stamp})
                         and len(client.received["anomalies"]) >= len(scores))
             await until(complete, 30, "every stored alert and classification")
             await asyncio.sleep(0.5)  # nothing more may come
@@ -165,6 +172,13 @@ async def test_subscriptions_receive_what_a_separate_ingest_process_stores(
             a for a in stored_alerts if a[2] <= 19.0}
         assert {(m["oid"], m["className"], m["probability"]) for m in got["stamp"]} == stamp
         assert len(got["stamp"]) == len(stamp)
+        # perObject: one message per object and classifier, with its whole vector
+        vectors = got["stamp_vectors"]
+        assert sorted(m["oid"] for m in vectors) == sorted({oid for oid, _, _ in stamp})
+        for m in vectors:
+            rows = {(c, p) for oid, c, p in stamp if oid == m["oid"]}
+            assert {(r["className"], r["probability"]) for r in m["probabilities"]} == rows
+            assert m["ranking"] == 1 and m["probability"] == max(p for _, p in rows)
         assert {(m["oid"], m["className"], m["probability"]) for m in got["vs"]} == {
             r for r in stamp if r[1] == "VS" and r[2] >= 0.5}
         assert {(m["oid"], m["mjd"], m["score"]) for m in got["anomalies"]} == scores

@@ -433,12 +433,6 @@ async def test_tls_cluster_with_a_private_ca(stream_env: StreamEnv, kafka_broker
     assert json.loads(check.stdout.strip().splitlines()[-1])["stored"] == 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: with the store down, a SIGTERMed worker neither finishes nor reaches the "
-    "abandon path (os._exit(75)) within 60 s; Faust's shutdown appears not to cancel the "
-    "agent mid-batch, so stream/app.py's grace never starts (cause not yet confirmed). "
-    "Nothing is lost (the batch is uncommitted and a restart stores everything), but the "
-    "stop hangs"))
 async def test_stop_while_the_store_is_down_abandons_the_batch_without_committing(
         stream_env: StreamEnv, tmp_path: Path) -> None:
     """SIGTERM while a batch cannot be stored: exit 75 after the grace, nothing committed,

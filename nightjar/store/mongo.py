@@ -890,6 +890,8 @@ class NightjarStore:
         return await self._count_in_cone(query, flt.cone)
 
     async def _count_in_cone(self, query: list[Doc], cone: Cone | None) -> int:
+        if cone is None and not query:  # the collection's size, from metadata: no scan
+            return int(await self.db[OBJECTS].estimated_document_count())
         if cone is None:
             return await self.db[OBJECTS].count_documents(_conjunction(query))
         return len([d async for d in self._scan_objects(query, cone, [], projection={

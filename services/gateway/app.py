@@ -38,6 +38,7 @@ from nightjar.runner.filters import FilterService
 from nightjar.runner.watch import WatchService
 from nightjar.settings import Settings
 from nightjar.store.mongo import NightjarStore
+from services.gateway.counts import CountCache
 from services.gateway.downloads import download_routes
 from services.gateway.errors import (
     QUERY_TOO_COMPLEX,
@@ -67,6 +68,7 @@ class GatewayConfig:
     rate_api_key: float = 3000.0  #: requests per minute per API key
     cors_origins: tuple[str, ...] = ()
     subscription_queue: int = 1000  #: events queued per subscription before dropping
+    count_ttl_s: float = 10.0  #: seconds a count (totalCount, status) is reused
     #: users whose ARTEFACT labels make the shared anomaly score treat an object as bogus
     artefact_votes: int = 2
     #: API key owners who may send TNS reports (empty: every key holder)
@@ -88,6 +90,7 @@ class GatewayConfig:
             rate_api_key=settings.gateway_rate_api_key,
             cors_origins=tuple(settings.gateway_cors_origins),
             subscription_queue=settings.gateway_subscription_queue,
+            count_ttl_s=settings.gateway_count_ttl,
             artefact_votes=settings.anomaly_artefact_votes,
             tns_reporters=tuple(settings.tns_reporters),
             graphiql_assets=settings.gateway_graphiql_assets)
@@ -114,6 +117,7 @@ class _GraphQL(GraphQL[GatewayContext, None]):
         self.filters: FilterService | None = None
         self.watch: WatchService | None = None
         self.tns: TnsReporter | None = None
+        self.counts = CountCache(config.count_ttl_s)
         self._page, missing = local_page(super().graphql_ide_html, config.graphiql_assets)
         if missing:
             log.warning("GraphiQL loads %d file(s) from the CDN (not installed under %s; "
@@ -130,7 +134,8 @@ class _GraphQL(GraphQL[GatewayContext, None]):
                               self.config.limits, user=request.state.user,
                               artefact_votes=self.config.artefact_votes,
                               filters=self.filters, watch=self.watch, tns=self.tns,
-                              tns_reporters=frozenset(self.config.tns_reporters))
+                              tns_reporters=frozenset(self.config.tns_reporters),
+                              counts=self.counts)
 
     async def execute_single(self, request: Request, request_adapter: Any,
                              sub_response: Any, context: GatewayContext, root_value: Any,

@@ -35,6 +35,12 @@ class Probability:
                                   "light-curve classifiers (they use the whole light curve)")
 
 
+@strawberry.type(description="One class's probability")
+class ClassProbability:
+    class_name: str
+    probability: float
+
+
 @strawberry.type(description="one light-curve feature (ALeRCE's name and definition)")
 class Feature:
     name: str = strawberry.field(description="e.g. Multiband_period, Amplitude_1 (_1 = g, _2 = r)")

@@ -32,6 +32,7 @@ from nightjar.runner.watch import WatchService
 from nightjar.sky import Cone
 from nightjar.store.mongo import NightjarStore
 from nightjar.store.schema import DETECTIONS, FORCED_PHOTOMETRY, NON_DETECTIONS
+from services.gateway.counts import CountCache
 from services.gateway.errors import BAD_USER_INPUT, UNAVAILABLE, GatewayError
 from services.gateway.limits import GatewayLimits
 from services.gateway.live import LiveHub
@@ -111,6 +112,8 @@ class GatewayContext:
     tns: TnsReporter | None = None
     #: API key owners who may send TNS reports (empty: every key holder)
     tns_reporters: frozenset[str] = frozenset()
+    #: counts reused for a few seconds across this process's requests (default: none)
+    counts: CountCache = field(default_factory=lambda: CountCache(ttl_s=0.0))
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ as they are stored."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import strawberry
 
@@ -11,6 +12,7 @@ from nightjar.core import live
 from services.gateway.errors import BAD_USER_INPUT, UNAVAILABLE, GatewayError
 from services.gateway.live import LiveHub
 from services.gateway.schema.anomaly import anomaly_model, ranked_by_user, user_of
+from services.gateway.schema.classification import ClassProbability
 from services.gateway.schema.context import BigInt, ConeInput, GatewayInfo, Survey, cone_of
 from services.gateway.schema.filters import FilterMatch, filter_match_stream
 
@@ -68,6 +70,11 @@ class LiveClassification:
     stored_at: float = strawberry.field(description="when the pipeline stored it [Unix s]")
     missed: int = strawberry.field(description=_MISSED)
     survey: Survey = Survey.ZTF
+    probabilities: list[ClassProbability] = strawberry.field(
+        default_factory=list, description=(
+            "every class row of this message, most probable first: with perObject, all the "
+            "rows of the object and classifier that pass the filter (className, "
+            "probability and ranking are then the first of them); else the one row"))
 
 
 @strawberry.type(description="A newly stored alert detection")
@@ -151,26 +158,39 @@ async def _my_anomalies(info: GatewayInfo, f: AnomalyFilterInput
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="every new or changed classification passing FILTER, "
-                                         "one message per class row")
+    @strawberry.subscription(description="every new or changed classification passing FILTER: "
+                                         "one message per class row, or with perObject one "
+                                         "per object and classifier carrying its rows")
     async def classifications(self, info: GatewayInfo,
-                              filter: ClassificationFilterInput | None = None
+                              filter: ClassificationFilterInput | None = None,
+                              per_object: bool = False
                               ) -> AsyncGenerator[LiveClassification, None]:
         f = filter or ClassificationFilterInput()
         selected = live.ClassificationFilter(f.classifier, f.class_name, f.probability_min,
                                              f.ranking, cone_of(f.cone),
                                              f.survey.value if f.survey else None)
-        async with _hub(info).subscribe(lambda e: [(e, r) for r in selected.rows(e)]) as sub:
+
+        def messages(event: live.Event) -> list[tuple[live.Event, list[Any]]]:
+            rows = sorted(selected.rows(event), key=lambda r: r["ranking"])
+            if per_object:
+                return [(event, rows)] if rows else []
+            return [(event, [row]) for row in rows]
+
+        async with _hub(info).subscribe(messages) as sub:
             while True:
-                (event, row), missed = await sub.get()
+                (event, rows), missed = await sub.get()
+                top = rows[0]
                 yield LiveClassification(
                     oid=event["oid"], candid=event.get("candid"),
                     classifier_name=event["classifier_name"],
                     classifier_version=event["classifier_version"],
-                    class_name=row["class_name"], probability=row["probability"],
-                    ranking=row["ranking"], ra=event["ra"], dec=event["dec"],
+                    class_name=top["class_name"], probability=top["probability"],
+                    ranking=top["ranking"], ra=event["ra"], dec=event["dec"],
                     stored_at=event["stored_ms"] / 1000.0, missed=missed,
-                    survey=Survey(event.get("survey", "ZTF")))
+                    survey=Survey(event.get("survey", "ZTF")),
+                    probabilities=[ClassProbability(class_name=r["class_name"],
+                                                    probability=r["probability"])
+                                   for r in rows])
 
     @strawberry.subscription(description="every new anomaly score passing FILTER (the shared "
                                          "model's), as objects are scored")

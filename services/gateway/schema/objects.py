@@ -37,7 +37,13 @@ from services.gateway.downloads import (
 from services.gateway.errors import BAD_USER_INPUT, GatewayError, limit_error
 from services.gateway.schema.anomaly import anomaly_model, ranked_by_user, user_of
 from services.gateway.schema.catalogs import CrossMatch, TnsObject, tns_object
-from services.gateway.schema.classification import Anomaly, Feature, Probability, anomaly_of
+from services.gateway.schema.classification import (
+    Anomaly,
+    ClassProbability,
+    Feature,
+    Probability,
+    anomaly_of,
+)
 from services.gateway.schema.context import (
     BigInt,
     ConeInput,
@@ -64,12 +70,6 @@ DEFAULT_PAGE = 50
 
 
 _NJY = "[nJy]"
-
-
-@strawberry.type(description="One class's probability")
-class ClassProbability:
-    class_name: str
-    probability: float
 
 
 @strawberry.type(description="One classifier's probabilities of an object when it was "
@@ -591,9 +591,12 @@ class ObjectConnection:
         return [e.node for e in self.edges]
 
     @strawberry.field(description="how many objects pass the filter (computed only when "
-                                  "selected)")
+                                  "selected, and reused for NIGHTJAR_GATEWAY_COUNT_TTL "
+                                  "seconds: it may lag the store by that much)")
     async def total_count(self, info: GatewayInfo) -> int:
-        return await info.context.store.count_objects(self.flt)
+        store = info.context.store
+        return await info.context.counts.get(f"objects {self.flt!r}",
+                                             lambda: store.count_objects(self.flt))
 
 
 @dataclass(frozen=True)

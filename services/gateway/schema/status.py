@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -74,5 +75,8 @@ class StatusQueries:
         now = dt.datetime.now(dt.UTC)
         window = store.LIVE_RETENTION_S
         docs = await store.live_window(now - dt.timedelta(seconds=window))
-        objects = {s: await store.count(OBJECTS, {"survey": s}) for s in ("ZTF", "LSST")}
+        counts = info.context.counts
+        objects = {s: await counts.get(f"survey {s}", partial(store.count, OBJECTS,
+                                                              {"survey": s}))
+                   for s in ("ZTF", "LSST")}
         return status_of(docs, now, window, objects, await store.dead_letter_reasons())
