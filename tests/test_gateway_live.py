@@ -43,7 +43,7 @@ CLASSIFICATIONS = """subscription($filter: ClassificationFilterInput) {
     probability ranking ra dec storedAt missed } }"""
 PER_OBJECT = """subscription($filter: ClassificationFilterInput) {
   classifications(filter: $filter, perObject: true) { oid classifierName className
-    probability ranking probabilities { className probability } } }"""
+    probability ranking missed probabilities { className probability } } }"""
 ANOMALIES = """subscription($filter: AnomalyFilterInput) {
   anomalies(filter: $filter) { oid score rawScore modelName modelVersion mjd ra dec storedAt
     missed survey } }"""
