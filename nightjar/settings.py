@@ -155,7 +155,13 @@ class Settings(BaseSettings):
         "each id fetched once; unset, unreachable or not knowing an id = the schemas "
         "bundled in lsst-alert-packet"))
     lsst_schema_registry_timeout: float = Field(default=5.0, gt=0, description=(
-        "longest wait for the schema registry [s]"))
+        "longest wait for a schema registry (Rubin's, and Nightjar's output one) [s]"))
+    output_schema_registry_url: str | None = Field(default=None, description=(
+        "Confluent-compatible schema registry where workers register Nightjar's output "
+        "schemas (subjects <topic>-value) and then publish classification and dead-letter "
+        "records in the Confluent wire format, as Rubin does; readers (the gateway's Kafka "
+        "feed) resolve the ids there.  Unset = each record is a self-describing Avro "
+        "container"))
 
     # ---- Kafka: the cluster the worker consumes from and publishes to
     kafka_bootstrap_servers: str = Field(

@@ -28,6 +28,7 @@ from ml.lc_classifier.model import HierarchicalModel
 from nightjar.runner.delivery import Send, configured_deliverer
 from nightjar.runner.filters import FilterEngine, configured_filters
 from nightjar.runner.ingest import BatchProcessor, alert_parser
+from nightjar.runner.records import CONTAINERS, OutputCodec
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
 from nightjar.runner.watch import configured_watch
 from nightjar.settings import Settings
@@ -121,7 +122,8 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                anomaly_model: AnomalyModel | None = None,
                lsst_classifier: HierarchicalModel | None = None,
                lsst_anomaly_model: AnomalyModel | None = None,
-               agents: tuple[str, ...] = ("pipeline", "classify")) -> faust.App:
+               agents: tuple[str, ...] = ("pipeline", "classify"),
+               codec: OutputCodec = CONTAINERS) -> faust.App:
     """The Faust application of one worker.
 
     Parameters
@@ -147,6 +149,9 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
         unclassified).
     lsst_anomaly_model : AnomalyModel, optional
         The anomaly model of LSST objects.
+    codec : OutputCodec
+        How output records are written: the Confluent wire format with registered schema
+        ids (:func:`nightjar.runner.output_schemas.output_codec`), or Avro containers.
     agents : tuple of str
         Which agents this worker runs: ``pipeline`` (ingest to publish), ``classify``
         (light-curve classification) and ``relay`` (the external survey stream, e.g.
@@ -203,7 +208,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
             classifications_topic=settings.topic_classifications,
             dead_letters_topic=settings.topic_dead_letters, metrics=metrics,
             # the topology's classify hook decides which objects are forwarded
-            classify_topic=settings.topic_lc_classify)
+            classify_topic=settings.topic_lc_classify, codec=codec)
         # take_events is on faust.Stream; the StreamT protocol does not declare it
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker_batch_size, within=settings.worker_batch_seconds)
@@ -229,7 +234,7 @@ def create_app(settings: Settings, *, store_factory: StoreFactory, archive: Aler
                                     lsst_model=lsst_classifier,
                                     lsst_anomaly_model=lsst_anomaly_model,
                                     classifications_topic=settings.topic_classifications,
-                                    metrics=metrics, filters=filters)
+                                    metrics=metrics, filters=filters, codec=codec)
             batches = cast(faust.Stream[bytes], stream).take_events(
                 settings.classify_batch_size, within=settings.worker_batch_seconds)
             async for events in batches:

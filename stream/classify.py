@@ -22,7 +22,7 @@ from nightjar.core.lightcurve import ObjectHistory, ObjectWrite
 from nightjar.runner.classify import Classification, classify_history
 from nightjar.runner.filters import FilterEngine
 from nightjar.runner.ingest import StepStats
-from nightjar.runner.records import encode, lc_classification_record
+from nightjar.runner.records import CONTAINERS, OutputCodec, lc_classification_record
 from nightjar.store import NightjarStore
 from nightjar.surveys.registry import HISTORY_FIELDS
 from stream.driver import now_ms, until_done
@@ -68,8 +68,9 @@ class ClassifyDriver:
                  lsst_model: HierarchicalModel | None = None,
                  lsst_anomaly_model: AnomalyModel | None = None,
                  filters: FilterEngine | None = None,
-                 max_retry_delay: float = 30.0):
+                 max_retry_delay: float = 30.0, codec: OutputCodec = CONTAINERS):
         self.store = store
+        self.codec = codec
         self.filters = filters
         self.model = model
         self.anomaly_model = anomaly_model
@@ -97,9 +98,10 @@ class ClassifyDriver:
             await self._retry("classify-store", lambda: self.store.write(
                 [write for write, _ in results]))
             stamp = now_ms()
-            messages = [(write.oid.encode(), encode("classification", lc_classification_record(
-                write.current, latest_alert(histories[write.oid]), result.rows,
-                processed_time_ms=stamp))) for write, result in results]
+            messages = [(write.oid.encode(), self.codec.encode(
+                "classification", lc_classification_record(
+                    write.current, latest_alert(histories[write.oid]), result.rows,
+                    processed_time_ms=stamp))) for write, result in results]
 
             async def publish() -> None:
                 deliveries = [await self.send(self.classifications_topic, k, v)

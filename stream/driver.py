@@ -36,7 +36,12 @@ from pymongo.errors import (
 )
 
 from nightjar.runner.ingest import BatchProcessor, BatchResult, RawInput
-from nightjar.runner.records import classification_messages, dead_letter_messages
+from nightjar.runner.records import (
+    CONTAINERS,
+    OutputCodec,
+    classification_messages,
+    dead_letter_messages,
+)
 from nightjar.surveys.interface import AlertSource, DeadLetter
 from stream.metrics import WorkerMetrics
 
@@ -152,8 +157,9 @@ class StreamDriver:
     def __init__(self, processor: BatchProcessor, send: Send, *, classifications_topic: str,
                  dead_letters_topic: str, metrics: WorkerMetrics,
                  max_retry_delay: float = 30.0, permanent_retries: int = 3,
-                 classify_topic: str | None = None):
+                 classify_topic: str | None = None, codec: OutputCodec = CONTAINERS):
         self.processor = processor
+        self.codec = codec
         self.send = send
         self.classifications_topic = classifications_topic
         self.dead_letters_topic = dead_letters_topic
@@ -209,8 +215,8 @@ class StreamDriver:
         start = time.perf_counter()
         stamp = now_ms()
         outputs = classification_messages(result.alerts, result.objects, result.detections, stamp,
-                                          result.probabilities)
-        dead = dead_letter_messages(result.dead_letters, stamp)
+                                          result.probabilities, codec=self.codec)
+        dead = dead_letter_messages(result.dead_letters, stamp, codec=self.codec)
         requests = [(self.classify_topic, oid.encode(), oid.encode())
                     for oid in result.to_classify] if self.classify_topic else []
         # re-sending after a partial failure duplicates records: the output stream is

@@ -16,20 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.typing import Subprotocol
 
 from nightjar.core.live import Event, alert_event
+from nightjar.runner.output_schemas import SchemaResolver
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
 from nightjar.store.archive import LocalArchive
+from nightjar.surveys.lsst.schemas import RegistryClient, http_fetch
 from nightjar.surveys.ztf.simulate import AlertSimulator, write_alerts
 from services.gateway.app import GatewayConfig
 from services.gateway.live import KafkaFeed, LiveHub, StoreFeed
 from stream.kafka import ensure_topics
-from stream.localrun import ROOT, StreamEnv, Worker
+from stream.localrun import ROOT, StreamEnv, Worker, read_topic
+from tests.asgi import serve_asgi
 from tests.gateway_env import (
     API_USER,
     Deployment,
@@ -37,6 +41,7 @@ from tests.gateway_env import (
     ingest_in_another_process,
     live_gateway,
 )
+from tests.test_schema_registry import FakeRegistry
 
 CLASSIFICATIONS = """subscription($filter: ClassificationFilterInput) {
   classifications(filter: $filter) { oid candid classifierName classifierVersion className
@@ -258,9 +263,31 @@ async def test_a_users_anomalies_subscription_scores_with_their_model(
         assert all(shared[(artefact, m["mjd"])]["score"] > 0 for m in sunk)
 
 
+@pytest.mark.parametrize("wire_format", [False, True], ids=["containers", "registry"])
 async def test_subscriptions_receive_a_kafka_workers_output(
-        kafka_bootstrap: str, mongo_uri: str, tmp_path: Path) -> None:
+        kafka_bootstrap: str, mongo_uri: str, tmp_path: Path, wire_format: bool) -> None:
+    """The worker publishes, the gateway's Kafka feed reads: as Avro containers, or with
+    a schema registry in the Confluent wire format (the worker registers, the feed
+    resolves the ids)."""
+    async with contextlib.AsyncExitStack() as stack:
+        registry_url = None
+        if wire_format:
+            registry = FakeRegistry({}, writable=True)
+            registry_url = await stack.enter_async_context(serve_asgi(registry.app()))
+        topics = await _kafka_workers_output(kafka_bootstrap, mongo_uri, tmp_path,
+                                             registry_url)
+        if wire_format:  # registered by the worker, one subject per output topic
+            assert set(registry.subjects) == {f"{topics[name]}-value" for name in (
+                "classifications", "dead_letters")}
+
+
+async def _kafka_workers_output(kafka_bootstrap: str, mongo_uri: str, tmp_path: Path,
+                                registry_url: str | None) -> dict[str, str]:
     env = StreamEnv(kafka_bootstrap, mongo_uri, tmp_path)
+    schema_of = None
+    if registry_url is not None:
+        env.extra = {"NIGHTJAR_OUTPUT_SCHEMA_REGISTRY_URL": registry_url}
+        schema_of = SchemaResolver(RegistryClient(registry_url, http_fetch(2.0)))
     alerts_dir = tmp_path / "alerts"
     write_alerts(80, alerts_dir, seed=8)
     # the topics exist before the gateway positions itself at the end of the output topic
@@ -279,7 +306,7 @@ async def test_subscriptions_receive_a_kafka_workers_output(
             (tmp_path / "gw").mkdir()
             # the gateway reads no store here: everything comes from the topic
             dep = Deployment(store, LocalArchive(tmp_path / "gw"), tmp_path / "gw", None)  # type: ignore[arg-type]
-            feed = KafkaFeed(consumer, env.topic("classifications"))
+            feed = KafkaFeed(consumer, env.topic("classifications"), schema_of=schema_of)
             async with live_gateway(dep, GatewayConfig(rate_anonymous=1e6), feed=feed) as (
                     url, _), Subscriber.connect(url) as client:
                 await client.subscribe("stamp", CLASSIFICATIONS,
@@ -303,9 +330,14 @@ async def test_subscriptions_receive_a_kafka_workers_output(
         assert {int(m["candid"]) for m in got["alerts"]} == candids
         assert len(got["alerts"]) == 80
         assert {(m["oid"], m["className"], m["probability"]) for m in got["stamp"]} == stamp
+        published = await read_topic(kafka_bootstrap, env.topic("classifications"), 80,
+                                     raw=True)
+        magic = {bytes(r.value[:4]) == b"Obj\x01" for r in published}
+        assert magic == {registry_url is None}  # containers, or all in the wire format
     finally:
         assert worker.stop() == 0, worker.log[-3000:]
         await env.drop()
+    return {name: env.topic(name) for name in ("classifications", "dead_letters")}
 
 
 class BurstFeed:

@@ -35,6 +35,7 @@ from nightjar.surveys.lsst.schemas import (
     RegistryClient,
     bundled_schema_root,
     http_fetch,
+    http_post,
 )
 from nightjar.surveys.lsst.simulate import LsstSimulator
 from nightjar.surveys.lsst.wire import frame, unframe
@@ -47,10 +48,17 @@ REGISTRY_ONLY_ID = 4711
 
 
 class FakeRegistry:
-    """Confluent's documented answers for the schemas it holds; counts the requests."""
+    """Confluent's documented answers for the schemas it holds; counts the requests.
 
-    def __init__(self, schemas: dict[int, Any]):
+    ``writable``: ``POST /subjects/{subject}/versions`` with ``{"schema": "<json>"}``
+    registers a schema and answers ``{"id": n}`` (the same id for a schema already
+    registered, as Confluent's registry does); otherwise every write is refused.
+    """
+
+    def __init__(self, schemas: dict[int, Any], writable: bool = False):
         self.schemas = schemas
+        self.writable = writable
+        self.subjects: dict[str, list[int]] = {}  #: subject -> ids registered under it
         self.requests: list[tuple[str, str]] = []
 
     def app(self) -> Starlette:
@@ -64,11 +72,33 @@ class FakeRegistry:
             return JSONResponse({"schema": json.dumps(self.schemas[schema_id])},
                                 media_type="application/vnd.schemaregistry.v1+json")
 
+        async def register(request: Request) -> JSONResponse:
+            self.requests.append((request.method, request.url.path))
+            if not self.writable:
+                return JSONResponse({"error_code": 405, "message": "read-only"},
+                                    status_code=405)
+            try:
+                schema = json.loads((await request.json())["schema"])
+                fastavro.parse_schema(schema)
+            except Exception as exc:  # Confluent: 42201 Invalid schema
+                return JSONResponse({"error_code": 42201, "message": f"Invalid schema {exc}"},
+                                    status_code=422)
+            found = next((i for i, known in self.schemas.items() if known == schema), None)
+            schema_id = found if found is not None else max([100_000, *self.schemas]) + 1
+            self.schemas[schema_id] = schema
+            ids = self.subjects.setdefault(request.path_params["subject"], [])
+            if schema_id not in ids:
+                ids.append(schema_id)
+            return JSONResponse({"id": schema_id},
+                                media_type="application/vnd.schemaregistry.v1+json")
+
         async def anything(request: Request) -> JSONResponse:
             self.requests.append((request.method, request.url.path))
             return JSONResponse({"error_code": 405, "message": "read-only"}, status_code=405)
 
         return Starlette(routes=[Route("/schemas/ids/{schema_id:int}", by_id),
+                                 Route("/subjects/{subject}/versions", register,
+                                       methods=["POST"]),
                                  Route("/{path:path}", anything,
                                        methods=["GET", "POST", "PUT", "DELETE"])])
 
@@ -193,3 +223,34 @@ def test_container_encoding_matches_the_wire_body() -> None:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, sim.schema, record)
     assert unframe(sim.encode(record)) == (1100, buf.getvalue())
+
+
+async def test_output_records_in_the_wire_format_read_back_through_the_registry() -> None:
+    """Nightjar's output schemas registered under <topic>-value; records framed with their
+    ids; a reader resolving the ids gets the records the container format carries."""
+    from nightjar.runner.output_schemas import SchemaResolver, registered_codec
+    from nightjar.runner.records import CONTAINERS, dead_letter_messages, decode
+    from nightjar.surveys.interface import DeadLetter
+
+    fake = FakeRegistry({}, writable=True)
+    letters = [DeadLetter(raw=b"not an alert %d" % i, reason="undecodable: test",
+                          source=AlertSource("kafka", topic="alerts", partition=0, offset=i))
+               for i in range(3)]
+    async with serve_asgi(fake.app()) as url:
+        client = RegistryClient(url, http_fetch(2.0), http_post(2.0))
+        topics = {"classification": "nj-classifications", "dead_letter": "nj-dead"}
+        codec = await asyncio.to_thread(registered_codec, client, topics)
+        again = await asyncio.to_thread(registered_codec, client, topics)
+        assert again.schema_ids == codec.schema_ids  # registering twice: the same ids
+        assert set(fake.subjects) == {"nj-classifications-value", "nj-dead-value"}
+        wire = dead_letter_messages(letters, 1_700_000_000_000, codec=codec)
+        containers = dead_letter_messages(letters, 1_700_000_000_000, codec=CONTAINERS)
+        resolver = SchemaResolver(RegistryClient(url, http_fetch(2.0)))
+        for (key, value), (key2, value2) in zip(wire, containers, strict=True):
+            assert key == key2 and value[0] == 0
+            assert unframe(value)[0] == codec.schema_ids["dead_letter"]
+            assert len(value) < len(value2)  # no schema in every message
+            read = await asyncio.to_thread(decode, value, resolver)
+            assert read == decode(value2)
+        with pytest.raises(ValueError, match="schema registry"):
+            decode(wire[0][1])

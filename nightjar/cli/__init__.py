@@ -346,7 +346,10 @@ def _live_feed(settings: Settings, store: NightjarStore) -> Any:
                                     enable_auto_commit=False, fetch_max_wait_ms=50,
                                     **connection_options(settings.kafka_connection()))
 
-        return KafkaFeed(consumer, settings.topic_classifications)
+        from nightjar.runner.output_schemas import output_schema_resolver
+
+        return KafkaFeed(consumer, settings.topic_classifications,
+                         schema_of=output_schema_resolver(settings))
     return None
 
 
@@ -896,10 +899,27 @@ def worker(
                            archive=LocalArchive(settings.archive_path), metrics=metrics,
                            classifier=classifier, anomaly_model=anomaly_model,
                            lsst_classifier=lsst_classifier, lsst_anomaly_model=lsst_anomaly,
-                           agents=roles)
+                           agents=roles, codec=_output_codec(settings))
     # asyncio.run() above left no current loop; Faust's worker runs on the current one
     asyncio.set_event_loop(asyncio.new_event_loop())
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def _output_codec(settings: Settings) -> Any:
+    """The workers' output codec; exits with a clear error when a configured registry
+    refuses or cannot be reached (publishing containers instead would break consumers
+    that expect the wire format)."""
+    from nightjar.runner.output_schemas import output_codec
+
+    try:
+        codec = output_codec(settings)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] could not register the output schemas in "
+                  f"NIGHTJAR_OUTPUT_SCHEMA_REGISTRY_URL: {exc}")
+        raise typer.Exit(2) from exc
+    if codec.wire_format:
+        err.print(f"Output records: Confluent wire format, schema ids {codec.schema_ids}")
+    return codec
 
 
 @app.command("relay")

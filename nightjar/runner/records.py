@@ -1,8 +1,10 @@
 """The *publish* step: annotated output records and dead-letter records, as Avro.
 
 Pure functions: alerts and the object documents after a batch in, records out.  Each
-Kafka message carries one Avro object container with one record, as ZTF's own alert
-stream does, so a consumer needs no schema registry: ``fastavro.reader`` reads it.
+Kafka message carries one record: in the Confluent wire format when Nightjar's output
+schemas are registered in a schema registry (as Rubin's stream is), else as a one-record
+Avro object container, as ZTF's own alert stream does, which needs no registry
+(``fastavro.reader`` reads it); see :class:`OutputCodec`.
 The schemas are published in ``nightjar/runner/schemas/`` (see the README).
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -181,23 +184,75 @@ def dead_letter_record(letter: DeadLetter, rejected_time_ms: int) -> Record:
     }
 
 
+#: the first bytes of an Avro object container file
+CONTAINER_MAGIC = b"Obj\x01"
+#: Nightjar's output schemas, by name (the registry subject is ``<topic>-value``)
+OUTPUT_SCHEMAS = ("classification", "dead_letter", "filter_match")
+
+
+def schema_text(schema_name: str) -> str:
+    """An output schema as JSON text (what is registered in a schema registry)."""
+    return json.dumps(json.loads((SCHEMA_DIR / f"{schema_name}.avsc").read_text()),
+                      separators=(",", ":"))
+
+
+class OutputCodec:
+    """How output records become Kafka message values.
+
+    With the schema ids a registry gave Nightjar's output schemas, in the Confluent wire
+    format (``0x00``, the 4-byte big-endian schema id, schemaless Avro): what Rubin
+    publishes, so one deserialiser reads both streams, and a record carries ~0.5 KB
+    instead of repeating the 6 KB schema.  Without ids (no registry), as a one-record
+    Avro object container, which any Avro reader opens with no registry.
+    """
+
+    def __init__(self, schema_ids: Mapping[str, int] | None = None):
+        self.schema_ids = dict(schema_ids or {})
+
+    @property
+    def wire_format(self) -> bool:
+        return bool(self.schema_ids)
+
+    def encode(self, schema_name: str, record: Record) -> bytes:
+        schema_id = self.schema_ids.get(schema_name)
+        buf = io.BytesIO()
+        if schema_id is None:
+            fastavro.writer(buf, load_schema(schema_name), [record], codec="deflate")
+            return buf.getvalue()
+        buf.write(struct.pack(">bI", 0, schema_id))
+        fastavro.schemaless_writer(buf, load_schema(schema_name), record)
+        return buf.getvalue()
+
+
+#: the codec without a registry (Avro containers)
+CONTAINERS = OutputCodec()
+
+
 def encode(schema_name: str, record: Record) -> bytes:
     """One record as an Avro object container (schema embedded, deflate-compressed)."""
-    buf = io.BytesIO()
-    fastavro.writer(buf, load_schema(schema_name), [record], codec="deflate")
-    return buf.getvalue()
+    return CONTAINERS.encode(schema_name, record)
 
 
-def decode(payload: bytes) -> list[Record]:
-    """The records of an Avro object container (for consumers and tests)."""
-    return list(fastavro.reader(io.BytesIO(payload)))  # type: ignore[arg-type]
+def decode(payload: bytes, schema_of: Callable[[int], Any] | None = None) -> list[Record]:
+    """The records of an output message: an Avro object container, or (given
+    ``schema_of``, schema id -> parsed writer schema) a Confluent wire-format record."""
+    if payload[:4] == CONTAINER_MAGIC:
+        return list(fastavro.reader(io.BytesIO(payload)))  # type: ignore[arg-type]
+    if len(payload) >= 5 and payload[0] == 0:
+        if schema_of is None:
+            raise ValueError("a wire-format record needs a schema registry to be read")
+        (schema_id,) = struct.unpack(">I", payload[1:5])
+        record = fastavro.schemaless_reader(io.BytesIO(payload[5:]), schema_of(schema_id),
+                                            None)
+        return [record]  # type: ignore[list-item]
+    raise ValueError("neither an Avro object container nor a wire-format record")
 
 
 def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Mapping[str, Any]],
                             detections: Mapping[int | str, Mapping[str, Any]],
                             processed_time_ms: int,
-                            probabilities: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
-                            ) -> list[tuple[bytes, bytes]]:
+                            probabilities: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+                            codec: OutputCodec = CONTAINERS) -> list[tuple[bytes, bytes]]:
     """(key, value) messages for the output stream: one per alert, keyed by objectId.
 
     Classifier rows of one alert (the stamp classifier's, which carry the ``candid`` they
@@ -210,16 +265,16 @@ def classification_messages(alerts: list[ParsedAlert], objects: Mapping[str, Map
         for row in rows:
             rows_of.setdefault((oid, int(row.get("candid") or last[oid])), []).append(row)
     # pop: a packet delivered twice in one batch reports the classification once
-    return [(alert.oid.encode(), encode("classification", classification_record(
+    return [(alert.oid.encode(), codec.encode("classification", classification_record(
         alert, objects[alert.oid], detections.get(alert.key),
         alert_time_ms=alert.source.timestamp_ms, processed_time_ms=processed_time_ms,
         probabilities=rows_of.pop((alert.oid, alert.candid), ()))))
         for alert in alerts]
 
 
-def dead_letter_messages(letters: list[DeadLetter],
-                         rejected_time_ms: int) -> list[tuple[bytes, bytes]]:
+def dead_letter_messages(letters: list[DeadLetter], rejected_time_ms: int,
+                         codec: OutputCodec = CONTAINERS) -> list[tuple[bytes, bytes]]:
     """(key, value) messages for the dead-letter topic, keyed by payload digest."""
-    return [(letter.digest.encode(), encode("dead_letter",
-                                            dead_letter_record(letter, rejected_time_ms)))
+    return [(letter.digest.encode(), codec.encode("dead_letter",
+                                                  dead_letter_record(letter, rejected_time_ms)))
             for letter in letters]

@@ -81,9 +81,27 @@ class KafkaFeed:
 
     name = "kafka"
 
-    def __init__(self, consumer_factory: Callable[[], AIOKafkaConsumer], topic: str):
+    def __init__(self, consumer_factory: Callable[[], AIOKafkaConsumer], topic: str,
+                 schema_of: Callable[[int], Any] | None = None):
         self.consumer_factory = consumer_factory
         self.topic = topic
+        #: schema id -> writer schema, for wire-format records (a registry configured)
+        self.schema_of = schema_of
+        self._resolved: set[int] = set()
+
+    async def _resolve_schemas(self, values: list[bytes | None]) -> None:
+        """Ask the registry for the schema ids not seen before, off the event loop (its
+        client blocks); each id once, then decoding finds them cached."""
+        if self.schema_of is None:
+            return
+        ids = {int.from_bytes(v[1:5], "big") for v in values
+               if v is not None and len(v) >= 5 and v[0] == 0} - self._resolved
+        for schema_id in ids:
+            try:
+                await asyncio.to_thread(self.schema_of, schema_id)
+                self._resolved.add(schema_id)
+            except Exception as exc:  # the records say so when they are decoded
+                log.warning("live feed: schema id %d not resolved: %s", schema_id, exc)
 
     async def batches(self) -> AsyncIterator[list[Event]]:
         consumer = self.consumer_factory()
@@ -100,10 +118,11 @@ class KafkaFeed:
                 fetched = await consumer.getmany(timeout_ms=200)
                 received_ms = time.time_ns() // 1_000_000
                 events: list[Event] = []
+                await self._resolve_schemas([m.value for ms in fetched.values() for m in ms])
                 for messages in fetched.values():
                     for message in messages:
                         try:
-                            for record in decode(message.value):
+                            for record in decode(message.value, self.schema_of):
                                 events += events_from_output_record(record, received_ms)
                         except Exception:  # a record we cannot read must not stop the feed
                             log.exception("live feed: unreadable record at %s/%d offset %d",
