@@ -233,6 +233,41 @@ def test_serve_runs_every_grpc_service_and_one_alone(home: Path, tmp_path: Path)
     assert single.returncode == 0
 
 
+def test_serve_with_workers_spreads_connections_over_processes(home: Path) -> None:
+    """``serve --workers 3``: three gateway processes on one port (SO_REUSEPORT) on the
+    same database; new connections reach all of them; a stop stops them all."""
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("exercises the embedded default; MONGODB_URI is set")
+    gql, grpc_port = free_port(), free_port()
+    env = {**_env(home), "NIGHTJAR_GRPC_PORT": str(grpc_port)}
+    server = subprocess.Popen([*NIGHTJAR, "serve", "--port", str(gql), "--workers", "3"],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    processes: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(processes) < 3 and time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+            try:  # a new connection each time: the kernel picks a process per connection
+                answer = httpx.get(f"http://127.0.0.1:{gql}/healthz", timeout=5)
+                processes.add(answer.json()["process"])
+                query = httpx.post(f"http://127.0.0.1:{gql}/graphql", timeout=10, json={
+                    "query": "{ objects(first: 1) { totalCount } }"})
+                assert query.json()["data"]["objects"]["totalCount"] >= 0
+            except httpx.TransportError:
+                time.sleep(0.2)  # not all of them are listening yet
+        assert len(processes) == 3, processes
+        assert server.pid in processes
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    assert server.returncode == 0
+    time.sleep(0.5)
+    for pid in processes - {server.pid}:  # the others were stopped with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 def _wait_status(port: int, server: subprocess.Popen[bytes], service: str, wanted: int,
                  within: float) -> float:
     """Seconds until ``service`` reports ``wanted``; fails after ``within`` seconds."""

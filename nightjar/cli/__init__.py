@@ -9,9 +9,12 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -244,15 +247,64 @@ def db_shard_script(
               highlight=False)
 
 
-async def _serve(settings: Settings, service: str, host: str | None, port: int | None) -> None:
+def _gateway_socket(host: str, port: int, reuse_port: bool) -> Any:
+    """The GraphQL listening socket; with ``reuse_port`` several processes bind it and
+    the kernel spreads incoming connections over them (Linux SO_REUSEPORT)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _gateway_processes(n: int, host: str, port: int, db_uri: str,
+                       grpc_target: str | None) -> list[subprocess.Popen[bytes]]:
+    """``n`` more gateway processes on the same port, on the same database and gRPC
+    services as this one."""
+    env = {**os.environ, "MONGODB_URI": db_uri,
+           **({"NIGHTJAR_GRPC_TARGET": grpc_target} if grpc_target else {})}
+    return [subprocess.Popen([sys.executable, "-m", "nightjar.cli", "serve", "graphql",
+                              "--host", host, "--port", str(port), "--reuse-port"], env=env)
+            for _ in range(n)]
+
+
+def _stop_processes(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace + 5.0
+    for proc in processes:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _serve(settings: Settings, service: str, host: str | None, port: int | None,
+                 workers: int = 1, reuse_port: bool = False) -> None:
+    from nightjar.store import database_uri
+
+    with database_uri(settings) as db_uri:
+        await _serve_on(settings, db_uri, service, host, port, workers, reuse_port)
+
+
+async def _serve_on(settings: Settings, db_uri: str, service: str, host: str | None,
+                    port: int | None, workers: int, reuse_port: bool) -> None:
     import httpx
     import uvicorn
 
     from ml.registry import ModelRegistry
     from nightjar.context.catalogs import CatalogStore
     from nightjar.runner.ingest import alert_parser
-    from nightjar.store import open_store
     from nightjar.store.archive import LocalArchive
+    from nightjar.store.embedded import store_at
     from services.catalog.servicer import catalog_service
     from services.finding_chart.servicer import finding_chart_service
     from services.gateway.app import GatewayConfig, create_app
@@ -261,7 +313,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
     from services.stamps.servicer import stamp_service
     from services.tns.servicer import tns_service
 
-    async with open_store(settings) as store, httpx.AsyncClient() as http:
+    async with store_at(db_uri, settings) as store, httpx.AsyncClient() as http:
         await store.init()
         archive = LocalArchive(settings.archive_path)
         grpc_services = {
@@ -289,6 +341,7 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                   else settings.grpc_target)
         http_server: Any = None
         gateway: Any = None
+        others: list[subprocess.Popen[bytes]] = []  # the other processes of --workers
         try:
             if service in ("all", "graphql"):
                 if target:  # the gateway answers tns/coneSearch through the gRPC services
@@ -313,15 +366,21 @@ async def _serve(settings: Settings, service: str, host: str | None, port: int |
                                                                 indexes).service,
                                      watch=WatchService(WatchStore(store), indexes),
                                      tns=reporter_from_settings(settings, http))
-                config = uvicorn.Config(gateway, host=gql_host,
-                                        port=gql_port, log_level="info",
+                sock = _gateway_socket(gql_host, gql_port, reuse_port or workers > 1)
+                gql_port = sock.getsockname()[1]
+                config = uvicorn.Config(gateway, log_level="info",
                                         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace))
-                err.print(f"Explorer (web page): http://{gql_host}:{gql_port}/explorer")
-                err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/graphql")
+                if workers > 1:
+                    others = _gateway_processes(workers - 1, gql_host, gql_port, db_uri, target)
+                if not reuse_port:  # the extra processes of --workers stay quiet
+                    err.print(f"Explorer (web page): http://{gql_host}:{gql_port}/explorer")
+                    err.print(f"GraphQL (GraphiQL in a browser): http://{gql_host}:{gql_port}/"
+                              f"graphql{f' ({workers} processes)' if workers > 1 else ''}")
                 http_server = _http_server(config)
-                tasks.append(http_server.serve())
+                tasks.append(http_server.serve(sockets=[sock]))
             await _until_stopped(tasks, http_server, running, settings.shutdown_grace)
         finally:
+            await asyncio.to_thread(_stop_processes, others, settings.shutdown_grace)
             if gateway is not None and gateway.state.hub is not None:
                 await gateway.state.hub.close()
             if channel is not None:
@@ -440,18 +499,28 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(
         help="port (with 'all': the GraphQL port; gRPC uses NIGHTJAR_GRPC_PORT)")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="GraphQL gateway processes sharing the port (SO_REUSEPORT: the kernel "
+                    "spreads connections); each has its own live hub")] = 1,
+    reuse_port: Annotated[bool, typer.Option(
+        hidden=True, help="bind the GraphQL port with SO_REUSEPORT (set for the extra "
+                          "processes of --workers)")] = False,
 ) -> None:
     """Serve GraphQL and the gRPC services until interrupted (or one SERVICE alone)."""
     if service not in SERVICES:
         err.print(f"[red]error:[/red] unknown service {service!r}; one of {', '.join(SERVICES)}")
         raise typer.Exit(2)
-    _serve_until_stopped(_settings(), service, host, port)
+    if workers > 1 and service not in ("all", "graphql"):
+        err.print("[red]error:[/red] --workers applies to the GraphQL gateway ('all' or "
+                  "'graphql')")
+        raise typer.Exit(2)
+    _serve_until_stopped(_settings(), service, host, port, workers, reuse_port)
 
 
 def _serve_until_stopped(settings: Settings, service: str, host: str | None,
-                         port: int | None) -> None:
+                         port: int | None, workers: int = 1, reuse_port: bool = False) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, service, host, port))
+        asyncio.run(_serve(settings, service, host, port, workers, reuse_port))
     # stopped and cleaned up: a further Ctrl-C (a terminal's, forwarded again by `uv run`)
     # must not interrupt the interpreter's own teardown with a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)

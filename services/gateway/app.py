@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -262,7 +263,8 @@ def create_app(store: NightjarStore, grpc_channel: grpc.aio.Channel | None = Non
             return JSONResponse({"status": "unavailable", **error_body(
                 UNAVAILABLE, "the database does not answer")}, status_code=503)
         return JSONResponse({"status": "ok", "liveFeed": None if hub is None else (
-            "ready" if hub.ready.is_set() else "idle")})
+            "ready" if hub.ready.is_set() else "idle"),
+            "process": os.getpid()})  # which of `serve --workers N`'s processes answered
 
     async def metrics_route(request: Request) -> Response:
         metrics.feed_ready.set(1 if hub is not None and hub.ready.is_set() else 0)
