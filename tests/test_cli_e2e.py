@@ -247,7 +247,7 @@ def test_serve_with_workers_spreads_connections_over_processes(home: Path) -> No
     try:
         deadline = time.monotonic() + 120
         while len(processes) < 3 and time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+            assert server.poll() is None, server.stderr.read().decode()[-3000:]
             try:  # a new connection each time: the kernel picks a process per connection
                 answer = httpx.get(f"http://127.0.0.1:{gql}/healthz", timeout=5)
                 processes.add(answer.json()["process"])
