@@ -17,7 +17,8 @@ Run with ``make bench-gateway`` (or ``uv run python -m bench.bench_gateway``).
 3. Subscriptions: a WebSocket client subscribed to ``alerts`` and ``classifications``
    while this process ingests fresh simulated alerts at ``--rate`` alerts/s through the
    embedded pipeline; latency = arrival time - the event's ``storedAt`` (the moment the
-   pipeline's writer stored it; same clock).  Target: p95 < 200 ms.
+   pipeline's writer stored it; same clock), for ``classifications`` both one message
+   per class row and ``perObject`` (one per object and classifier).  Target: p95 < 200 ms.
 
 Everything shares this machine's cores; figures are printed with the core count.
 """
@@ -144,8 +145,12 @@ async def load(url: str, clients: int, duration: float, query: str,
             nonlocal errors
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
-                response = await client.post("/graphql", json={"query": query,
-                                                               "variables": variables()})
+                try:
+                    response = await client.post("/graphql", json={"query": query,
+                                                                   "variables": variables()})
+                except httpx.TransportError:  # counted; the run goes on
+                    errors += 1
+                    continue
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if response.status_code != 200 or response.json().get("errors"):
                     errors += 1
@@ -158,7 +163,8 @@ async def listen(url: str, seconds: float) -> dict[str, list[float]]:
     """Subscribe to alerts and classifications for up to ``seconds`` (until 10 s pass
     without a message, once some came); each message's delay after its ``storedAt`` [s].
     Runs in its own process so the ingest does not hold up its event loop."""
-    received: dict[str, list[float]] = {"alerts": [], "classifications": []}
+    received: dict[str, list[float]] = {"alerts": [], "classifications": [],
+                                        "classifications_per_object": []}
     ws_url = url.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")],
                                   max_size=None) as ws:
@@ -166,7 +172,11 @@ async def listen(url: str, seconds: float) -> dict[str, list[float]]:
         await ws.recv()
         for name, query in (("alerts", "subscription { alerts { candid storedAt } }"),
                             ("classifications", "subscription { classifications "
-                                                "{ oid className storedAt } }")):
+                                                "{ oid className storedAt } }"),
+                            ("classifications_per_object",
+                             "subscription { classifications(perObject: true) "
+                             "{ oid classifierName storedAt probabilities "
+                             "{ className probability } } }")):
             await ws.send(json.dumps({"id": name, "type": "subscribe",
                                       "payload": {"query": query}}))
 
@@ -210,7 +220,7 @@ async def subscription_latency(url: str, store: NightjarStore, home: Path, rate:
           "subscriber in another):")
     for name, lags in received.items():
         if lags:
-            print(f"  {name}: {cut([x * 1000 for x in lags])}")
+            print(f"  {name}: {len(lags)} messages, {cut([x * 1000 for x in lags])}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -228,45 +238,56 @@ async def main(args: argparse.Namespace) -> None:
               f"{await store.db['probabilities'].estimated_document_count()} probability rows",
               flush=True)
         oids = [d["_id"] async for d in store.db["objects"].find({}, {"_id": 1})]
-        port = free_port()
-        env = {**os.environ, "NIGHTJAR_HOME": str(home),
-               "NIGHTJAR_GATEWAY_RATE_ANONYMOUS": "1e9"}
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "nightjar.cli", "serve", "graphql", "--port", str(port),
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            async with httpx.AsyncClient() as client:
-                for _ in range(300):
-                    try:
-                        if (await client.get(f"{url}/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.2)
-            rng = random.Random(1)
-            await load(url, 4, 2.0, OBJECT_QUERY, lambda: {"oid": rng.choice(oids)})  # warm
-            docs = {d["_id"]: d async for d in store.db["objects"].find(
-                {"_id": {"$in": rng.sample(oids, 500)}}, {"meanra": 1, "meandec": 1})}
-            centres = list(docs.values())
+        for n, workers in enumerate(args.workers):
+            await _measure(args, store, home, oids, workers, subscriptions=n == 0)
 
-            def centre() -> dict[str, float]:
-                c = rng.choice(centres)
-                return {"ra": c["meanra"], "dec": c["meandec"]}
 
-            for clients in sorted({1, args.clients}):
-                lat, errors = await load(url, clients, args.duration, OBJECT_QUERY,
-                                         lambda: {"oid": rng.choice(oids)})
-                print(f"object(oid) with light curve, {clients} client(s): {cut(lat)}; "
-                      f"{len(lat) / args.duration:.0f} queries/s, {errors} errors", flush=True)
-                lat, errors = await load(url, clients, args.duration, PAGE_QUERY, centre)
-                print(f"objects page, 1-degree cone + class filter, {clients} client(s): "
-                      f"{cut(lat)}; {len(lat) / args.duration:.0f} queries/s, {errors} errors",
-                      flush=True)
+async def _measure(args: argparse.Namespace, store: NightjarStore, home: Path,
+                   oids: list[str], workers: int, subscriptions: bool) -> None:
+    """The load tests against ``nightjar serve graphql --workers WORKERS``."""
+    port = free_port()
+    env = {**os.environ, "NIGHTJAR_HOME": str(home), "NIGHTJAR_GATEWAY_RATE_ANONYMOUS": "1e9"}
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nightjar.cli", "serve", "graphql", "--port", str(port),
+        "--workers", str(workers), env=env, stdout=subprocess.DEVNULL,
+        stderr=(home / f"gateway-{workers}.log").open("wb"))
+    url = f"http://127.0.0.1:{port}"
+    print(f"gateway: {workers} process(es)", flush=True)
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                try:
+                    if (await client.get(f"{url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(3.0 if workers > 1 else 0.0)  # the other processes start
+        rng = random.Random(1)
+        await load(url, 4, 2.0, OBJECT_QUERY, lambda: {"oid": rng.choice(oids)})  # warm
+        docs = {d["_id"]: d async for d in store.db["objects"].find(
+            {"_id": {"$in": rng.sample(oids, 500)}}, {"meanra": 1, "meandec": 1})}
+        centres = list(docs.values())
+
+        def centre() -> dict[str, float]:
+            c = rng.choice(centres)
+            return {"ra": c["meanra"], "dec": c["meandec"]}
+
+        for clients in sorted({1, args.clients}):
+            lat, errors = await load(url, clients, args.duration, OBJECT_QUERY,
+                                     lambda: {"oid": rng.choice(oids)})
+            print(f"object(oid) with light curve, {clients} client(s), {workers} "
+                  f"process(es): {cut(lat)}; {len(lat) / args.duration:.0f} queries/s, "
+                  f"{errors} errors", flush=True)
+            lat, errors = await load(url, clients, args.duration, PAGE_QUERY, centre)
+            print(f"objects page, 1-degree cone + class filter, {clients} client(s), "
+                  f"{workers} process(es): {cut(lat)}; {len(lat) / args.duration:.0f} "
+                  f"queries/s, {errors} errors", flush=True)
+        if subscriptions:
             await subscription_latency(url, store, home, args.rate, args.ingest_seconds)
-        finally:
-            server.terminate()
-            await server.wait()
+    finally:
+        server.terminate()
+        await server.wait()
 
 
 if __name__ == "__main__":
@@ -276,6 +297,8 @@ if __name__ == "__main__":
     parser.add_argument("--listen-seconds", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[1, 2], help="gateway processes to compare, e.g. 1,2")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per load test")
     parser.add_argument("--rate", type=float, default=150.0, help="ingest alerts/s")
     parser.add_argument("--ingest-seconds", type=float, default=20.0)
