@@ -55,7 +55,7 @@ graphql-breaking: setup  ## fail when graphql/schema.graphql breaks clients (aga
 test: lint typecheck generated proto graphql-breaking  ## lint, type-check, drift checks and the whole test suite
 	$(UV) run pytest
 
-bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway bench-filters  ## all benchmarks (see README)
+bench: bench-ingest bench-stream bench-stream-lsst bench-catalog bench-features bench-anomaly bench-lc-latency bench-stamp bench-gateway bench-filters bench-codec  ## all benchmarks (see README)
 
 bench-ingest: setup  ## decode and embedded ingest throughput, ZTF and LSST (incl. a 10,000-alert visit)
 	$(UV) run python -m bench.bench_ingest
@@ -86,6 +86,9 @@ bench-gateway: setup  ## GraphQL: object/page query latency at 50 clients over 1
 
 bench-filters: setup  ## a 10^6-row watchlist and 100 filters: added cost per alert, in memory and in the pipeline
 	$(UV) run python -m bench.bench_filters
+
+bench-codec: setup  ## output records: Avro container against the Confluent wire format, per record
+	$(UV) run python -m bench.bench_output_codec
 
 kafka: setup  ## start the development Kafka broker on 127.0.0.1:9092 (stop: nightjar dev kafka stop)
 	$(UV) run nightjar dev kafka start
