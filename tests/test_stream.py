@@ -497,3 +497,61 @@ async def stored_candids(uri: str, database: str) -> set[int]:
             {"has_stamp": True}, {"_id": 1})}
     finally:
         await client.close()
+
+
+async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_nothing(
+        stream_env: StreamEnv, tmp_path: Path) -> None:
+    """The database goes away while alerts keep arriving and comes back at the same
+    address: the worker retries its batch, resumes, and the store ends as a clean run's
+    (every alert once); the worker never stopped."""
+    from pymongo import AsyncMongoClient
+
+    from nightjar.store import EmbeddedMongo
+
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("takes its own embedded database down; MONGODB_URI is set")
+    packets = list(AlertSimulator(seed=19).packets(1500))
+    thirds = [packets[i::3] for i in range(3)]
+    database = EmbeddedMongo(tmp_path / "db")
+    uri = database.start()
+
+    async def stored() -> int:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri, serverSelectionTimeoutMS=5000)
+        try:
+            return await client[stream_env.database]["detections"].count_documents(
+                {"has_stamp": True})
+        finally:
+            await client.close()
+
+    stream_env.batch_size = 100
+    stream_env.extra = {"MONGODB_URI": uri}
+    await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                  keyed([raw for _, _, raw in thirds[0]]))
+    worker = Worker(stream_env, "steady")
+    revived = None
+    try:
+        async def some_stored() -> bool:
+            return await stored() >= 200
+        await wait_for(some_stored, 240, "200 alerts stored")
+        database.stop()  # down while the stream goes on
+        await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                      keyed([raw for _, _, raw in thirds[1]]))
+        await asyncio.sleep(5)
+        assert worker.proc.poll() is None, worker.log[-3000:]  # waiting, not crashed
+        revived = EmbeddedMongo(tmp_path / "db", port=database.port)  # same file, address
+        assert revived.start() == uri
+        await produce(stream_env.bootstrap, stream_env.topic("alerts"),
+                      keyed([raw for _, _, raw in thirds[2]]))
+
+        async def all_stored() -> bool:
+            return await stored() >= len(packets)
+        await wait_for(all_stored, 300, "every alert stored after the restart")
+        assert await stored_candids(uri, stream_env.database) == {c for _, c, _ in packets}
+        assert await stored() == len(packets)  # each once
+    finally:
+        code = worker.stop()
+        if revived is not None:
+            revived.stop()
+        database.stop()
+    assert code == 0, worker.log[-3000:]

@@ -75,11 +75,14 @@ class EmbeddedMongo:
         ``$NIGHTJAR_HOME``; the SQLite file, log and state file live here.
     startup_timeout : float
         Seconds to wait for the server to answer a ping.
+    port : int, optional
+        The port to listen on (a restarted server keeps its address); None = a free one.
     """
 
-    def __init__(self, home: Path, startup_timeout: float = 30.0):
+    def __init__(self, home: Path, startup_timeout: float = 30.0, port: int | None = None):
         self.home = Path(home)
         self.startup_timeout = startup_timeout
+        self.port = port
         self.uri: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -114,7 +117,7 @@ class EmbeddedMongo:
             if running:
                 self.uri = running
                 return running
-            port = free_port()
+            port = self.port or free_port()
             log = open(self.home / "nx-27017.log", "ab")  # noqa: SIM115 (owned by the child)
             self._process = subprocess.Popen(
                 [_nx_executable(), "--db", str(self.home / DB_FILE), "--host", "127.0.0.1",
@@ -131,7 +134,7 @@ class EmbeddedMongo:
                         f"nx-27017 did not start; see {self.home / 'nx-27017.log'}")
                 time.sleep(0.1)
             self.state_path.write_text(json.dumps({"pid": self._process.pid, "port": port}))
-            self.uri = uri
+            self.uri, self.port = uri, port
             return uri
 
     def stop(self) -> None:
