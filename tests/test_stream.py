@@ -555,3 +555,47 @@ async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_not
             revived.stop()
         database.stop()
     assert code == 0, worker.log[-3000:]
+
+
+async def test_a_broker_restart_under_a_steady_stream_loses_and_duplicates_nothing(
+        mongo_uri: str, tmp_path: Path) -> None:
+    """The Kafka broker stops while alerts keep coming and restarts at the same address
+    (its own broker: the shared one serves the other tests): the worker rides it out
+    and every alert is stored exactly once."""
+    from stream.devbroker import DevKafka, KafkaUnavailable, missing_tools
+
+    if missing_tools():
+        pytest.skip(f"needs {' and '.join(missing_tools())}")
+    broker = DevKafka(tmp_path / "broker", free_port())
+    try:
+        bootstrap = broker.start()
+    except KafkaUnavailable as exc:
+        pytest.fail(f"a second broker did not start: {exc}")
+    (tmp_path / "env").mkdir()
+    env = StreamEnv(bootstrap, mongo_uri, tmp_path / "env")
+    env.batch_size = 100
+    packets = list(AlertSimulator(seed=23).packets(1500))
+    thirds = [packets[i::3] for i in range(3)]
+    worker = None
+    try:
+        await produce(bootstrap, env.topic("alerts"), keyed([raw for _, _, raw in thirds[0]]))
+        worker = Worker(env, "through-the-restart")
+        await wait_for(lambda: _count_is(env, 200), 240, "200 alerts stored")
+        broker.stop()
+        await asyncio.sleep(5)
+        assert worker.proc.poll() is None, worker.log[-3000:]  # waiting for the broker
+        assert broker.start() == bootstrap
+        for part in thirds[1:]:
+            await produce(bootstrap, env.topic("alerts"), keyed([raw for _, _, raw in part]))
+        await wait_for(lambda: _count_is(env, len(packets)), 300,
+                       "every alert stored after the broker's restart")
+        async with env.store() as store:
+            stored = {d["_id"] async for d in store.db["detections"].find(
+                {"has_stamp": True}, {"_id": 1})}
+        assert stored == {c for _, c, _ in packets}
+        assert len(stored) == await _stored_alert_count(env) == len(packets)
+    finally:
+        code = worker.stop() if worker is not None else 0
+        broker.stop()
+        await env.drop()
+    assert code == 0, worker.log[-3000:] if worker is not None else ""
