@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,49 @@ def test_store_errors_are_told_transient_or_permanent() -> None:
                  ValueError("bad value")]
     assert [is_transient(e) for e in transient] == [True] * len(transient)
     assert [is_transient(e) for e in permanent] == [False] * len(permanent)
+
+
+class FullDisk(LocalArchive):
+    """The real archive on a disk that is full for its first ``full_for`` writes (ENOSPC),
+    as a filling archive volume would be until an operator frees space."""
+
+    def __init__(self, root: Path, full_for: int):
+        super().__init__(root)
+        self.full_for = full_for
+
+    def put(self, alert: Any) -> None:
+        if self.full_for:
+            self.full_for -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().put(alert)
+
+
+async def test_a_full_archive_disk_holds_the_batch_until_space_returns(
+        store: NightjarStore, tmp_path: Path, simulated: list[tuple[str, int, bytes]]) -> None:
+    """ENOSPC while archiving: nothing is stored, published or dead-lettered for the batch
+    until the archive can write again, then all of it is, once."""
+    archive = FullDisk(tmp_path / "archive", full_for=3)
+    deliveries: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        deliveries.append((topic, key, value))
+
+        async def delivered() -> None:
+            return None
+        return delivered()
+
+    metrics = WorkerMetrics()
+    driver = _driver(BatchProcessor(store, archive), send, metrics)
+    batch = simulated[40:80]
+    messages = [InputMessage("ztf-alerts", 0, i, 1_000, raw)
+                for i, (_, _, raw) in enumerate(batch)]
+    result = await driver.handle(messages)
+    assert archive.full_for == 0 and metrics.retries.labels("store")._value.get() == 3
+    candids = {c for _, c, _ in batch}
+    assert len(result.alerts) == len(batch) and not result.dead_letters
+    assert await store.stored_alerts(candids) == candids
+    assert all(archive.get_avro(a.key) is not None for a in result.alerts)  # archived too
+    assert sorted(decode(v)[0]["candid"] for t, _, v in deliveries if t == "out") == sorted(
+        candids)  # published once each, after the retries
+    assert await store.db[DEAD_LETTERS].count_documents(
+        {"candid": {"$in": sorted(candids)}}) == 0
