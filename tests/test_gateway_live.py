@@ -27,7 +27,7 @@ from nightjar.runner.output_schemas import SchemaResolver
 from nightjar.settings import Settings
 from nightjar.store import NightjarStore
 from nightjar.store.archive import LocalArchive
-from nightjar.surveys.lsst.schemas import RegistryClient, http_fetch
+from nightjar.surveys.avro import RegistryClient, http_fetch
 from nightjar.surveys.ztf.simulate import AlertSimulator, write_alerts
 from services.gateway.app import GatewayConfig
 from services.gateway.live import KafkaFeed, LiveHub, StoreFeed

@@ -29,14 +29,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from nightjar.processes import free_port
+from nightjar.surveys.avro import RegistryClient, http_fetch, http_post
 from nightjar.surveys.interface import AlertRejected, AlertSource
-from nightjar.surveys.lsst.schemas import (
-    LsstSchemas,
-    RegistryClient,
-    bundled_schema_root,
-    http_fetch,
-    http_post,
-)
+from nightjar.surveys.lsst.schemas import LsstSchemas, bundled_schema_root
 from nightjar.surveys.lsst.simulate import LsstSimulator
 from nightjar.surveys.lsst.wire import frame, unframe
 from nightjar.surveys.registry import make_parser

@@ -10,7 +10,7 @@ import fastavro
 
 from nightjar.runner.records import CONTAINERS, OutputCodec, schema_text
 from nightjar.settings import Settings
-from nightjar.surveys.lsst.schemas import RegistryClient, http_fetch, http_post
+from nightjar.surveys.avro import RegistryClient, http_fetch, http_post
 
 
 def subject_of(topic: str) -> str:

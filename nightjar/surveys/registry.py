@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import fastavro
 
-from nightjar.surveys.avro import AVRO_MAGIC, AlertDecoder
+from nightjar.surveys.avro import AVRO_MAGIC, AlertDecoder, RegistryClient, http_fetch
 from nightjar.surveys.interface import (
     LSST,
     ZTF,
@@ -27,7 +27,7 @@ from nightjar.surveys.interface import (
 )
 from nightjar.surveys.lsst import adapter as lsst_adapter
 from nightjar.surveys.lsst.photometry import LSST_PHOTOMETRY
-from nightjar.surveys.lsst.schemas import LsstSchemas, RegistryClient, http_fetch
+from nightjar.surveys.lsst.schemas import LsstSchemas
 from nightjar.surveys.lsst.wire import is_wire_format, object_key, unframe
 from nightjar.surveys.ztf import decode as ztf_decode
 from nightjar.surveys.ztf.correction import ZTF_PHOTOMETRY
