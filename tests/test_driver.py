@@ -32,6 +32,14 @@ from stream.driver import InputMessage, StreamDriver, is_transient
 from stream.metrics import WorkerMetrics
 
 
+def recording(sent: list[tuple[str, bytes | None, bytes]]) -> Any:
+    """A producer that records each message and acknowledges it at once."""
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        sent.append((topic, key, value))
+        return asyncio.sleep(0)
+    return send
+
+
 class FlakyStore(NightjarStore):
     """The real store, whose first ``failures`` writes fail as if the server were down."""
 
@@ -52,12 +60,7 @@ async def test_store_outage_is_retried_until_the_batch_is_stored(
     flaky = FlakyStore(store, failures=2)
     sent: list[tuple[str, bytes | None, bytes]] = []
 
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        sent.append((topic, key, value))
-
-        async def delivered() -> None:
-            return None
-        return delivered()
+    send = recording(sent)
 
     metrics = WorkerMetrics()
     driver = StreamDriver(BatchProcessor(flaky, LocalArchive(tmp_path)), send,
@@ -119,10 +122,7 @@ async def test_alert_the_store_rejects_for_good_is_dead_lettered_and_the_rest_st
     poisoned = PoisonStore(store, poison)
     sent: list[tuple[str, bytes | None, bytes]] = []
 
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        sent.append((topic, key, value))
-        return asyncio.sleep(0)
-
+    send = recording(sent)
     metrics = WorkerMetrics()
     driver = _driver(BatchProcessor(poisoned, LocalArchive(tmp_path)), send, metrics)
     messages = [InputMessage("ztf-alerts", 0, i, 1_000, raw) for i, (_, _, raw) in
@@ -203,12 +203,7 @@ async def test_a_full_archive_disk_holds_the_batch_until_space_returns(
     archive = FullDisk(tmp_path / "archive", full_for=3)
     deliveries: list[tuple[str, bytes | None, bytes]] = []
 
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        deliveries.append((topic, key, value))
-
-        async def delivered() -> None:
-            return None
-        return delivered()
+    send = recording(deliveries)
 
     metrics = WorkerMetrics()
     driver = _driver(BatchProcessor(store, archive), send, metrics)

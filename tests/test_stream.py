@@ -437,7 +437,6 @@ async def test_stop_while_the_store_is_down_abandons_the_batch_without_committin
         stream_env: StreamEnv, tmp_path: Path) -> None:
     """SIGTERM while a batch cannot be stored: exit 75 after the grace, nothing committed,
     and a restart stores everything (the path a clean stop cannot take)."""
-    from pymongo import AsyncMongoClient
 
     from nightjar.store import EmbeddedMongo
 
@@ -445,15 +444,6 @@ async def test_stop_while_the_store_is_down_abandons_the_batch_without_committin
         pytest.skip("takes its own embedded database down; MONGODB_URI is set")
     packets = list(AlertSimulator(seed=17).packets(1500))
     database = EmbeddedMongo(tmp_path / "db")  # a database this test can take down
-
-    async def stored(uri: str) -> int:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri, serverSelectionTimeoutMS=5000)
-        try:
-            return await client[stream_env.database]["detections"].count_documents(
-                {"has_stamp": True})
-        finally:
-            await client.close()
 
     uri = database.start()
     stream_env.batch_size = 100
@@ -463,9 +453,9 @@ async def test_stop_while_the_store_is_down_abandons_the_batch_without_committin
     doomed = Worker(stream_env, "doomed")
     try:
         async def some_stored() -> bool:
-            return await stored(uri) >= 200
+            return await stored_at(uri, stream_env.database) >= 200
         await wait_for(some_stored, 240, "200 alerts stored")
-        before = await stored(uri)
+        before = await stored_at(uri, stream_env.database)
     finally:
         database.stop()  # the store is gone: the batch in flight retries and cannot finish
     assert before < len(packets), "stored everything before the database went down"
@@ -479,13 +469,26 @@ async def test_stop_while_the_store_is_down_abandons_the_batch_without_committin
     second = Worker(stream_env, "second")
     try:
         async def all_stored() -> bool:
-            return await stored(uri) >= len(packets)
+            return await stored_at(uri, stream_env.database) >= len(packets)
         await wait_for(all_stored, 300, "every alert stored after the restart")
         assert await stored_candids(uri, stream_env.database) == {c for _, c, _ in packets}
     finally:
         code = second.stop()
         revived.stop()
     assert code == 0, second.log[-3000:]
+
+
+async def stored_at(uri: str, database: str) -> int:
+    """Alerts stored in the database at ``uri`` (a client of its own: the tests take that
+    database down and up)."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        uri, serverSelectionTimeoutMS=5000)
+    try:
+        return await client[database]["detections"].count_documents({"has_stamp": True})
+    finally:
+        await client.close()
 
 
 async def stored_candids(uri: str, database: str) -> set[int]:
@@ -504,7 +507,6 @@ async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_not
     """The database goes away while alerts keep arriving and comes back at the same
     address: the worker retries its batch, resumes, and the store ends as a clean run's
     (every alert once); the worker never stopped."""
-    from pymongo import AsyncMongoClient
 
     from nightjar.store import EmbeddedMongo
 
@@ -515,15 +517,6 @@ async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_not
     database = EmbeddedMongo(tmp_path / "db")
     uri = database.start()
 
-    async def stored() -> int:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri, serverSelectionTimeoutMS=5000)
-        try:
-            return await client[stream_env.database]["detections"].count_documents(
-                {"has_stamp": True})
-        finally:
-            await client.close()
-
     stream_env.batch_size = 100
     stream_env.extra = {"MONGODB_URI": uri}
     await produce(stream_env.bootstrap, stream_env.topic("alerts"),
@@ -532,7 +525,7 @@ async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_not
     revived = None
     try:
         async def some_stored() -> bool:
-            return await stored() >= 200
+            return await stored_at(uri, stream_env.database) >= 200
         await wait_for(some_stored, 240, "200 alerts stored")
         database.stop()  # down while the stream goes on
         await produce(stream_env.bootstrap, stream_env.topic("alerts"),
@@ -545,10 +538,10 @@ async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_not
                       keyed([raw for _, _, raw in thirds[2]]))
 
         async def all_stored() -> bool:
-            return await stored() >= len(packets)
+            return await stored_at(uri, stream_env.database) >= len(packets)
         await wait_for(all_stored, 300, "every alert stored after the restart")
         assert await stored_candids(uri, stream_env.database) == {c for _, c, _ in packets}
-        assert await stored() == len(packets)  # each once
+        assert await stored_at(uri, stream_env.database) == len(packets)  # each once
     finally:
         code = worker.stop()
         if revived is not None:

@@ -233,15 +233,22 @@ def encode(schema_name: str, record: Record) -> bytes:
     return CONTAINERS.encode(schema_name, record)
 
 
+def wire_schema_id(payload: bytes) -> int | None:
+    """The schema id of a wire-format message, None for anything else."""
+    if len(payload) >= 5 and payload[0] == 0:
+        return int(struct.unpack(">I", payload[1:5])[0])
+    return None
+
+
 def decode(payload: bytes, schema_of: Callable[[int], Any] | None = None) -> list[Record]:
     """The records of an output message: an Avro object container, or (given
     ``schema_of``, schema id -> parsed writer schema) a Confluent wire-format record."""
     if payload[:4] == CONTAINER_MAGIC:
         return list(fastavro.reader(io.BytesIO(payload)))  # type: ignore[arg-type]
-    if len(payload) >= 5 and payload[0] == 0:
+    schema_id = wire_schema_id(payload)
+    if schema_id is not None:
         if schema_of is None:
             raise ValueError("a wire-format record needs a schema registry to be read")
-        (schema_id,) = struct.unpack(">I", payload[1:5])
         record = fastavro.schemaless_reader(io.BytesIO(payload[5:]), schema_of(schema_id),
                                             None)
         return [record]  # type: ignore[list-item]

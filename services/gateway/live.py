@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nightjar.core.live import Event, events_from_output_record
-from nightjar.runner.records import decode
+from nightjar.runner.records import decode, wire_schema_id
 from nightjar.store.mongo import NightjarStore
 
 if TYPE_CHECKING:  # aiokafka only where the Kafka feed is used
@@ -94,8 +94,8 @@ class KafkaFeed:
         client blocks); each id once, then decoding finds them cached."""
         if self.schema_of is None:
             return
-        ids = {int.from_bytes(v[1:5], "big") for v in values
-               if v is not None and len(v) >= 5 and v[0] == 0} - self._resolved
+        ids = {i for v in values if v is not None
+               if (i := wire_schema_id(v)) is not None} - self._resolved
         for schema_id in ids:
             try:
                 await asyncio.to_thread(self.schema_of, schema_id)

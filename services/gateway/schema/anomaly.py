@@ -23,7 +23,7 @@ from services.gateway.errors import (
     UNAVAILABLE,
     GatewayError,
 )
-from services.gateway.schema.context import GatewayInfo
+from services.gateway.schema.context import GatewayInfo, iso_utc
 
 #: the most objects one myAnomalies call returns
 MAX_RANKED = 500
@@ -156,7 +156,7 @@ class AnomalyMutation:
         await store.put_user_anomaly_model(fit_user_model(model, user, labels, now))
         verdict = await _artefact_verdict(info, found, feature_doc, rows, model)
         return AnomalyLabelResult(oid=oid, label=label, user=user,
-                                  created=now.isoformat().replace("+00:00", "Z"),
+                                  created=iso_utc(now),
                                   model_version=doc["model_version"], labels=len(labels),
                                   artefact_votes=verdict["votes"],
                                   flagged_artefact=verdict["flagged"])

@@ -15,6 +15,7 @@ error.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -121,6 +122,14 @@ class GatewayContext:
 
 
 GatewayInfo = Info[GatewayContext, None]
+
+
+def iso_utc(when: Any) -> str:
+    """A stored time as ISO 8601 UTC with a Z (text stored as text)."""
+    if isinstance(when, dt.datetime):
+        when = when.replace(tzinfo=when.tzinfo or dt.UTC).astimezone(dt.UTC)
+        return when.isoformat().replace("+00:00", "Z")
+    return str(when)
 
 
 def channel_of(info: GatewayInfo) -> grpc.aio.Channel:

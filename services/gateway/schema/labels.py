@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import strawberry
 
-from services.gateway.errors import BAD_USER_INPUT, NOT_FOUND, UNAUTHENTICATED, GatewayError
-from services.gateway.schema.context import BigInt, GatewayInfo
+from services.gateway.errors import BAD_USER_INPUT, NOT_FOUND, GatewayError
+from services.gateway.schema.anomaly import user_of
+from services.gateway.schema.context import BigInt, GatewayInfo, iso_utc
 
 #: a user label: a word such as BOGUS or POSSIBLE_SN, or a free-form tag
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:/+\-]{0,63}$")
@@ -28,11 +28,8 @@ class Label:
 
 
 def label_of(doc: Mapping[str, Any]) -> Label:
-    created = doc["created"]
-    if isinstance(created, dt.datetime):
-        created = created.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return Label(oid=doc["oid"], candid=doc.get("candid"), label=doc["label"],
-                 comment=doc.get("comment"), user=doc["user"], created=str(created))
+                 comment=doc.get("comment"), user=doc["user"], created=iso_utc(doc["created"]))
 
 
 
@@ -46,9 +43,7 @@ class LabelMutation:
                         candid: BigInt | None = None,  # type: ignore[valid-type]
                         comment: str | None = None) -> Label:
         ctx = info.context
-        if ctx.user is None:
-            raise GatewayError(UNAUTHENTICATED, "addLabel needs an API key (header X-API-Key "
-                                                "or Authorization: Bearer)")
+        user = user_of(info, "addLabel")
         if not LABEL_PATTERN.match(label):
             raise GatewayError(BAD_USER_INPUT, "a label is 1-64 letters, digits, spaces or "
                                                "_ . : / + -, starting with a letter or digit")
@@ -60,7 +55,7 @@ class LabelMutation:
             known = {d["_id"] for d in await ctx.loaders.detections.load(oid)}
             if candid not in known:
                 raise GatewayError(BAD_USER_INPUT, f"candid {candid} is not a detection of {oid}")
-        doc = await ctx.store.add_label(oid, candid, label, comment, ctx.user)
+        doc = await ctx.store.add_label(oid, candid, label, comment, user)
         return label_of(doc)
 
 

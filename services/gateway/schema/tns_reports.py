@@ -25,7 +25,8 @@ from services.gateway.errors import (
     UNAVAILABLE,
     GatewayError,
 )
-from services.gateway.schema.context import GatewayInfo
+from services.gateway.schema.anomaly import user_of
+from services.gateway.schema.context import GatewayInfo, iso_utc
 
 
 @strawberry.enum(description="Where a report sent to TNS stands")
@@ -62,14 +63,10 @@ class TnsReport:
 
 
 def tns_report_of(doc: Mapping[str, Any]) -> TnsReport:
-    sent = doc["sent"]
-    if isinstance(sent, dt.datetime):
-        sent = sent.replace(tzinfo=sent.tzinfo or dt.UTC).astimezone(dt.UTC)
-        sent = sent.isoformat().replace("+00:00", "Z")
     return TnsReport(report_id=str(doc["_id"]), oid=doc["oid"],
                      status=TnsReportStatus(doc["status"]), objname=doc.get("objname"),
                      messages=list(doc.get("messages") or []), user=doc["user"],
-                     sent=str(sent), target=doc["target"], report=doc["report"])
+                     sent=iso_utc(doc["sent"]), target=doc["target"], report=doc["report"])
 
 
 async def _draft(info: GatewayInfo, oid: str, at_type: int, remarks: str | None
@@ -115,11 +112,9 @@ class TnsReportMutation:
     async def send_tns_report(self, info: GatewayInfo, oid: str, digest: str,
                               at_type: int = 1, remarks: str | None = None) -> TnsReport:
         ctx = info.context
-        if ctx.user is None:
-            raise GatewayError(UNAUTHENTICATED, "sendTnsReport needs an API key (header "
-                                                "X-API-Key or Authorization: Bearer)")
-        if ctx.tns_reporters and ctx.user not in ctx.tns_reporters:
-            raise GatewayError(UNAUTHENTICATED, f"{ctx.user} may not send TNS reports "
+        user = user_of(info, "sendTnsReport")
+        if ctx.tns_reporters and user not in ctx.tns_reporters:
+            raise GatewayError(UNAUTHENTICATED, f"{user} may not send TNS reports "
                                                 "(NIGHTJAR_TNS_REPORTERS)")
         draft = await _draft(info, oid, at_type, remarks)
         assert ctx.tns is not None  # _draft refuses a gateway without a reporter
@@ -140,7 +135,7 @@ class TnsReportMutation:
             raise GatewayError(UNAVAILABLE, f"TNS did not take the report: {exc}") from exc
         doc: dict[str, Any] = {
             "_id": report_id, "oid": oid, "report": draft.payload(), "digest": draft.digest,
-            "user": ctx.user, "sent": dt.datetime.now(dt.UTC), "target": ctx.tns.target,
+            "user": user, "sent": dt.datetime.now(dt.UTC), "target": ctx.tns.target,
             "status": TnsReportStatus.SUBMITTED.value, "objname": None, "messages": []}
         await ctx.store.record_tns_report(doc)
         return tns_report_of(await _await_reply(info, doc))
@@ -149,8 +144,7 @@ class TnsReportMutation:
                                      "SUBMITTED; needs an API key")
     async def check_tns_report(self, info: GatewayInfo, report_id: str) -> TnsReport:
         ctx = info.context
-        if ctx.user is None:
-            raise GatewayError(UNAUTHENTICATED, "checkTnsReport needs an API key")
+        user_of(info, "checkTnsReport")
         doc = await ctx.store.tns_report(report_id)
         if doc is None:
             raise GatewayError(NOT_FOUND, f"no TNS report {report_id} was sent from here")
