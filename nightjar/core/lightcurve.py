@@ -46,6 +46,10 @@ class ObjectHistory:
     attached_ids: dict[str, set[Any]] = field(default_factory=dict)
     #: stored classifier outputs: (classifier_name, class_name) -> probability
     stored_probabilities: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: keep a light-curve index for this object (its packets repeat their history)
+    indexed: bool = False
+    #: the stored light-curve index (:func:`light_curve_index`), None when there is none
+    index: Doc | None = None
 
     @property
     def hpx(self) -> int | None:
@@ -74,6 +78,8 @@ class ObjectWrite:
     features: Doc | None = None
     #: one anomaly score, added to the object's score history
     anomaly: Doc | None = None
+    #: the object's light-curve index after this write (full replacement), None if unchanged
+    light_curve_index: Doc | None = None
     #: the classification event of this write (:func:`classification_event`)
     classification_event: Doc | None = None
     new_detections: int = 0
@@ -85,7 +91,8 @@ class ObjectWrite:
         return not (self.moved_from_hpx is not None or self.object_doc or self.detections
                     or self.detection_updates or self.non_detections or self.forced_photometry
                     or self.probabilities or self.features or self.anomaly
-                    or self.object_set or self.classification_event)
+                    or self.object_set or self.classification_event
+                    or self.light_curve_index)
 
 
 def _wins(new: Doc, old: Doc) -> bool:
@@ -326,6 +333,32 @@ def classification_event(oid: str, survey: str, corrected: Sequence[Doc],
     return event
 
 
+def _index_entries(entries: Iterable[list[Any]]) -> list[list[Any]]:
+    return sorted(entries, key=lambda entry: str(entry[0]))
+
+
+def light_curve_index(state: ObjectState, hpx: int) -> Doc:
+    """What the store holds of an object's light curve once ``state`` is written.
+
+    Enough to rebuild a stored detection from a packet's copy of it (the fields the
+    precedence and the withdrawal read) and to know which upper limits and forced points
+    are stored (:mod:`nightjar.core.packet_history`); sorted, so equal light curves
+    give equal documents.
+    """
+    history = state.history
+    return {
+        "_id": state.oid, "oid": state.oid, "hpx": hpx, "survey": state.survey,
+        "detections": _index_entries(
+            [key, det["mjd"], bool(det["has_stamp"]), det["parent_candid"],
+             bool(det.get("withdrawn")), det.get("timeWithdrawnMjdTai")]
+            for key, det in state.detections.items()),
+        "non_detections": _index_entries(
+            [nd_id, nd["mjd"]] for nd_id, nd in
+            {**state.new_non_detections, **history.non_detections}.items()),
+        "forced_photometry": sorted({*history.forced_ids, *state.new_forced}, key=str),
+    }
+
+
 def plan_write(state: ObjectState) -> ObjectWrite:
     """The writes that bring the store from ``state.history`` to ``state`` (nothing if equal)."""
     history = state.history
@@ -339,6 +372,8 @@ def plan_write(state: ObjectState) -> ObjectWrite:
             "forced_photometry": sorted(history.forced_ids),
             **{coll: sorted(ids) for coll, ids in history.attached_ids.items()},
         }
+        if history.index is not None:
+            write.moved_ids["light_curve_index"] = [state.oid]
     derived = state.rules.derived_fields
     for det in state.corrected:
         key = det["_id"]
@@ -362,6 +397,10 @@ def plan_write(state: ObjectState) -> ObjectWrite:
     write.classification_event = classification_event(
         state.oid, state.survey, state.corrected, state.probabilities, state.anomaly,
         state.surprise)
+    if history.indexed:
+        index = light_curve_index(state, hpx)
+        if index != history.index:
+            write.light_curve_index = index
     write.current = object_document(state, hpx)
     if write.current != history.object_doc:
         write.object_doc = write.current

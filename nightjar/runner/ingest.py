@@ -22,12 +22,14 @@ from typing import Any
 from ml.stamp_classifier import NAME as STAMP_CLASSIFIER
 from nightjar.core.association import COUNTERPART_RADIUS_ARCSEC, Placed, associate
 from nightjar.core.lightcurve import (
+    ObjectHistory,
     ObjectState,
     ObjectWrite,
     group_by_object,
     merge_alerts,
     plan_write,
 )
+from nightjar.core.packet_history import PacketWindow, complete_from_packets, packet_windows
 from nightjar.core.solar_system import plan_solar_system
 from nightjar.runner.filters import FilterEngine
 from nightjar.runner.topology import DEFAULT_TOPOLOGY, Topology
@@ -38,6 +40,7 @@ from nightjar.surveys.avro import AVRO_MAGIC
 from nightjar.surveys.interface import SURVEY_NAMES, ZTF, AlertSource, DeadLetter, ParsedAlert
 from nightjar.surveys.registry import (
     HISTORY_FIELDS,
+    PHOTOMETRY,
     AlertParser,
     make_parser,
     photometry_rules,
@@ -255,6 +258,8 @@ class BatchProcessor:
         self._object_steps = topology.object_steps()
         #: seconds spent per step since creation
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
+        #: objects whose packets could not complete their history, read whole instead
+        self.whole_reads = 0
 
     @contextmanager
     def _timed(self, result: BatchResult, name: str) -> Iterator[StepStats]:
@@ -327,6 +332,27 @@ class BatchProcessor:
                   for d in stored]
         return associate(new, placed)
 
+    async def _histories(self, groups: dict[str, list[ParsedAlert]]
+                         ) -> dict[str, ObjectHistory]:
+        """What the store holds of the batch's objects; of an object whose packets repeat
+        its history, only what the packets lack (:mod:`nightjar.core.packet_history`),
+        read whole when the packets cannot complete it."""
+        windows: dict[str, PacketWindow | None] = dict(packet_windows(groups, PHOTOMETRY))
+        histories = await self.store.load_histories(groups, HISTORY_FIELDS, windows)
+        incomplete = []
+        for oid in windows:
+            done = complete_from_packets(histories[oid], groups[oid],
+                                         photometry_rules(groups[oid][0].survey))
+            if done is None:
+                incomplete.append(oid)
+            else:
+                histories[oid] = done
+        if incomplete:
+            self.whole_reads += len(incomplete)
+            histories.update(await self.store.load_histories(
+                incomplete, HISTORY_FIELDS, dict.fromkeys(incomplete)))
+        return histories
+
     async def process(self, inputs: Sequence[RawInput]) -> BatchResult:
         """Ingest, correct, aggregate, apply hooks and store one batch.
 
@@ -345,7 +371,7 @@ class BatchProcessor:
             archived = asyncio.create_task(asyncio.to_thread(self._archive, alerts))
             try:
                 histories, stored_solar = await asyncio.gather(
-                    self.store.load_histories(groups, HISTORY_FIELDS),
+                    self._histories(groups),
                     self.store.solar_system_objects(
                         a.solar_system["ssObjectId"] for a in solar  # type: ignore[index]
                         if isinstance(a.solar_system.get("ssObjectId"),  # type: ignore[union-attr]

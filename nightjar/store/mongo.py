@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import heapq
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from nightjar.core.lightcurve import ARTEFACT_VERDICT, ObjectHistory, ObjectWrite
 from nightjar.core.live import Event, events_from_write
+from nightjar.core.packet_history import PacketWindow, older_than_window
 from nightjar.core.solar_system import SolarSystemWrite
 from nightjar.sky import ANCHOR_MARGIN_ARCSEC, Cone, cone_ranges
 from nightjar.store.schema import (
@@ -40,6 +41,7 @@ from nightjar.store.schema import (
     FORCED_PHOTOMETRY,
     LABELS,
     LIGHT_CURVE_COLLECTIONS,
+    LIGHT_CURVE_INDEX,
     LIVE_EVENTS,
     NON_DETECTIONS,
     OBJECTS,
@@ -180,6 +182,9 @@ def _path(doc: Doc, dotted: str) -> Any:
     return value
 
 
+_IDS_ONLY = {"_id": 1, "oid": 1}
+
+
 def _key(oid: str, hpx: int, _id: Any) -> Doc:
     # the full shard key in every filter: writes are targeted on a sharded cluster
     return {"_id": _id, "hpx": hpx, "oid": oid}
@@ -261,47 +266,98 @@ class NightjarStore:
 
     # ------------------------------------------------------------------ history
     async def load_histories(self, oids: Iterable[str], detection_fields: Sequence[str] = (),
+                             windows: Mapping[str, PacketWindow | None] | None = None,
                              ) -> dict[str, ObjectHistory]:
         """Everything the ingestion core needs to know about these objects.
 
         ``detection_fields`` is the projection of detections (every survey's
         :data:`nightjar.surveys.registry.HISTORY_FIELDS`); empty = whole documents.
+
+        ``windows`` names the objects that keep a light-curve index (their packets repeat
+        their history, :mod:`nightjar.core.packet_history`): their index is read, and of an
+        object with a window and an index only the detections and upper limits older than
+        the window (and none when the index lists none), no forced photometry; the caller
+        completes such a history from the packets.  A window of None, or no index yet,
+        reads the object's rows whole.
         """
         oid_list = sorted(set(oids))
         hist = {oid: ObjectHistory(oid) for oid in oid_list}
         if not oid_list:
             return hist
-        projection = dict.fromkeys(detection_fields, 1) or None
-        nd_projection = dict.fromkeys(CORE_LIMIT_FIELDS, 1)
-        ids_only = {"_id": 1, "oid": 1}
+        windows = windows or {}
+        indexed = [oid for oid in oid_list if oid in windows]
+        for oid in indexed:
+            hist[oid].indexed = True
+        # the reads are independent: issue them together (one round trip of latency, and
+        # the server works on one while the client decodes another); only the indexed
+        # objects' light curves wait for their index
+        plain = asyncio.ensure_future(self._read_light_curves(
+            hist, [oid for oid in oid_list if oid not in windows], [], detection_fields))
+        try:
+            await self._read_per_object(hist, indexed)
+            whole = [oid for oid in indexed
+                     if hist[oid].index is None or windows[oid] is None]
+            older = [(coll, oid, window.of(coll)) for oid in indexed
+                     if (window := windows[oid]) is not None and hist[oid].index is not None
+                     for coll in older_than_window(hist[oid].index or {}, window)]
+            if whole or older:
+                await self._read_light_curves(hist, whole, older, detection_fields)
+            await plain
+        except BaseException:
+            plain.cancel()
+            raise
+        return hist
+
+    async def _read_per_object(self, hist: dict[str, ObjectHistory],
+                               indexed: Sequence[str]) -> None:
+        """Read the object documents, the ``indexed`` objects' light-curve indexes and the
+        ids of the attached documents."""
+        oid_list = list(hist)
         # probability rows whole (they are small): later steps read stored outputs, such
         # as the stamp classifier's P(bogus) that gates the anomaly score
-        row_fields = {**ids_only, "classifier_name": 1, "class_name": 1, "probability": 1}
-        # the reads are independent: issue them together (one round trip of latency, and
-        # the server works on one while the client decodes another)
-        objects, detections, non_detections, forced, *classified = await asyncio.gather(
+        row_fields = {"_id": 1, "oid": 1, "classifier_name": 1, "class_name": 1,
+                      "probability": 1}
+        objects, indexes, *attached = await asyncio.gather(
             self._find_by_oids(OBJECTS, oid_list, key="_id"),
-            self._find_by_oids(DETECTIONS, oid_list, projection=projection),
-            self._find_by_oids(NON_DETECTIONS, oid_list, projection=nd_projection),
-            self._find_by_oids(FORCED_PHOTOMETRY, oid_list, projection=ids_only),
+            self._find_by_oids(LIGHT_CURVE_INDEX, indexed, key="_id"),
             *(self._find_by_oids(coll, oid_list,
-                                 projection=row_fields if coll == PROBABILITIES else ids_only)
+                                 projection=row_fields if coll == PROBABILITIES else _IDS_ONLY)
               for coll in ATTACHED_COLLECTIONS))
         for doc in objects:
             hist[doc["_id"]].object_doc = doc
-        for doc in detections:
-            hist[doc["oid"]].detections[doc["_id"]] = doc
-        for doc in non_detections:
-            hist[doc["oid"]].non_detections[doc["_id"]] = doc
-        for doc in forced:
-            hist[doc["oid"]].forced_ids.add(doc["_id"])
-        for coll, docs in zip(ATTACHED_COLLECTIONS, classified, strict=True):
+        for doc in indexes:
+            hist[doc["_id"]].index = doc
+        for coll, docs in zip(ATTACHED_COLLECTIONS, attached, strict=True):
             for doc in docs:
                 hist[doc["oid"]].attached_ids.setdefault(coll, set()).add(doc["_id"])
                 if coll == PROBABILITIES and "class_name" in doc:
                     hist[doc["oid"]].stored_probabilities[
                         (doc["classifier_name"], doc["class_name"])] = doc["probability"]
-        return hist
+
+    async def _read_light_curves(self, hist: dict[str, ObjectHistory], whole: list[str],
+                                 older: list[tuple[str, str, float]],
+                                 detection_fields: Sequence[str]) -> None:
+        """Read the stored light curves of ``whole`` objects, and for each (collection,
+        oid, mjd) of ``older`` that object's rows of that collection before mjd."""
+        projections = {DETECTIONS: dict.fromkeys(detection_fields, 1) or None,
+                       NON_DETECTIONS: dict.fromkeys(CORE_LIMIT_FIELDS, 1),
+                       FORCED_PHOTOMETRY: _IDS_ONLY}
+        reads = [self._find_by_oids(coll, whole, projection=projections[coll])
+                 for coll in LIGHT_CURVE_COLLECTIONS]
+        reads += [self.db[coll].find({"oid": oid, "mjd": {"$lt": mjd}},
+                                     projections[coll]).to_list(None)
+                  for coll, oid, mjd in older]
+        found = await asyncio.gather(*reads)
+        for coll, docs in zip([*LIGHT_CURVE_COLLECTIONS, *(c for c, _, _ in older)], found,
+                              strict=True):
+            for doc in docs:
+                history = hist[doc["oid"]]
+                if coll == DETECTIONS:
+                    history.detections[doc["_id"]] = doc
+                elif coll == NON_DETECTIONS:
+                    history.non_detections[doc["_id"]] = doc
+                else:
+                    history.forced_ids.add(doc["_id"])
 
     # ------------------------------------------------------------------ the writer
     async def write(self, writes: Sequence[ObjectWrite],
@@ -313,13 +369,14 @@ class NightjarStore:
         dead letters: the only path that writes.
 
         Order matters for crash safety: re-anchored documents are moved first, then
-        light-curve documents are written, and the object document (the statistics)
-        last, so an interrupted batch is completed by re-ingesting it; links follow the
-        objects they join.
+        light-curve documents are written, then the light-curve index (it must never name
+        a row not yet stored), and the object document (the statistics) last, so an
+        interrupted batch is completed by re-ingesting it; links follow the objects they
+        join.
         """
         summary = WriteSummary()
         ops: dict[str, list[Any]] = {name: [] for name in (
-            OBJECTS, *LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS)}
+            OBJECTS, *LIGHT_CURVE_COLLECTIONS, LIGHT_CURVE_INDEX, *ATTACHED_COLLECTIONS)}
         moves: dict[str, list[Any]] = {name: [] for name in ops}
         events_ops: list[Any] = []
         for w in writes:
@@ -344,6 +401,9 @@ class NightjarStore:
             if w.anomaly is not None:
                 ops[ANOMALY].append(ReplaceOne(_key(w.oid, w.hpx, w.anomaly["_id"]), w.anomaly,
                                                upsert=True))
+            if w.light_curve_index is not None:
+                ops[LIGHT_CURVE_INDEX].append(ReplaceOne(_key(w.oid, w.hpx, w.oid),
+                                                         w.light_curve_index, upsert=True))
             if w.classification_event is not None:
                 events_ops.append(ReplaceOne({"_id": w.classification_event["_id"]},
                                              w.classification_event, upsert=True))
@@ -377,7 +437,8 @@ class NightjarStore:
         summary.counterparts = len(links)
         for batch in (moves, ops, {COUNTERPARTS: linked}):
             for coll in (*LIGHT_CURVE_COLLECTIONS, *ATTACHED_COLLECTIONS,
-                         CLASSIFICATION_EVENTS, OBJECTS, SOLAR_SYSTEM_DETECTIONS,
+                         CLASSIFICATION_EVENTS, LIGHT_CURVE_INDEX, OBJECTS,
+                         SOLAR_SYSTEM_DETECTIONS,
                          SOLAR_SYSTEM_OBJECTS):
                 requests = batch.get(coll) or []
                 # in chunks, so a slow server (nx-27017 writes ~2,000 documents/s; a visit of

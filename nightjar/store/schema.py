@@ -39,6 +39,7 @@ WATCHMAPS = "watchmaps"
 COUNTERPARTS = "counterparts"
 SOLAR_SYSTEM_OBJECTS = "solar_system_objects"
 SOLAR_SYSTEM_DETECTIONS = "solar_system_detections"
+LIGHT_CURVE_INDEX = "light_curve_index"
 LIGHT_CURVE_COLLECTIONS = (DETECTIONS, NON_DETECTIONS, FORCED_PHOTOMETRY)
 #: per-object collections besides the light curve: the classifiers' rows and features, the
 #: anomaly scores and the cross-survey links (moved with the object's anchor)
@@ -85,6 +86,12 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
                    doc="upper limits from prv_candidates; _id = oid_fid_mjd"),
     CollectionSpec(FORCED_PHOTOMETRY, (IndexSpec(SHARD_KEY), _BY_OID_TIME),
                    doc="forced photometry (fp_hists), flagged forced=true; _id = oid_pid"),
+    CollectionSpec(LIGHT_CURVE_INDEX, (IndexSpec(SHARD_KEY),),
+                   doc="what is stored of the light curve of each object whose alert packets "
+                       "repeat their history (LSST): detections [id, mjd, has_stamp, "
+                       "parent_candid, withdrawn, timeWithdrawnMjdTai], upper limits [id, "
+                       "mjd] and forced-photometry ids, so ingestion reads back only what a "
+                       "packet does not repeat; _id = oid"),
     CollectionSpec(PROBABILITIES, (
         IndexSpec(SHARD_KEY),
         IndexSpec((("oid", 1), ("classifier_name", 1))),

@@ -168,6 +168,10 @@ class PhotometryRules(Protocol):
     derived_fields: tuple[str, ...]
     #: stored detection fields ``apparent`` and the statistics read back from the store
     history_fields: tuple[str, ...]
+    #: whether a stored detection can be rebuilt from the copy a later packet repeats in
+    #: its history (the same fields, ``apparent`` per detection alone), so ingestion need
+    #: not read back what the packet holds (:mod:`nightjar.core.packet_history`)
+    packets_repeat_history: bool
 
     def apparent(self, detections: Iterable[Mapping[str, Any]]) -> list[Doc]: ...
 

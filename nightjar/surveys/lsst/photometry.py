@@ -90,6 +90,8 @@ class LsstPhotometry:
                                        "timeWithdrawnMjdTai")
     history_fields: tuple[str, ...] = ("scienceFlux", "scienceFluxErr", "reliability",
                                        "withdrawn", "timeWithdrawnMjdTai", "midpointMjdTai")
+    #: prvDiaSources are diaSources (one schema), each one's photometry its own
+    packets_repeat_history: bool = True
 
     def apparent(self, detections: Iterable[Mapping[str, Any]]) -> list[Doc]:
         """Apparent photometry of every detection from its own ``scienceFlux``.

@@ -153,6 +153,9 @@ class ZtfPhotometry:
     #: raw candidate fields the correction reads (``rb`` for the light-curve classifier)
     history_fields: tuple[str, ...] = ("distnr", "magnr", "sigmagnr", "chinr", "sharpnr",
                                        "sgscore1", "distpsnr1", "rfid", "rb")
+    #: no: prv_candidates carry fewer fields than a candidate, and ``dubious`` compares a
+    #: detection with the first of its band
+    packets_repeat_history: bool = False
 
     def apparent(self, detections: Iterable[Mapping[str, Any]]) -> list[Doc]:
         return correct_light_curve(detections)
