@@ -22,6 +22,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import fastavro
@@ -81,11 +82,17 @@ def _inputs(payloads: list[bytes]) -> list[RawInput]:
     return [RawInput(raw, AlertSource("file", path=str(i))) for i, raw in enumerate(payloads)]
 
 
+@dataclass
+class IngestRun:
+    rate: float  #: alerts/s, wall clock
+    stages: dict[str, float]  #: seconds per stage
+    whole_reads: int  #: objects whose packets could not complete their stored history
+    cpu_s: float  #: CPU seconds of this process (the pipeline; the database server apart)
+
+
 async def ingest_rate(payloads: list[bytes], workdir: Path, batch_size: int,
-                      preload: list[bytes]) -> tuple[float, dict[str, float], int]:
-    """alerts/s of ingesting ``payloads`` into a store that first ingested ``preload``
-    (untimed), the seconds per stage, and the objects whose packets could not complete
-    their stored history (read whole)."""
+                      preload: list[bytes]) -> IngestRun:
+    """Ingest ``payloads`` into a store that first ingested ``preload`` (untimed)."""
     settings = Settings(home=workdir / "home", mongodb_uri=os.environ.get("MONGODB_URI"))
     async with open_store(settings) as store:
         await store.db.client.drop_database(store.db.name)
@@ -94,24 +101,33 @@ async def ingest_rate(payloads: list[bytes], workdir: Path, batch_size: int,
         if preload:
             await ingest(BatchProcessor(store, archive), _inputs(preload), batch_size)
         processor = BatchProcessor(store, archive)
+        cpu = time.process_time()
         summary = await ingest(processor, _inputs(payloads), batch_size)
+        cpu = time.process_time() - cpu
         assert summary.alerts_stored == len(payloads), summary
-        return summary.rate, dict(processor.stage_seconds), processor.whole_reads
+        return IngestRun(summary.rate, dict(processor.stage_seconds), processor.whole_reads,
+                         cpu)
 
 
 def report_ingest(label: str, payloads: list[bytes], batch_size: int,
-                  preload: list[bytes] | None = None, report_reads: bool = False) -> float:
+                  preload: list[bytes] | None = None, decode_rate: float | None = None,
+                  ) -> float:
+    """Print one ingest's rate, stages and pipeline CPU per alert (against ``decode_rate``,
+    alerts/s on one core, when given); return the rate."""
     with tempfile.TemporaryDirectory(prefix="nightjar-bench-") as tmp:
-        rate, stages, whole_reads = asyncio.run(
-            ingest_rate(payloads, Path(tmp), batch_size, preload or []))
-    total = sum(stages.values()) or 1.0
-    print(f"{label}: full embedded ingest (batch {batch_size}): {rate:,.0f} alerts/s")
+        run = asyncio.run(ingest_rate(payloads, Path(tmp), batch_size, preload or []))
+    total = sum(run.stages.values()) or 1.0
+    print(f"{label}: full embedded ingest (batch {batch_size}): {run.rate:,.0f} alerts/s")
     print("   time per stage: " + ", ".join(
-        f"{k} {v:.1f} s ({100 * v / total:.0f}%)" for k, v in stages.items()))
-    if report_reads:
+        f"{k} {v:.1f} s ({100 * v / total:.0f}%)" for k, v in run.stages.items()))
+    per_alert_ms = 1000 * run.cpu_s / len(payloads)
+    versus = "" if not decode_rate else f" = {per_alert_ms * decode_rate / 1000:.1f}x decode"
+    print(f"   pipeline CPU (this process, the database server apart): "
+          f"{per_alert_ms:.1f} ms per alert{versus}")
+    if preload is not None:
         print(f"   objects read whole (their packets could not complete the stored "
-              f"history): {whole_reads}")
-    return rate
+              f"history): {run.whole_reads}")
+    return run.rate
 
 
 def mean_kib(payloads: list[bytes]) -> float:
@@ -123,8 +139,9 @@ def bench_ztf(args: argparse.Namespace) -> None:
     payloads = [raw for _, _, raw in AlertSimulator(seed=1).packets(args.n)]
     print(f"ZTF: {len(payloads)} simulated v4.02 alerts (mean {mean_kib(payloads):.0f} KiB, "
           f"made in {time.perf_counter() - t0:.0f} s)")
-    print(f"ZTF: decode (cached writer schema, one core): {parse_rate(payloads):,.0f} alerts/s")
-    report_ingest("ZTF", payloads, args.batch_size)
+    decode = parse_rate(payloads)
+    print(f"ZTF: decode (cached writer schema, one core): {decode:,.0f} alerts/s")
+    report_ingest("ZTF", payloads, args.batch_size, decode_rate=decode)
 
 
 def real_v10(shared: Path) -> list[bytes]:
@@ -147,11 +164,14 @@ def history_lengths(payloads: list[bytes]) -> str:
             f"prvDiaForcedSources per alert")
 
 
-def report_decode(label: str, sample: list[bytes]) -> None:
+def report_decode(label: str, sample: list[bytes]) -> float:
+    """Print and return the parse rate of ``sample`` [alerts/s, one core]."""
+    rate = parse_rate(sample)
     print(f"LSST: decode {label} (one core, mean {mean_kib(sample):.0f} KiB, "
           f"{history_lengths(sample)}): parse to Nightjar's model "
-          f"{parse_rate(sample):,.0f} alerts/s; fastavro schemaless read alone "
+          f"{rate:,.0f} alerts/s; fastavro schemaless read alone "
           f"{schemaless_rate(sample):,.0f} alerts/s")
+    return rate
 
 
 def bench_lsst(args: argparse.Namespace) -> None:
@@ -159,11 +179,11 @@ def bench_lsst(args: argparse.Namespace) -> None:
     payloads = [raw for _, _, raw in LsstSimulator(seed=1).packets(args.n)]
     print(f"LSST: {len(payloads)} simulated v11.0 alerts (mean {mean_kib(payloads):.0f} KiB, "
           f"made in {time.perf_counter() - t0:.0f} s)")
+    decode = report_decode("simulated v11.0", payloads[:2000])
     real = real_v10(Settings().shared_data)
-    for label, sample in (("simulated v11.0", payloads[:2000]), ("real v10.0", real * 40)):
-        if sample:
-            report_decode(label, sample)
-    rate = report_ingest("LSST", payloads, args.batch_size)
+    if real:
+        report_decode("real v10.0", real * 40)
+    rate = report_ingest("LSST", payloads, args.batch_size, decode_rate=decode)
     cores = os.cpu_count() or 1
     print(f"LSST: at {rate:,.0f} alerts/s on {cores} cores, Rubin's night average "
           f"({RUBIN_MEAN_RATE:.0f}/s) needs {RUBIN_MEAN_RATE / rate * cores:.1f} cores of this "
@@ -175,12 +195,13 @@ def bench_lsst(args: argparse.Namespace) -> None:
         print(f"LSST: one visit of {len(burst)} alerts; for the known-objects case the "
               f"latest earlier alert of {len(history)} of them, with their histories, is "
               f"stored first (made in {time.perf_counter() - t0:.0f} s)")
-        report_decode("simulated v11.0 of the visit, 90 days of history", burst[:2000])
+        visit_decode = report_decode("simulated v11.0 of the visit, 90 days of history",
+                                     burst[:2000])
         cases = {"new": ("new objects (empty store)", []),
                  "known": ("known objects (histories stored)", [raw for _, _, raw in history])}
         for label, preload in (cases[c] for c in cases if args.visit in (c, "both")):
             burst_rate = report_ingest(f"LSST visit burst, {label}", burst, args.batch_size,
-                                       preload, report_reads=True)
+                                       preload, decode_rate=visit_decode)
             print(f"   the visit takes {len(burst) / burst_rate:.0f} s against "
                   f"{RUBIN_VISIT_INTERVAL_S:.0f} s to the next one")
 
