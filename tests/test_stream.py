@@ -491,7 +491,7 @@ async def stored_at(uri: str, database: str) -> int:
         await client.close()
 
 
-async def stored_candids(uri: str, database: str) -> set[int]:
+async def stored_candids(uri: str, database: str) -> set[int | str]:
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
@@ -502,17 +502,39 @@ async def stored_candids(uri: str, database: str) -> set[int]:
         await client.close()
 
 
+def both_surveys(seed: int, n_ztf: int, n_lsst: int) -> list[tuple[str, int | str, bytes]]:
+    """Simulated ZTF and LSST alerts interleaved, each survey in time order: (oid, the
+    stored key of the alert's detection, bytes). LSST's simulated asteroids are left out
+    (their sources make no object: they are stored apart)."""
+    from nightjar.surveys.interface import AlertSource
+    from nightjar.surveys.lsst.simulate import LsstSimulator
+    from nightjar.surveys.registry import AlertParser
+
+    parser, source = AlertParser(), AlertSource("file", path="both")
+    ztf = list(AlertSimulator(seed=seed).packets(n_ztf))
+    lsst = [(oid, f"LSST:{dia_source}", raw)
+            for oid, dia_source, raw in LsstSimulator(seed=seed).packets(n_lsst)
+            if parser.parse(raw, source)[0][0].has_object]
+    step = max(1, len(ztf) // max(1, len(lsst)))
+    mixed: list[tuple[str, int | str, bytes]] = []
+    for i, packet in enumerate(ztf):
+        mixed.append(packet)
+        if i % step == step - 1 and lsst:
+            mixed.append(lsst.pop(0))
+    return mixed + lsst
+
+
 async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_nothing(
         stream_env: StreamEnv, tmp_path: Path) -> None:
-    """The database goes away while alerts keep arriving and comes back at the same
-    address: the worker retries its batch, resumes, and the store ends as a clean run's
-    (every alert once); the worker never stopped."""
+    """The database goes away while alerts of both surveys keep arriving and comes back
+    at the same address: the worker retries its batch, resumes, and the store ends as a
+    clean run's (every alert once); the worker never stopped."""
 
     from nightjar.store import EmbeddedMongo
 
     if os.environ.get("MONGODB_URI"):
         pytest.skip("takes its own embedded database down; MONGODB_URI is set")
-    packets = list(AlertSimulator(seed=19).packets(1500))
+    packets = both_surveys(19, 1000, 500)
     thirds = [packets[i::3] for i in range(3)]
     database = EmbeddedMongo(tmp_path / "db")
     uri = database.start()
@@ -552,9 +574,9 @@ async def test_a_database_restart_under_a_steady_stream_loses_and_duplicates_not
 
 async def test_a_broker_restart_under_a_steady_stream_loses_and_duplicates_nothing(
         mongo_uri: str, tmp_path: Path) -> None:
-    """The Kafka broker stops while alerts keep coming and restarts at the same address
-    (its own broker: the shared one serves the other tests): the worker rides it out
-    and every alert is stored exactly once."""
+    """The Kafka broker stops while alerts of both surveys keep coming and restarts at
+    the same address (its own broker: the shared one serves the other tests): the worker
+    rides it out and every alert is stored exactly once."""
     from stream.devbroker import DevKafka, KafkaUnavailable, missing_tools
 
     if missing_tools():
@@ -567,7 +589,7 @@ async def test_a_broker_restart_under_a_steady_stream_loses_and_duplicates_nothi
     (tmp_path / "env").mkdir()
     env = StreamEnv(bootstrap, mongo_uri, tmp_path / "env")
     env.batch_size = 100
-    packets = list(AlertSimulator(seed=23).packets(1500))
+    packets = both_surveys(23, 1000, 500)
     thirds = [packets[i::3] for i in range(3)]
     worker = None
     try:
