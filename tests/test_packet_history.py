@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -161,18 +161,19 @@ async def test_out_of_order_packets_fall_back_to_a_whole_read_and_store_the_same
     _index_matches_the_store(indexed)
 
 
-def _long_object(seed: int = 3) -> tuple[LsstSimulator, SimObject, list[int]]:
-    """A simulated object with many detections, and the indexes of its detected epochs."""
-    sim = LsstSimulator(seed=seed)
+async def _all_but_the_last_stored(store: NightjarStore, tmp: Path
+                                   ) -> tuple[LsstSimulator, SimObject, list[dict[str, Any]],
+                                              BatchProcessor]:
+    """A simulated object with many detections: every alert but the last ingested; (the
+    simulator, the object, its alert records in time order, the processor)."""
+    sim = LsstSimulator(seed=3)
     events = sim.events(400)
     per_object = Counter(obj.object_id for obj, _ in events)
     obj = next(o for o, _ in events if per_object[o.object_id] >= 15)
-    return sim, obj, [i for i, e in enumerate(obj.epochs) if e.detected]
-
-
-def _records(sim: LsstSimulator, obj: SimObject, detected: list[int]) -> Iterator[dict[str, Any]]:
-    for index in detected:
-        yield sim.alert(obj, index)
+    records = [sim.alert(obj, i) for i, e in enumerate(obj.epochs) if e.detected]
+    processor = BatchProcessor(store, LocalArchive(tmp))
+    await ingest(processor, _inputs([sim.encode(r) for r in records[:-1]]), batch_size=5)
+    return sim, obj, records, processor
 
 
 async def _stored(store: NightjarStore, oid: str) -> tuple[dict[str, Any], int]:
@@ -185,11 +186,8 @@ async def _stored(store: NightjarStore, oid: str) -> tuple[dict[str, Any], int]:
 async def test_a_packet_holding_a_shorter_history_reads_only_the_older_rows(
         counted: tuple[NightjarStore, DocumentsRead], tmp_path: Path) -> None:
     store, listener = counted
-    sim, obj, detected = _long_object()
-    records = list(_records(sim, obj, detected))
-    *earlier, last = records
-    processor = BatchProcessor(store, LocalArchive(tmp_path))
-    await ingest(processor, _inputs([sim.encode(r) for r in earlier]), batch_size=5)
+    sim, obj, records, processor = await _all_but_the_last_stored(store, tmp_path)
+    last = records[-1]
     oid = str(obj.object_id)
     # Rubin's packets stop at 12 months: this one holds only its latest 5 sources
     cut = sorted(p["midpointMjdTai"] for p in last["prvDiaSources"])[-5]
@@ -212,17 +210,14 @@ async def test_a_packet_holding_a_shorter_history_reads_only_the_older_rows(
 async def test_a_packet_missing_a_stored_source_reads_the_object_whole(
         counted: tuple[NightjarStore, DocumentsRead], tmp_path: Path) -> None:
     store, listener = counted
-    sim, obj, detected = _long_object()
-    records = list(_records(sim, obj, detected))
-    *earlier, last = records
-    processor = BatchProcessor(store, LocalArchive(tmp_path))
-    await ingest(processor, _inputs([sim.encode(r) for r in earlier]), batch_size=5)
+    sim, obj, records, processor = await _all_but_the_last_stored(store, tmp_path)
+    last = records[-1]
     # a packet whose history lacks one stored source (inside its time span): the index
     # names a row neither the packet nor a read of older rows gives
     del last["prvDiaSources"][len(last["prvDiaSources"]) // 2]
     listener.counts.clear()
     await ingest(processor, _inputs([sim.encode(last)]), batch_size=5)
     assert processor.whole_reads == 1
-    assert listener.counts[DETECTIONS] >= len(earlier)
+    assert listener.counts[DETECTIONS] >= len(records) - 1
     stored, n_stored = await _stored(store, str(obj.object_id))
     assert n_stored == len(records) == stored["ndet"]
