@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nightjar.core.lightcurve import Doc, ObjectHistory, collect
+from nightjar.core.lightcurve import ObjectHistory, collect
 from nightjar.surveys.interface import CORE_LIMIT_FIELDS, ParsedAlert, PhotometryRules
 
 
@@ -44,15 +44,13 @@ class PacketWindow:
         return float(getattr(self, collection))
 
 
-def _earliest(docs: Sequence[Doc]) -> float:
-    return min((float(d["mjd"]) for d in docs), default=math.inf)
-
-
 def packet_window(alerts: Sequence[ParsedAlert]) -> PacketWindow:
     """The earliest detection and upper limit the packets of one object's alerts hold."""
-    detections, limits, _ = collect(alerts)
-    return PacketWindow(detections=_earliest(list(detections.values())),
-                        non_detections=_earliest(list(limits.values())))
+    return PacketWindow(
+        detections=min((float(d["mjd"]) for a in alerts
+                        for d in (a.detection, *a.prv_detections)), default=math.inf),
+        non_detections=min((float(nd["mjd"]) for a in alerts for nd in a.non_detections),
+                           default=math.inf))
 
 
 def packet_windows(groups: Mapping[str, Sequence[ParsedAlert]],
